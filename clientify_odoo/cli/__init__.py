@@ -1,0 +1,93 @@
+"""The `clientify-odoo` command: one sub-command module per group, registered below."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from clientify_odoo.cli import kafka, stack
+from clientify_odoo.cli.common import CommandError, Context
+from clientify_odoo.logs import secret_filter, setup_logging
+from clientify_odoo.settings import SettingsError, load_settings
+
+# Each module adds its sub-commands with `register(subparsers)`.
+COMMAND_GROUPS = (stack, kafka)
+
+DESCRIPTION = """\
+Keep Odoo and Clientify in sync through Apache Kafka.
+
+Odoo changes are polled, Clientify changes arrive by webhook; both become facts on
+Kafka topics, Faust processors map them and emit commands, and writers apply the
+commands to the other system idempotently. Without settings for real systems it runs
+on built-in sandboxes, so `clientify-odoo up` works on a fresh machine.
+
+Settings come from the environment or a .env file in the current directory:
+  ODOO_URL, ODOO_USER, ODOO_API_KEY, ODOO_DB   the four Odoo connection settings
+  CLIENTIFY_API_KEY, CLIENTIFY_URL             Clientify (URL defaults to the public API)
+  KAFKA_BOOTSTRAP_SERVERS                      use this cluster; nothing is started
+Secrets are never printed."""
+
+EPILOG = """\
+examples:
+  clientify-odoo up                 start everything and watch it run (Ctrl-C stops)
+  clientify-odoo kafka up           start only the local Kafka broker
+  clientify-odoo kafka status       is it running, which topics exist
+  clientify-odoo <command> --help   details of one command"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clientify-odoo",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--env-file",
+        type=Path,
+        default=None,
+        help="read settings from this file instead of ./.env",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="how much to log (default: INFO)",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True)
+    for group in COMMAND_GROUPS:
+        group.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    console = Console(stderr=True)
+    try:
+        settings = load_settings(args.env_file)
+    except SettingsError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        return 2
+    setup_logging(args.log_level, settings.secret_values())
+    context = Context(settings=settings, console=Console(), errors=console)
+    try:
+        code: int = args.handler(args, context)
+    except CommandError as exc:
+        console.print(f"[red]error:[/red] {secret_filter().redact(str(exc))}", highlight=False)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        return 130
+    finally:
+        logging.shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,193 @@
+"""`clientify-odoo kafka up|down|status|topics`: the local broker and the topic registry."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from clientify_odoo.broker import (
+    DEFAULT_KAFKA_VERSION,
+    DEFAULT_PORT,
+    BrokerError,
+    KafkaJars,
+    LocalBroker,
+    default_cache_dir,
+    default_data_dir,
+    reachable,
+)
+from clientify_odoo.cli.common import CommandError, Context
+from clientify_odoo.topics import TopicConfigError, ensure_topics, registry
+
+
+def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the local broker lives; shared by every command that may start it."""
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT,
+        help=f"client port on 127.0.0.1 (default {DEFAULT_PORT}; the controller uses port+1)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--data-dir", type=Path, default=default_data_dir(),
+        help="broker data, config, pid and logs (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--kafka-version", default=DEFAULT_KAFKA_VERSION,
+        help="Apache Kafka release to fetch from Maven Central (default %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--cache-dir", type=Path, default=default_cache_dir(),
+        help="where fetched jars are kept and reused (default: %(default)s)",
+    )  # fmt: skip
+
+
+def local_broker(args: argparse.Namespace) -> LocalBroker:
+    return LocalBroker(
+        data_dir=args.data_dir,
+        port=args.port,
+        jars=KafkaJars(version=args.kafka_version, cache_dir=args.cache_dir),
+    )
+
+
+def start_broker(args: argparse.Namespace, context: Context) -> str:
+    """Bootstrap servers to use: the configured cluster, else the local broker (started)."""
+    external = context.settings.kafka_bootstrap_servers
+    if external:
+        context.console.print(f"Using the Kafka cluster at {external} (KAFKA_BOOTSTRAP_SERVERS)")
+        if not reachable(external):
+            raise CommandError(
+                f"no Kafka broker answers at {external} (from KAFKA_BOOTSTRAP_SERVERS). "
+                "Start that cluster, fix the address, or unset the variable to let "
+                "clientify-odoo start a local broker."
+            )
+        return external
+    broker = local_broker(args)
+    was_running = broker.pid() is not None
+    try:
+        with context.console.status(
+            f"Starting Kafka {broker.jars.version} (first run fetches ~45 MB of jars "
+            "from Maven Central)..."
+        ) as status:
+            seconds = broker.up(on_progress=lambda line: status.update(f"Fetching {line}"))
+    except BrokerError as exc:
+        raise CommandError(str(exc)) from None
+    if was_running:
+        context.console.print(f"Kafka is already running at {broker.bootstrap}")
+    else:
+        context.console.print(
+            f"[green]Kafka {broker.jars.version} is up[/green] at {broker.bootstrap} "
+            f"(ready in {seconds:.1f}s)"
+        )
+    context.console.print(f"  data: {broker.kraft_dir}\n  logs: {broker.log_dir}")
+    return broker.bootstrap
+
+
+def ensure_registry(bootstrap: str, context: Context) -> None:
+    try:
+        report = asyncio.run(ensure_topics(bootstrap, registry(context.settings.topic_prefix)))
+    except TopicConfigError as exc:
+        raise CommandError(str(exc)) from None
+    if report.created:
+        context.console.print(f"Created {len(report.created)} topics: {', '.join(report.created)}")
+    else:
+        context.console.print(f"All {len(report.existing)} topics exist with the right config")
+
+
+def _up(args: argparse.Namespace, context: Context) -> int:
+    start_broker(args, context)
+    return 0
+
+
+def _down(args: argparse.Namespace, context: Context) -> int:
+    if context.settings.kafka_bootstrap_servers:
+        context.console.print(
+            "KAFKA_BOOTSTRAP_SERVERS is set: that cluster is not managed here; nothing stopped."
+        )
+        return 0
+    broker = local_broker(args)
+    with context.console.status("Stopping Kafka (clean shutdown)..."):
+        stopped = broker.down()
+    context.console.print("Kafka stopped" if stopped else "Kafka was not running")
+    return 0
+
+
+def _status(args: argparse.Namespace, context: Context) -> int:
+    external = context.settings.kafka_bootstrap_servers
+    if external:
+        up = reachable(external)
+        topics = _topics(external) if up else []
+        _print_status(context, up, f"{external} (external)", None, topics)
+        return 0 if up else 1
+    broker = local_broker(args)
+    status = broker.status()
+    _print_status(
+        context, status.running, broker.bootstrap, status.pid, list(status.topics), broker
+    )
+    return 0 if status.running else 1
+
+
+def _topics(bootstrap: str) -> list[str]:
+    from clientify_odoo.broker import list_topics
+
+    return sorted(asyncio.run(list_topics(bootstrap)))
+
+
+def _print_status(
+    context: Context,
+    running: bool,
+    where: str,
+    pid: int | None,
+    topics: list[str],
+    broker: LocalBroker | None = None,
+) -> None:
+    state = "[green]running[/green]" if running else "[red]not running[/red]"
+    context.console.print(f"Kafka at {where}: {state}" + (f" (pid {pid})" if pid else ""))
+    if broker is not None:
+        context.console.print(f"  data: {broker.kraft_dir}\n  logs: {broker.log_dir}")
+    if not running:
+        return
+    declared = {spec.name: spec for spec in registry(context.settings.topic_prefix)}
+    table = Table("topic", "declared as", "purpose")
+    for name in topics:
+        spec = declared.get(name)
+        if spec is not None:
+            table.add_row(name, spec.cleanup.value, spec.purpose)
+        elif not name.startswith("__"):
+            table.add_row(name, "-", "not declared by clientify-odoo")
+    missing = sorted(set(declared) - set(topics))
+    context.console.print(table if table.row_count else "  no topics yet")
+    if missing:
+        context.console.print(
+            f"  {len(missing)} declared topics not created yet (`clientify-odoo kafka topics`)"
+        )
+
+
+def _ensure(args: argparse.Namespace, context: Context) -> int:
+    bootstrap = start_broker(args, context)
+    ensure_registry(bootstrap, context)
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    kafka = subparsers.add_parser(
+        "kafka",
+        help="run the local Kafka broker (up, down, status) and create the topics",
+        description=(
+            "Run a real Apache Kafka broker (KRaft, one node) on 127.0.0.1 without Docker. "
+            "The first `up` fetches the broker jars from Maven Central with `mvn` and caches "
+            "them; later runs start in a few seconds. Data survives down/up. With "
+            "KAFKA_BOOTSTRAP_SERVERS set, that cluster is used and nothing is started."
+        ),
+    )
+    actions = kafka.add_subparsers(dest="action", metavar="<action>", required=True)
+    for name, handler, text in (
+        ("up", _up, "start the broker (fetching its jars the first time) and wait until ready"),
+        ("down", _down, "stop the broker cleanly; its data is kept"),
+        ("status", _status, "say whether it runs and which topics exist (exit 1 if down)"),
+        ("topics", _ensure, "create every declared topic that is missing; check the others"),
+    ):
+        action = actions.add_parser(name, help=text, description=text)
+        add_broker_arguments(action)
+        action.set_defaults(handler=handler)

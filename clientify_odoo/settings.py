@@ -1,0 +1,112 @@
+"""Connection settings, read from the environment or a `.env` file.
+
+The four Odoo settings are exactly the ones the original integration's connection card
+asks for (URL, user, API key, database). Secrets are `SecretStr`, so printing a
+`Settings` object, logging it or putting it in an exception shows `**********`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_CLIENTIFY_URL = "https://api.clientify.net/v1"
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names it and says how to fix it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    odoo_url: AnyHttpUrl | None = Field(
+        default=None, description="Odoo base URL, e.g. https://mycompany.odoo.com"
+    )
+    odoo_user: str | None = Field(default=None, description="Odoo login of the API user")
+    odoo_api_key: SecretStr | None = Field(
+        default=None,
+        description="Odoo API key (Preferences -> Account Security -> New API Key)",
+    )
+    odoo_db: str | None = Field(
+        default=None, description="Odoo database name (shown with ?debug=1 beside the user)"
+    )
+    clientify_api_key: SecretStr | None = Field(
+        default=None, description="Clientify API key (Authorization: Token <key>)"
+    )
+    clientify_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl(DEFAULT_CLIENTIFY_URL), description="Clientify REST API v1 base URL"
+    )
+    kafka_bootstrap_servers: str | None = Field(
+        default=None,
+        description="Use this Kafka cluster instead of starting the local broker",
+    )
+    topic_prefix: str = Field(
+        default="",
+        description="Prefix for every topic and consumer group (several syncs on one cluster)",
+    )
+
+    @field_validator("odoo_user", "odoo_db", "kafka_bootstrap_servers", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # An empty line `ODOO_DB=` in .env means "not set", not "the empty database".
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("odoo_api_key", "clientify_api_key", "odoo_url", mode="before")
+    @classmethod
+    def _blank_secret_is_unset(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    def odoo_configured(self) -> bool:
+        """True when all four Odoo settings are given, i.e. a real Odoo is to be synced."""
+        return all(
+            value is not None
+            for value in (self.odoo_url, self.odoo_user, self.odoo_api_key, self.odoo_db)
+        )
+
+    def missing_odoo_settings(self) -> list[str]:
+        names = {
+            "ODOO_URL": self.odoo_url,
+            "ODOO_USER": self.odoo_user,
+            "ODOO_API_KEY": self.odoo_api_key,
+            "ODOO_DB": self.odoo_db,
+        }
+        return [name for name, value in names.items() if value is None]
+
+    def secret_values(self) -> list[str]:
+        """The raw secret strings, for the log redaction filter; never for display."""
+        return [
+            secret.get_secret_value()
+            for secret in (self.odoo_api_key, self.clientify_api_key)
+            if secret is not None and secret.get_secret_value()
+        ]
+
+
+def load_settings(env_file: Path | None = None) -> Settings:
+    """Read settings; a malformed value becomes a `SettingsError` naming the variable."""
+    try:
+        if env_file is None:
+            return Settings()
+        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = "_".join(str(part) for part in error["loc"]).upper()
+            # Never echo the rejected input: it may be a secret.
+            problems.append(f"{name}: {error['msg']}")
+        raise SettingsError(
+            "invalid settings (from the environment or .env): "
+            + "; ".join(problems)
+            + ". Fix the variable(s) named above and run again."
+        ) from None

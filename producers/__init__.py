@@ -1,0 +1,1 @@
+"""Producers: turn outside changes (Odoo polling, Clientify webhooks) into facts."""

@@ -1,0 +1,217 @@
+"""Envelopes: facts (what a system said), commands (what to write) and results.
+
+Every message carries `kind` and `schema_version`. Readers go through `decode`, which
+upcasts older versions to the current shape before validation (the event-sourcing
+"upcasting" pattern), so a topic written by an older release still replays.
+
+Event and command ids are deterministic (UUIDv5 of what identifies them), so a re-poll,
+a redelivered webhook or a re-run processor yields the same id and downstream dedupe
+makes the repeat a no-op.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+# Fixed namespace: changing it would change every id ever issued.
+ID_NAMESPACE = uuid.UUID("6f4c5f0e-2b8a-4a57-9d0e-6b1f3c7a9e21")
+
+
+class System(StrEnum):
+    ODOO = "odoo"
+    CLIENTIFY = "clientify"
+
+
+class EnvelopeError(ValueError):
+    """A message on a topic is not a valid envelope; says which topic bytes and why."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def deterministic_id(*parts: object) -> str:
+    return str(uuid.uuid5(ID_NAMESPACE, "|".join(str(part) for part in parts)))
+
+
+class _Envelope(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _aware_utc(cls, value: Any) -> Any:
+        # Odoo sends naive UTC datetimes; make every datetime explicit UTC.
+        if isinstance(value, datetime):
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value
+
+
+class Fact(_Envelope):
+    """One observed version of one record in one system, exactly as the system sent it."""
+
+    kind: Literal["fact"] = "fact"
+    schema_version: Literal[2] = 2
+    event_id: str
+    system: System
+    entity: str
+    source_id: str
+    business_key: str | None = None
+    occurred_at: datetime = Field(description="when the source says the change happened")
+    observed_at: datetime = Field(description="when the product saw it")
+    payload: dict[str, Any]
+
+    @classmethod
+    def observe(
+        cls,
+        *,
+        system: System,
+        entity: str,
+        source_id: str | int,
+        version: str,
+        payload: dict[str, Any],
+        occurred_at: datetime,
+        business_key: str | None = None,
+        observed_at: datetime | None = None,
+    ) -> Fact:
+        """A fact whose id depends only on (system, entity, id, version)."""
+        return cls(
+            event_id=deterministic_id("fact", system.value, entity, source_id, version),
+            system=system,
+            entity=entity,
+            source_id=str(source_id),
+            business_key=business_key,
+            occurred_at=occurred_at,
+            observed_at=observed_at or utc_now(),
+            payload=payload,
+        )
+
+
+class Command(_Envelope):
+    """Upsert one record in the target system, with only the fields that changed."""
+
+    kind: Literal["command"] = "command"
+    schema_version: Literal[1] = 1
+    command_id: str
+    target: System
+    entity: str
+    business_key: str
+    target_id: str | None = Field(default=None, description="linked id, when known")
+    fields: dict[str, Any]
+    caused_by: str = Field(description="event_id of the fact that led to this command")
+    issued_at: datetime
+
+    @classmethod
+    def for_fact(
+        cls,
+        *,
+        fact_id: str,
+        target: System,
+        entity: str,
+        business_key: str,
+        fields: dict[str, Any],
+        target_id: str | None = None,
+        issued_at: datetime | None = None,
+    ) -> Command:
+        """A command whose id depends only on its cause and target: a re-run repeats it."""
+        return cls(
+            command_id=deterministic_id("command", fact_id, target.value, entity),
+            target=target,
+            entity=entity,
+            business_key=business_key,
+            target_id=target_id,
+            fields=fields,
+            caused_by=fact_id,
+            issued_at=issued_at or utc_now(),
+        )
+
+
+class ResultStatus(StrEnum):
+    APPLIED = "applied"
+    ALREADY_APPLIED = "already_applied"
+    FAILED = "failed"
+
+
+class Result(_Envelope):
+    """What a writer did with a command; successes feed the link table."""
+
+    kind: Literal["result"] = "result"
+    schema_version: Literal[1] = 1
+    command_id: str
+    target: System
+    entity: str
+    business_key: str
+    status: ResultStatus
+    target_id: str | None = None
+    written_fields: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+    finished_at: datetime
+
+
+Envelope = Annotated[Fact | Command | Result, Field(discriminator="kind")]
+_ENVELOPE: TypeAdapter[Fact | Command | Result] = TypeAdapter(Envelope)
+
+CURRENT_VERSIONS = {"fact": 2, "command": 1, "result": 1}
+
+
+def _fact_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    # v1 (the first prototype) named the record id `record_id` and had neither
+    # `business_key` nor `observed_at`; the best observation time it offers is its
+    # occurrence time.
+    upgraded = dict(data)
+    upgraded["source_id"] = str(upgraded.pop("record_id"))
+    upgraded.setdefault("business_key", None)
+    upgraded.setdefault("observed_at", upgraded["occurred_at"])
+    upgraded["schema_version"] = 2
+    return upgraded
+
+
+UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
+    ("fact", 1): _fact_v1_to_v2,
+}
+
+
+def encode(envelope: Fact | Command | Result) -> bytes:
+    return envelope.model_dump_json().encode()
+
+
+def decode(data: bytes | str | dict[str, Any]) -> Fact | Command | Result:
+    """Read any envelope of any known version; raise `EnvelopeError` saying why not."""
+    try:
+        raw: Any = data if isinstance(data, dict) else json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EnvelopeError(f"not JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise EnvelopeError(f"expected a JSON object, got {type(raw).__name__}")
+    kind = raw.get("kind", "fact")  # v1 facts carried no `kind`
+    raw.setdefault("kind", kind)
+    version = raw.get("schema_version")
+    if not isinstance(version, int):
+        raise EnvelopeError(f"{kind}: schema_version missing or not an integer")
+    current = CURRENT_VERSIONS.get(kind)
+    if current is None:
+        raise EnvelopeError(f"unknown envelope kind {kind!r}")
+    if version > current:
+        raise EnvelopeError(
+            f"{kind} schema_version {version} is newer than this release understands "
+            f"({current}); upgrade clientify-odoo"
+        )
+    while version < current:
+        upcast = UPCASTERS.get((kind, version))
+        if upcast is None:
+            raise EnvelopeError(f"{kind} schema_version {version} can no longer be read")
+        raw = upcast(raw)
+        version = raw["schema_version"]
+    try:
+        return _ENVELOPE.validate_python(raw)
+    except ValidationError as exc:
+        fields = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise EnvelopeError(f"invalid {kind}: {fields}") from None

@@ -1,0 +1,74 @@
+"""Shared fixtures: one real Kafka broker for the whole run, started by the suite itself.
+
+With KAFKA_BOOTSTRAP_SERVERS set the suite uses that cluster; otherwise it starts the
+project's own local broker (the same code as `clientify-odoo kafka up`) on free ports
+with a throw-away data dir, and stops it at the end. There is no skip: without a
+broker the tests fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from clientify_odoo.broker import LocalBroker
+from clientify_odoo.topics import TopicSpec, ensure_topics, registry
+
+
+def free_port_pair() -> int:
+    """A port p with p and p+1 free (client and controller listeners)."""
+    for _ in range(50):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port < 65000 and _free(port + 1):
+            return port
+    raise RuntimeError("no free port pair found")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield external
+        return
+    broker = LocalBroker(data_dir=tmp_path_factory.mktemp("kafka"), port=free_port_pair())
+    broker.up(on_progress=lambda _line: None)
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.down()
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """A namespace of topics for one test, so tests never see each other's messages."""
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture
+def topics(kafka_bootstrap: str, topic_prefix: str) -> tuple[TopicSpec, ...]:
+    """Every declared topic, created under this test's prefix."""
+    specs = registry(topic_prefix, partitions=1)
+    asyncio.run(ensure_topics(kafka_bootstrap, specs))
+    return specs
+
+
+@pytest.fixture
+def tmp_data_dir(tmp_path: Path) -> Path:
+    return tmp_path
