@@ -133,10 +133,10 @@ async def ensure_topics(
     try:
         present = set(await admin.list_topics())
         missing = [spec for name, spec in wanted.items() if name not in present]
-        created: list[str] = []
-        if missing:
-            created = await _create(admin, missing)
-        existing = sorted(name for name in wanted if name in present)
+        created: list[str] = await _create(admin, missing) if missing else []
+        # A topic can exist yet be absent from a stale metadata answer: creating it then
+        # says "already exists", and it is checked like the others.
+        existing = sorted(name for name in wanted if name not in created)
         problems = await _mismatches(admin, [wanted[name] for name in existing])
         if problems:
             raise TopicConfigError(
@@ -163,7 +163,7 @@ async def _create(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> list[st
     created: list[str] = []
     for name, code, message in response.topic_errors:
         if code == TOPIC_ALREADY_EXISTS:
-            continue  # another process won the race: the config check covers it
+            continue  # another process won the race, or stale metadata: checked below
         if code != 0:
             raise TopicConfigError(f"could not create topic {name}: error {code}: {message}")
         created.append(name)

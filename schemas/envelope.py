@@ -211,7 +211,9 @@ def decode(data: bytes | str | dict[str, Any]) -> Fact | Command | Result:
     try:
         return _ENVELOPE.validate_python(raw)
     except ValidationError as exc:
+        # The union's first location element is the discriminator tag: drop it.
         fields = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc'][1:]) or kind}: {err['msg']}"
+            for err in exc.errors()
         )
         raise EnvelopeError(f"invalid {kind}: {fields}") from None
