@@ -319,8 +319,9 @@ class LocalBroker:
         result = subprocess.run(
             [
                 *self._java_command(java), "kafka.tools.StorageTool", "format",
-                "-t", cluster_file.read_text().strip(),
-                "-c", str(self.data_dir / "server.properties"), "--ignore-formatted",
+                # `=` form: a base64 cluster id may start with "-".
+                f"--cluster-id={cluster_file.read_text().strip()}",
+                f"--config={self.data_dir / 'server.properties'}", "--ignore-formatted",
             ],
             capture_output=True, text=True, check=False,
         )  # fmt: skip

@@ -64,3 +64,8 @@ def setup_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
         handler.addFilter(_filter)
         root.addHandler(handler)
     root.setLevel(level.upper())
+    # Client libraries narrate every metadata refresh at INFO; keep their warnings only,
+    # unless the user asked for DEBUG.
+    quiet = logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING
+    for name in ("aiokafka", "kafka", "faust", "mode", "aiohttp.access"):
+        logging.getLogger(name).setLevel(quiet)

@@ -32,11 +32,15 @@ async def topic_sizes(bootstrap: str, specs: tuple[TopicSpec, ...]) -> dict[str,
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
+        await consumer.topics()  # loads metadata for every topic
         partitions = [
             TopicPartition(spec.name, partition)
             for spec in specs
             for partition in sorted(consumer.partitions_for_topic(spec.name) or ())
         ]
+        # aiokafka 0.14 raises CancelledError when stopping a consumer that never had
+        # an assignment, so give it one (nothing is fetched: we only ask for offsets).
+        consumer.assign(partitions)
         ends: dict[TopicPartition, int] = (
             await consumer.end_offsets(partitions) if partitions else {}
         )
@@ -68,15 +72,19 @@ def _view(
 
 
 async def _watch(bootstrap: str, context: Context, interval: float) -> None:
+    """Refresh the view until SIGINT/SIGTERM. On a terminal it redraws in place; piped
+    (compose logs, CI) it prints the table again only when a figure changed."""
     started = time.monotonic()
     specs = registry(context.settings.topic_prefix)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    with Live(
-        _view(bootstrap, specs, None, started), console=context.console, auto_refresh=False
-    ) as live:
+    live = Live(console=context.console, auto_refresh=False)
+    if context.console.is_terminal:
+        live.start()
+    shown: dict[str, int] | None | bool = False  # False: nothing shown yet
+    try:
         while not stop.is_set():
             try:
                 sizes: dict[str, int] | None = await asyncio.wait_for(
@@ -84,9 +92,16 @@ async def _watch(bootstrap: str, context: Context, interval: float) -> None:
                 )
             except Exception:  # noqa: BLE001 - shown as "unreachable" in the view
                 sizes = None
-            live.update(_view(bootstrap, specs, sizes, started), refresh=True)
+            view = _view(bootstrap, specs, sizes, started)
+            if context.console.is_terminal:
+                live.update(view, refresh=True)
+            elif sizes != shown:
+                context.console.print(view)
+                shown = sizes
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
+    finally:
+        live.stop()
 
 
 def _up(args: argparse.Namespace, context: Context) -> int:

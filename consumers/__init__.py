@@ -1,0 +1,1 @@
+"""Consumers: writers that apply commands to Odoo and Clientify, and third-party consumers."""

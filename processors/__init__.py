@@ -1,0 +1,1 @@
+"""Processors: the Faust app that maps facts into commands (mapping, keys, echoes, conflicts)."""
