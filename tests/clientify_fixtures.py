@@ -1,0 +1,77 @@
+"""Helpers for the Clientify tests: real servers on 127.0.0.1 ports, real Kafka reads."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from connectors.clientify.sandbox.app import ClientifySandbox, SandboxOptions
+from schemas import Fact, decode
+
+
+@contextlib.asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    """Serve `app` on a free 127.0.0.1 port; yields its origin, e.g. http://127.0.0.1:4711."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def sandbox_at(
+    options: SandboxOptions | None = None,
+) -> AsyncIterator[tuple[ClientifySandbox, str]]:
+    """A running sandbox and its API base URL (`.../v1`)."""
+    sandbox = ClientifySandbox(options)
+    async with serving(sandbox.app()) as origin:
+        yield sandbox, f"{origin}/v1"
+
+
+class Capture:
+    """A webhook target that records every POST it gets."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/hook", self._hook)
+        return app
+
+    async def _hook(self, request: web.Request) -> web.Response:
+        self.bodies.append(await request.json())
+        self.headers.append(dict(request.headers))
+        return web.Response(text="ok")
+
+
+async def read_facts(bootstrap: str, topic: str) -> list[Fact]:
+    """Every fact on `topic` right now, in partition order."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        facts: list[Fact] = []
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            batches = await consumer.getmany(*partitions, timeout_ms=1000)
+            for messages in batches.values():
+                for message in messages:
+                    envelope = decode(message.value)
+                    assert isinstance(envelope, Fact)
+                    facts.append(envelope)
+        return facts
+    finally:
+        await consumer.stop()
