@@ -83,7 +83,7 @@ async def _watch(bootstrap: str, context: Context, interval: float) -> None:
     live = Live(console=context.console, auto_refresh=False)
     if context.console.is_terminal:
         live.start()
-    shown: dict[str, int] | None | bool = False  # False: nothing shown yet
+    shown: list[dict[str, int] | None] = []  # what was printed last, when piped
     try:
         while not stop.is_set():
             try:
@@ -95,9 +95,9 @@ async def _watch(bootstrap: str, context: Context, interval: float) -> None:
             view = _view(bootstrap, specs, sizes, started)
             if context.console.is_terminal:
                 live.update(view, refresh=True)
-            elif sizes != shown:
+            elif shown != [sizes]:
                 context.console.print(view)
-                shown = sizes
+                shown = [sizes]
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
     finally:
