@@ -1,0 +1,191 @@
+"""One sandbox database: its profile, credentials, reference data, and the call path.
+
+Every protocol adapter (XML-RPC, JSON-RPC, JSON-2) ends in `execute`, which resolves
+the model and method, refuses private ones, binds the arguments and runs the call in
+its own transaction with one transaction time, as Odoo does (odoo-api.md 1.1).
+"""
+
+from __future__ import annotations
+
+import inspect
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from connectors.odoo.sandbox import refdata
+from connectors.odoo.sandbox.errors import AccessDenied, AccessError, DatabaseNotFound
+from connectors.odoo.sandbox.orm import Env, rpc_kind
+from connectors.odoo.sandbox.profiles import Profile
+from connectors.odoo.sandbox.registry import Registry
+from connectors.odoo.sandbox.store import Store
+
+ADMIN_UID = 2
+API_KEY_BYTES = 20  # Odoo's API_KEY_SIZE: 40 hex characters
+
+
+class BadArguments(TypeError):
+    """The call's arguments do not fit the method (JSON-2 answers 422)."""
+
+
+class ModelMethodWithIds(BadArguments):
+    """JSON-2 `ids` given to a method that takes none (an @api.model method)."""
+
+
+class DataDirError(Exception):
+    """The data dir holds a database of another version; the text says what to do."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    db: str = "odoo"
+    login: str = "admin"
+    api_key: str = ""
+
+
+def new_api_key() -> str:
+    return secrets.token_hex(API_KEY_BYTES)
+
+
+def utc_now() -> datetime:
+    """Naive UTC with microseconds, like PostgreSQL's `now() AT TIME ZONE 'UTC'`."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Database:
+    def __init__(self, profile: Profile, credentials: Credentials, path: Path | None) -> None:
+        self.profile = profile
+        # Added to the clock: lets a test or demo cross second boundaries (or make a
+        # "late commit" with an old write_date) without sleeping.
+        self.clock_offset = timedelta()
+        self.store = Store(path)
+        stored = self.store.meta("profile")
+        wanted = f"{profile.version}:{','.join(sorted(profile.modules))}"
+        if stored is not None and stored != wanted:
+            raise DataDirError(
+                f"the data dir {path} holds an Odoo database made with profile {stored} "
+                f"(version:modules), not {wanted}; use the same --profile/--modules or "
+                "another --data-dir"
+            )
+        self.registry = Registry(profile)
+        key = credentials.api_key or self.store.meta("api_key") or new_api_key()
+        self.credentials = Credentials(credentials.db, credentials.login, key)
+        self.store.set_meta("api_key", key)
+        if stored is None:
+            self._initialize()
+            self.store.set_meta("profile", wanted)
+        self.registry.sync_custom_fields(self.store)
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- authentication
+
+    def check_db(self, db: Any) -> None:
+        if db != self.credentials.db:
+            raise DatabaseNotFound(str(db))
+
+    def authenticate(self, db: Any, login: Any, key: Any) -> int | bool:
+        """The uid, or False for a wrong login or key (never a fault)."""
+        self.check_db(db)
+        if login == self.credentials.login and key == self.credentials.api_key:
+            return ADMIN_UID
+        return False
+
+    def check_key(self, key: Any, uid: Any = ADMIN_UID) -> int:
+        if uid != ADMIN_UID or key != self.credentials.api_key:
+            raise AccessDenied()
+        return ADMIN_UID
+
+    # -- calls
+
+    def env(self, uid: int = ADMIN_UID, context: dict[str, Any] | None = None) -> Env:
+        now = utc_now() + self.clock_offset
+        return Env(self.registry, self.store, self.profile, uid, now, dict(context or {}))
+
+    def execute(
+        self,
+        uid: int,
+        model: str,
+        method: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        *,
+        ids_given: bool = False,
+    ) -> Any:
+        if method.startswith("_"):
+            raise AccessError(
+                f"Private methods (such as '{model}.{method}') cannot be called remotely."
+            )
+        target = self.registry.model(model)
+        function = getattr(target, method, None)
+        kind = rpc_kind(function)
+        if function is None or kind is None:
+            raise AttributeError(f"The method '{model}.{method}' does not exist")
+        if ids_given and kind == "model":
+            raise ModelMethodWithIds(f"{model}.{method} does not take record ids")
+        kwargs = dict(kwargs)
+        context = kwargs.pop("context", None) or {}
+        if not isinstance(context, dict):
+            raise BadArguments(f"context must be a dict, got {context!r}")
+        if method == "create" and self.profile.create_needs_positional and not args:
+            # <= 16 reads `args[0]`: vals passed only as a kwarg fail (odoo-api.md 5).
+            raise IndexError("tuple index out of range")
+        env = self.env(uid, context)
+        try:
+            inspect.signature(function).bind(env, *args, **kwargs)
+        except TypeError as exc:
+            raise BadArguments(f"{model}.{method}(): {exc}") from None
+        try:
+            with self.store.transaction():
+                return function(env, *args, **kwargs)
+        finally:
+            if model == "ir.model.fields":
+                self.registry.sync_custom_fields(self.store)
+
+    # -- a new database
+
+    def _initialize(self) -> None:
+        env = self.env()
+        with self.store.transaction():
+            currencies = {
+                code: env["res.currency"].create_one(
+                    env,
+                    {"name": code, "symbol": symbol, "rounding": 0.01, "active": active
+                     or code == self.profile.company_currency},
+                )
+                for code, symbol, active in refdata.CURRENCIES
+            }  # fmt: skip
+            countries = {
+                code: env["res.country"].create_one(
+                    env,
+                    {"name": name, "code": code, "currency_id": currencies[currency],
+                     "phone_code": phone},
+                )
+                for code, name, currency, phone in refdata.COUNTRIES
+            }  # fmt: skip
+            for code, name, _zip in refdata.SPANISH_PROVINCES:
+                env["res.country.state"].create_one(
+                    env, {"name": name, "code": code, "country_id": countries["ES"]}
+                )
+            for country, code, name in refdata.OTHER_STATES:
+                env["res.country.state"].create_one(
+                    env, {"name": name, "code": code, "country_id": countries[country]}
+                )
+            env["res.users"].create_one(env, {"name": "OdooBot", "login": "__system__"})
+            env["res.users"].create_one(
+                env, {"name": "Mitchell Admin", "login": self.credentials.login}
+            )
+            env["uom.uom"].create_one(env, {"name": "Units"})
+            if self.profile.default_sale_tax is not None:
+                rate = self.profile.default_sale_tax
+                env["account.tax"].create_one(
+                    env, {"name": f"{rate:g}%", "amount": rate, "type_tax_use": "sale"}
+                )
+            if self.registry.has("res.partner.title"):
+                for name, shortcut in (("Mister", "Mr."), ("Madam", "Mrs."), ("Doctor", "Dr.")):
+                    env["res.partner.title"].create_one(env, {"name": name, "shortcut": shortcut})
+            for name in self.registry.names():
+                model = self.registry.model(name)
+                env["ir.model"].create_one(env, {"model": name, "name": model.description})

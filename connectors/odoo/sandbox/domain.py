@@ -1,0 +1,200 @@
+"""Odoo search domains: prefix `&`, `|`, `!` over `(field, operator, value)` leaves.
+
+`compile_domain` checks the whole domain first (unknown field, non-searchable field,
+unknown operator, wrong arity each raise the ValueError Odoo raises, which the RPC
+layer turns into Fault 1) and returns a predicate over internal rows. Semantics follow
+Odoo's SQL: `= False` matches empty values, `!=` and the `not` operators include
+empty values, comparisons never match empty values, x2many leaves match if any
+element does, datetimes are compared with the stored microseconds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from typing import Any, Protocol
+
+from connectors.odoo.sandbox.fields import Field, parse_date, parse_datetime
+
+Row = dict[str, Any]
+Predicate = Callable[[Row], bool]
+Getter = Callable[[Row], list[Any]]
+
+COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+}
+LIKES = ("like", "not like", "ilike", "not ilike", "=like", "=ilike")
+OPERATORS = frozenset({"=", "!=", "in", "not in", *COMPARISONS, *LIKES})
+TRUE_LEAF = (1, "=", 1)
+FALSE_LEAF = (0, "=", 1)
+
+
+class Resolver(Protocol):
+    """What a model offers the domain compiler."""
+
+    def resolve(self, path: str) -> tuple[Field, Getter]:
+        """The field at the end of `path` and a getter of the values it reaches;
+        raises ValueError for an unknown or non-searchable field."""
+        ...
+
+    def display(self, model: str, rid: int) -> str | None: ...
+
+
+def compile_domain(domain: Any, resolver: Resolver) -> Predicate:
+    if domain is None or domain is False:
+        return lambda _row: True
+    if not isinstance(domain, list | tuple):
+        raise ValueError(f"Invalid domain {domain!r}: expected a list")
+    stack: list[Predicate] = []
+    for token in reversed(domain):
+        if token == "!":
+            stack.append(_negate(_pop(stack, domain)))
+        elif token in ("&", "|"):
+            first, second = _pop(stack, domain), _pop(stack, domain)
+            stack.append(_combine(token, first, second))
+        else:
+            stack.append(_leaf(token, resolver))
+    # Terms left side by side are joined by an implicit `&`.
+    predicates = list(reversed(stack))
+    return lambda row: all(predicate(row) for predicate in predicates)
+
+
+def _pop(stack: list[Predicate], domain: Any) -> Predicate:
+    if not stack:
+        raise ValueError(f"Domain {domain!r} is syntactically not correct")
+    return stack.pop()
+
+
+def _negate(inner: Predicate) -> Predicate:
+    return lambda row: not inner(row)
+
+
+def _combine(operator: str, first: Predicate, second: Predicate) -> Predicate:
+    if operator == "&":
+        return lambda row: first(row) and second(row)
+    return lambda row: first(row) or second(row)
+
+
+def _leaf(token: Any, resolver: Resolver) -> Predicate:
+    if not isinstance(token, list | tuple) or len(token) != 3:
+        raise ValueError(f"Invalid leaf {token!r}")
+    path, operator, value = token
+    if (path, operator, value) == TRUE_LEAF:
+        return lambda _row: True
+    if (path, operator, value) == FALSE_LEAF:
+        return lambda _row: False
+    if not isinstance(path, str) or not isinstance(operator, str):
+        raise ValueError(f"Invalid leaf {token!r}")
+    operator = operator.lower()
+    if operator not in OPERATORS:
+        raise ValueError(f"Invalid leaf {token!r}: unknown operator {operator!r}")
+    field, getter = resolver.resolve(path)
+    if field.type == "many2one" and _is_text(value):
+        # A name instead of an id: Odoo name-searches the related model.
+        assert field.relation is not None
+        relation = field.relation
+        getter = _names(getter, relation, resolver)
+    else:
+        value = _coerce(field, value)
+    test = _operator(operator, value)
+    return lambda row: test(getter(row))
+
+
+def _is_text(value: Any) -> bool:
+    if isinstance(value, list | tuple):
+        return bool(value) and all(isinstance(v, str) for v in value)
+    return isinstance(value, str)
+
+
+def _names(getter: Getter, relation: str, resolver: Resolver) -> Getter:
+    return lambda row: [resolver.display(relation, rid) for rid in getter(row) if rid]
+
+
+def _coerce(field: Field, value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return [_coerce(field, v) for v in value]
+    if isinstance(value, str) and field.type == "datetime":
+        return parse_datetime(value)
+    if isinstance(value, str) and field.type == "date":
+        return parse_date(value)
+    return value
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value is False or value == ""
+
+
+def _equal(values: list[Any], target: Any) -> bool:
+    if _empty(target):
+        return all(_empty(v) for v in values)
+    return any(_same(v, target) for v in values)
+
+
+def _same(value: Any, target: Any) -> bool:
+    # A date given for a datetime field compares with that day's midnight.
+    if isinstance(value, datetime) and isinstance(target, date):
+        target = target if isinstance(target, datetime) else datetime(*target.timetuple()[:3])
+    return bool(value == target)
+
+
+def _operator(operator: str, value: Any) -> Callable[[list[Any]], bool]:
+    if operator == "=":
+        return lambda values: _equal(values, value)
+    if operator == "!=":
+        return lambda values: not _equal(values, value)
+    if operator in ("in", "not in"):
+        if not isinstance(value, list | tuple):
+            value = [value]
+        options: Sequence[Any] = value
+        found: Callable[[list[Any]], bool] = lambda values: any(  # noqa: E731
+            _equal(values, option) for option in options
+        )
+        return found if operator == "in" else (lambda values: not found(values))
+    if operator in COMPARISONS:
+        compare = COMPARISONS[operator]
+        return lambda values: any(
+            not _empty(v) and _comparable(v, value) and compare(v, value) for v in values
+        )
+    return _like(operator, value)
+
+
+def _comparable(value: Any, target: Any) -> bool:
+    numbers = (int, float)
+    if isinstance(value, numbers) and isinstance(target, numbers):
+        return True
+    return type(value) is type(target) or (isinstance(value, datetime) and type(target) is date)
+
+
+def _like(operator: str, value: Any) -> Callable[[list[Any]], bool]:
+    text = str(value)
+    insensitive = "ilike" in operator
+    if operator.startswith("="):
+        pattern = "".join(".*" if ch == "%" else "." if ch == "_" else re.escape(ch) for ch in text)
+    else:
+        pattern = ".*" + re.escape(text) + ".*"
+    flags = (re.IGNORECASE | re.DOTALL) if insensitive else re.DOTALL
+    regex = re.compile(pattern, flags)
+    matches: Callable[[list[Any]], bool] = lambda values: any(  # noqa: E731
+        isinstance(v, str) and regex.fullmatch(v) is not None for v in values
+    )
+    if operator.startswith("not"):
+        return lambda values: not matches(values)
+    return matches
+
+
+def parse_order(order: str | None) -> list[tuple[str, bool]]:
+    """`"write_date asc, id desc"` -> `[("write_date", False), ("id", True)]` (desc flag)."""
+    terms: list[tuple[str, bool]] = []
+    for part in (order or "").split(","):
+        words = part.split()
+        if not words:
+            continue
+        direction = words[1].lower() if len(words) > 1 else "asc"
+        if len(words) > 3 or direction not in ("asc", "desc"):
+            raise ValueError(f'Invalid "order" specified ({order!r})')
+        terms.append((words[0], direction == "desc"))
+    return terms

@@ -1,0 +1,1 @@
+"""The Odoo models the product uses, one module per business area."""

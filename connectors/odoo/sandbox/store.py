@@ -1,0 +1,157 @@
+"""Records in memory, persisted to SQLite one Odoo "transaction" (RPC call) at a time.
+
+The server is one asyncio loop and model code never awaits, so a call runs alone: it
+mutates the in-memory tables directly and keeps an undo log; `commit` writes every
+touched row to SQLite in one SQLite transaction, `rollback` restores the originals. A
+failed call therefore leaves no trace, as in Odoo where each call is its own
+transaction (odoo-api.md 1.1).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+Row = dict[str, Any]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    model TEXT NOT NULL, id INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (model, id)
+);
+CREATE TABLE IF NOT EXISTS sequences (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def _encode(value: Any) -> Any:
+    # Microseconds are kept on disk: Odoo's database has them, only the wire drops them.
+    if isinstance(value, datetime):
+        return {"$dt": value.isoformat(sep=" ", timespec="microseconds")}
+    if isinstance(value, date):
+        return {"$d": value.isoformat()}
+    raise TypeError(f"cannot store {type(value).__name__}")
+
+
+def _decode(obj: dict[str, Any]) -> Any:
+    if "$dt" in obj:
+        return datetime.fromisoformat(obj["$dt"])
+    if "$d" in obj:
+        return date.fromisoformat(obj["$d"])
+    return obj
+
+
+class Store:
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self._db = sqlite3.connect(":memory:" if path is None else str(path))
+        self._db.executescript(SCHEMA)
+        self._tables: dict[str, dict[int, Row]] = {}
+        self._sequences: dict[str, int] = {}
+        self._undo: dict[tuple[str, int], Row | None] | None = None
+        self._sequence_undo: dict[str, int] = {}
+        for model, rid, data in self._db.execute("SELECT model, id, data FROM records"):
+            self._tables.setdefault(model, {})[rid] = json.loads(data, object_hook=_decode)
+        for name, value in self._db.execute("SELECT name, value FROM sequences"):
+            self._sequences[name] = value
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- reading
+
+    def table(self, model: str) -> dict[int, Row]:
+        return self._tables.setdefault(model, {})
+
+    def get(self, model: str, rid: int) -> Row | None:
+        return self._tables.get(model, {}).get(rid)
+
+    def meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # -- writing (only inside `transaction`)
+
+    def next_value(self, name: str) -> int:
+        self._require_transaction()
+        self._sequence_undo.setdefault(name, self._sequences.get(name, 0))
+        value = self._sequences.get(name, 0) + 1
+        self._sequences[name] = value
+        return value
+
+    def insert(self, model: str, row: Row) -> int:
+        rid = self.next_value(model)
+        self._remember(model, rid)
+        self.table(model)[rid] = {**row, "id": rid}
+        return rid
+
+    def update(self, model: str, rid: int, changes: Row) -> None:
+        self._remember(model, rid)
+        self.table(model)[rid].update(changes)
+
+    def delete(self, model: str, rid: int) -> None:
+        self._remember(model, rid)
+        self.table(model).pop(rid, None)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self._undo is not None:
+            raise RuntimeError("transactions do not nest")
+        self._undo = {}
+        self._sequence_undo = {}
+        try:
+            yield
+        except BaseException:
+            self._rollback()
+            raise
+        else:
+            self._commit()
+        finally:
+            self._undo = None
+
+    def _require_transaction(self) -> None:
+        if self._undo is None:
+            raise RuntimeError("writes happen inside Store.transaction()")
+
+    def _remember(self, model: str, rid: int) -> None:
+        self._require_transaction()
+        assert self._undo is not None
+        key = (model, rid)
+        if key not in self._undo:
+            current = self.get(model, rid)
+            self._undo[key] = None if current is None else dict(current)
+
+    def _rollback(self) -> None:
+        assert self._undo is not None
+        for (model, rid), original in self._undo.items():
+            if original is None:
+                self.table(model).pop(rid, None)
+            else:
+                self.table(model)[rid] = original
+        self._sequences.update(self._sequence_undo)
+
+    def _commit(self) -> None:
+        assert self._undo is not None
+        upserts = []
+        deletes = []
+        for model, rid in self._undo:
+            row = self.get(model, rid)
+            if row is None:
+                deletes.append((model, rid))
+            else:
+                upserts.append((model, rid, json.dumps(row, default=_encode)))
+        with self._db:
+            self._db.executemany("DELETE FROM records WHERE model = ? AND id = ?", deletes)
+            self._db.executemany("INSERT OR REPLACE INTO records VALUES (?, ?, ?)", upserts)
+            self._db.executemany(
+                "INSERT OR REPLACE INTO sequences VALUES (?, ?)",
+                [(name, self._sequences[name]) for name in self._sequence_undo],
+            )
