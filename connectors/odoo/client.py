@@ -10,6 +10,7 @@ with jittered exponential backoff only when the failure is transient.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
@@ -157,11 +158,8 @@ class OdooClient:
         # /web/version answers on 19+ (and tells JSON-2 is there); older servers only
         # have common.version.
         if self.config.protocol in ("auto", "json2"):
-            try:
+            with contextlib.suppress(OdooConfigError):
                 return await TRANSPORTS["json2"](http).version()
-            except OdooConfigError:
-                if self.config.protocol == "json2":
-                    raise
         fallback = "jsonrpc" if self.config.protocol == "jsonrpc" else "xmlrpc"
         return await TRANSPORTS[fallback](http).version()
 

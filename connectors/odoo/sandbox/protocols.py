@@ -17,6 +17,7 @@ from aiohttp import web
 from connectors.odoo.sandbox.database import BadArguments, Database
 from connectors.odoo.sandbox.errors import (
     AccessDenied,
+    AccessError,
     DatabaseNotFound,
     OdooServerError,
     error_name,
@@ -193,7 +194,12 @@ def json2_handler(database: Database) -> Any:
         db = request.headers.get("X-Odoo-Database")
         if db is not None and db != database.credentials.db:
             return _json2_error(404, DatabaseNotFound(db), "werkzeug.exceptions.NotFound")
-        if not database.registry.has(model) or method.startswith("_"):
+        if method.startswith("_"):
+            return _json2_error(
+                403, AccessError(f"Private methods (such as '{model}.{method}') cannot be "
+                                 "called remotely."),
+            )  # fmt: skip
+        if not database.registry.has(model):
             return _json2_error(
                 404, LookupError(f"{model}.{method} not found"), "werkzeug.exceptions.NotFound"
             )
