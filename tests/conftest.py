@@ -16,9 +16,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from clientify_odoo.broker import LocalBroker
 from clientify_odoo.topics import TopicSpec, ensure_topics, registry
+
+# Two cores shared with a broker and servers: judge properties, not generation speed.
+settings.register_profile(
+    "shared-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("shared-machine")
 
 
 def free_port_pair() -> int:

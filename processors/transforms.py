@@ -1,0 +1,101 @@
+"""Named transforms: how one value is read into its canonical form on each side, and
+written back. The mapping file picks them by name; each is a pair of small functions.
+
+Canonical values are plain JSON: str, float, or None for "no value" (Odoo's False and
+"", Clientify's null and "" all mean the same thing).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas.mapping import FieldMap, Transform
+
+ODOO_DATETIME = "%Y-%m-%d %H:%M:%S"
+
+
+class TransformError(ValueError):
+    """A value cannot be read with the transform the mapping asks for."""
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value is False or value == "" or value == []
+
+
+def _text(value: Any) -> str | None:
+    return None if _empty(value) else str(value)
+
+
+def _number(value: Any) -> float | None:
+    if _empty(value):
+        return None
+    try:
+        return round(float(value), 2)
+    except (TypeError, ValueError):
+        raise TransformError(f"expected a number, got {value!r}") from None
+
+
+def _iso_datetime(value: Any, naive_format: str | None) -> str | None:
+    if _empty(value):
+        return None
+    text = str(value)
+    try:
+        parsed = (
+            datetime.strptime(text, naive_format)
+            if naive_format and "T" not in text
+            else datetime.fromisoformat(text.replace("Z", "+00:00"))
+        )
+    except ValueError:
+        raise TransformError(f"expected a date and time, got {value!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)  # Odoo datetimes are naive UTC
+    return parsed.astimezone(UTC).isoformat()
+
+
+def read_odoo(field: FieldMap, value: Any) -> Any:
+    """Canonical value of an Odoo field value."""
+    match field.transform:
+        case Transform.NUMBER:
+            return _number(value)
+        case Transform.MANY2ONE:
+            # [id, "name"] on the wire; a bare name is accepted from older facts.
+            if isinstance(value, list | tuple) and len(value) == 2:
+                return _text(value[1])
+            return _text(value)
+        case Transform.DATETIME:
+            return _iso_datetime(value, ODOO_DATETIME)
+        case Transform.CUSTOMER_STATUS:
+            # A current customer ("tipo de cliente") becomes Clientify's `client`.
+            is_customer = not _empty(value) and _number(value) not in (None, 0.0)
+            return "client" if is_customer else None
+        case _:
+            return _text(value)
+
+
+def read_clientify(field: FieldMap, value: Any) -> Any:
+    """Canonical value of a Clientify value (already taken from the field's path)."""
+    match field.transform:
+        case Transform.NUMBER:
+            return _number(value)
+        case Transform.PHONE:
+            if not isinstance(value, list):
+                return None
+            for entry in value:
+                if isinstance(entry, dict) and entry.get("type") == field.phone_type:
+                    return _text(entry.get("phone"))
+            return None
+        case Transform.DATETIME:
+            return _iso_datetime(value, None)
+        case _:
+            return _text(value)
+
+
+def write_odoo(field: FieldMap, value: Any) -> Any:
+    """The value to send to Odoo. Many2one values stay names: the Odoo writer resolves
+    them to ids (countries and states by code or name) because that needs lookups."""
+    if value is None:
+        return False
+    if field.transform is Transform.DATETIME:
+        return datetime.fromisoformat(value).astimezone(UTC).strftime(ODOO_DATETIME)
+    return value
