@@ -23,6 +23,9 @@ from connectors.faults import Faults
 from connectors.odoo import OdooClient, OdooConfig
 from connectors.odoo.sandbox import Credentials, Database, Profile, create_app, open_database
 from connectors.odoo.sandbox.app import STATS, RequestStats
+from producers.odoo.cursor import read_committed
+from producers.publisher import Publisher
+from schemas import Fact, decode
 
 API_KEY = "0123456789abcdef0123456789abcdef01234567"
 DB = "sandbox"
@@ -109,3 +112,18 @@ async def running_sandbox(
     finally:
         await session.close()
         await server.close()
+
+
+async def facts_on(bootstrap: str, topic: str) -> list[Fact]:
+    """Every committed fact on `topic` (aborted transactions excluded)."""
+    facts = []
+    for record in await read_committed(bootstrap, topic):
+        envelope = decode(record.value)
+        assert isinstance(envelope, Fact)
+        assert record.key.decode() == envelope.source_id  # keyed by the Odoo id
+        facts.append(envelope)
+    return facts
+
+
+def transactional_publisher(bootstrap: str, prefix: str) -> Publisher:
+    return Publisher(bootstrap, transactional_id=f"{prefix}clientify-odoo.odoo-poller.{DB}")

@@ -59,6 +59,7 @@ class Database:
         # Added to the clock: lets a test or demo cross second boundaries (or make a
         # "late commit" with an old write_date) without sleeping.
         self.clock_offset = timedelta()
+        self._frozen: datetime | None = None
         self.store = Store(path)
         stored = self.store.meta("profile")
         wanted = f"{profile.version}:{','.join(sorted(profile.modules))}"
@@ -79,6 +80,11 @@ class Database:
 
     def close(self) -> None:
         self.store.close()
+
+    def freeze(self, at: datetime | None) -> None:
+        """Stop the clock at `at` (None: run again), so tests can write many calls
+        within one second."""
+        self._frozen = at
 
     # -- authentication
 
@@ -101,7 +107,12 @@ class Database:
     # -- calls
 
     def env(self, uid: int = ADMIN_UID, context: dict[str, Any] | None = None) -> Env:
-        now = utc_now() + self.clock_offset
+        if self._frozen is not None:
+            # Each call still gets its own, later, transaction time within the second.
+            self._frozen += timedelta(microseconds=1)
+            now = self._frozen
+        else:
+            now = utc_now() + self.clock_offset
         return Env(self.registry, self.store, self.profile, uid, now, dict(context or {}))
 
     def execute(

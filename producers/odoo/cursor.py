@@ -1,0 +1,115 @@
+"""Keyset cursors on (write_date second, id), kept in the compacted `odoo.cursors` topic.
+
+Odoo's `write_date` is the transaction start with microseconds, shown truncated to the
+second, and many rows can share it (odoo-api.md section 4). A cursor `(second, last_id)`
+means: every row written before `second` is done, and in `second` every row with
+`id <= last_id`. Cursors are written in the same Kafka transaction as the facts they
+cover, and read back with `read_committed`, so a crash never moves one past an
+unpublished fact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+
+WIRE = "%Y-%m-%d %H:%M:%S"
+EPOCH = datetime(1970, 1, 1)
+ONE_SECOND = timedelta(seconds=1)
+READ_TIMEOUT = 30.0
+
+
+class CursorError(Exception):
+    """The cursor topic cannot be read; the text says what to check."""
+
+
+def parse_wire(value: str) -> datetime:
+    return datetime.strptime(value, WIRE)
+
+
+@dataclass(frozen=True)
+class Cursor:
+    second: datetime = EPOCH
+    last_id: int = 0
+
+    @property
+    def wire(self) -> str:
+        return self.second.strftime(WIRE)
+
+    @property
+    def next_wire(self) -> str:
+        return (self.second + ONE_SECOND).strftime(WIRE)
+
+    def encode(self, model: str) -> bytes:
+        return json.dumps({"model": model, "second": self.wire, "last_id": self.last_id}).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Cursor:
+        try:
+            data = json.loads(raw)
+            return cls(parse_wire(data["second"]), int(data["last_id"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CursorError(f"unreadable cursor record {raw[:200]!r}: {exc}") from None
+
+
+def cursor_key(db: str, model: str) -> str:
+    return f"{db}/{model}"
+
+
+async def read_committed(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every committed record of `topic`, in offset order per partition, up to its end.
+
+    With read_committed the end is the last stable offset: records of an aborted or
+    fenced transaction (a poller killed mid-page) are never returned.
+    """
+    # Subscribing (without a group) makes the consumer fetch the topic's metadata and
+    # take all its partitions.
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        client_id="clientify-odoo-reader",
+    )
+    await consumer.start()
+    try:
+        if topic not in await consumer.topics():
+            raise CursorError(
+                f"topic {topic} does not exist: create the topics with "
+                "`clientify-odoo kafka topics`"
+            )
+        deadline = time.monotonic() + READ_TIMEOUT
+        while not consumer.assignment():
+            if time.monotonic() > deadline:
+                raise CursorError(f"no partitions of {topic} assigned in {READ_TIMEOUT:.0f}s")
+            await asyncio.sleep(0.05)
+        partitions = sorted(consumer.assignment())
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        while True:
+            positions = {tp: await consumer.position(tp) for tp in partitions}
+            if all(positions[tp] >= ends[tp] for tp in partitions):
+                return records
+            if time.monotonic() > deadline:
+                raise CursorError(f"reading {topic} did not reach its end in {READ_TIMEOUT:.0f}s")
+            batches = await consumer.getmany(timeout_ms=500)
+            for messages in batches.values():
+                records.extend(messages)
+    finally:
+        await consumer.stop()
+
+
+async def load_cursors(bootstrap: str, topic: str) -> dict[str, Cursor]:
+    """The newest committed cursor per key of the compacted cursor topic."""
+    cursors: dict[str, Cursor] = {}
+    for record in await read_committed(bootstrap, topic):
+        if record.key is not None and record.value is not None:
+            cursors[record.key.decode()] = Cursor.decode(record.value)
+    return cursors
