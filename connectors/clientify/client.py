@@ -176,17 +176,26 @@ class ClientifyClient:
     async def find_by_tax_id(self, listing: Listing, tax_id: str) -> list[Record]:
         """Records of `listing` whose tax id equals `tax_id` once both are normalised.
 
-        Clientify only matches tax ids through the free-text `query`, which compares the
-        stored text, so both spellings are asked for and every hit is re-checked.
+        Clientify only matches tax ids through the free-text `query`, a substring match
+        on the stored text, so `B-12.345.678` is not found by `B12345678`. Both given
+        spellings are asked first; if neither matches, the last three digits (which
+        survive the usual dot, dash and space groupings) are; every hit is re-checked.
         """
         wanted = normalise_tax_id(tax_id)
         if not wanted:
             raise ValueError("a tax id lookup needs a non-empty tax id")
+        digits = "".join(ch for ch in wanted if ch.isdigit())
+        attempts = [list(dict.fromkeys((tax_id.strip(), wanted)))]
+        if len(digits) >= 3:
+            attempts.append([digits[-3:]])
         found: dict[int, Record] = {}
-        for text in dict.fromkeys((tax_id.strip(), wanted)):
-            async for record in listing.list({"query": text}):
-                if normalise_tax_id(record.get("taxpayer_identification_number")) == wanted:
-                    found[int(record["id"])] = record
+        for texts in attempts:
+            for text in texts:
+                async for record in listing.list({"query": text}):
+                    if normalise_tax_id(record.get("taxpayer_identification_number")) == wanted:
+                        found[int(record["id"])] = record
+            if found:
+                break
         return list(found.values())
 
     async def find_products_by_sku(self, sku: str) -> list[Record]:
@@ -247,7 +256,7 @@ class ClientifyClient:
         failures = 0
         throttled = 0
         while True:
-            await self.limiter.acquire()
+            generation = await self.limiter.acquire()
             try:
                 async with session.request(method, url, params=params, json=body) as response:
                     status = response.status
@@ -271,7 +280,7 @@ class ClientifyClient:
                         f"{what}: still throttled after {throttled - 1} waits",
                         retry_after=retry_after,
                     )
-                await asyncio.sleep(self.limiter.on_throttled(retry_after))
+                await asyncio.sleep(self.limiter.on_throttled(retry_after, generation))
                 continue
             if status >= 500:
                 failures += 1

@@ -61,17 +61,27 @@ class AdaptiveRateLimiter:
         self._next_slot = 0.0
         self._blocked_until = 0.0
         self._last_throttle = 0.0
+        self.generation = 0
         self._random = random.Random()
         REQUEST_RATE.labels(name).set(self.rate)
 
-    async def acquire(self) -> None:
-        """Wait for this caller's slot; slots are 1/rate apart across all callers."""
-        async with self._lock:
-            now = self._clock()
-            slot = max(now, self._next_slot, self._blocked_until)
-            self._next_slot = slot + 1.0 / self.rate
-        if slot > now:
-            await asyncio.sleep(slot - now)
+    async def acquire(self) -> int:
+        """Wait for this caller's slot (slots are 1/rate apart across all callers).
+
+        A caller whose slot was booked before a 429 cut the pace books again, so it
+        does not go out at the old pace. Returns the pace generation the request is
+        sent under, to hand back to `on_throttled`.
+        """
+        while True:
+            async with self._lock:
+                now = self._clock()
+                slot = max(now, self._next_slot, self._blocked_until)
+                self._next_slot = slot + 1.0 / self.rate
+                generation = self.generation
+            if slot > now:
+                await asyncio.sleep(slot - now)
+            if generation == self.generation:
+                return generation
 
     def on_success(self) -> None:
         if self.ceiling is not None and self._clock() - self._last_throttle > self.ceiling_memory:
@@ -80,14 +90,22 @@ class AdaptiveRateLimiter:
         # Additive increase spread over requests: about `increase_per_second` per second.
         self._set_rate(min(limit, self.rate + self.increase_per_second / self.rate))
 
-    def on_throttled(self, retry_after: float | None) -> float:
-        """Record a 429; returns how long callers are now held back."""
+    def on_throttled(self, retry_after: float | None, generation: int) -> float:
+        """Record a 429 for a request sent under pace `generation`; returns how long
+        callers are now held back.
+
+        Requests already in flight when the pace was cut come back throttled too; they
+        say nothing new about the limit, so only the first of them cuts the pace.
+        """
         self.throttles += 1
         THROTTLES.labels(self.name).inc()
         now = self._clock()
         self._last_throttle = now
-        self.ceiling = self.rate if self.ceiling is None else min(self.ceiling, self.rate)
-        self._set_rate(self.rate * 0.5)
+        if generation == self.generation:
+            self.generation += 1
+            self._next_slot = now
+            self.ceiling = self.rate if self.ceiling is None else min(self.ceiling, self.rate)
+            self._set_rate(self.rate * 0.5)
         wait = retry_after if retry_after is not None and retry_after >= 0 else 1.0 / self.rate
         self._blocked_until = max(self._blocked_until, now + wait)
         RETRIES.labels(self.name, "throttled").inc()

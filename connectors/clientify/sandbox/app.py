@@ -50,6 +50,7 @@ class SandboxOptions:
     throttle_rps: float = 0.0
     latency_ms: float = 0.0
     error_rate: float = 0.0
+    fault_seed: int | None = None  # repeatable fault sequences (tests, benchmarks)
     webhooks: bool = True
     webhook_targets: Sequence[str] = ()
     seed: int = 0
@@ -139,7 +140,9 @@ class ClientifySandbox:
         self.render = render.Renderer(self.store)
         self.webhooks = WebhookSender(self.store, enabled=options.webhooks)
         self.throttle = throttle.Throttle(options.throttle_rps)
-        self.faults = Faults(latency_ms=options.latency_ms, error_rate=options.error_rate)
+        self.faults = Faults(
+            latency_ms=options.latency_ms, error_rate=options.error_rate, seed=options.fault_seed
+        )
         self.requests = 0
         for target in options.webhook_targets:
             self.webhooks.register_everywhere(target)
