@@ -177,11 +177,10 @@ class OdooClient:
         """Run a start-up step, translating failures into what the user must fix."""
         config = self.config
         try:
-            return await self._with_retries(step, idempotent=True, attempts=1)
+            return await self._with_retries(step, idempotent=True, attempts=1, quiet=True)
         except OdooUnavailable as exc:
             raise OdooConfigError(
-                f"cannot reach Odoo at {config.url} ({exc}): check ODOO_URL and that the "
-                "server is running"
+                f"cannot reach Odoo: {exc}; check ODOO_URL and that the server is running"
             ) from None
         except OdooAccessDenied:
             raise OdooConfigError(
@@ -341,7 +340,12 @@ class OdooClient:
         return await self._with_retries(lambda: transport.call(call), idempotent=idempotent)
 
     async def _with_retries(
-        self, make: Callable[[], Awaitable[Any]], *, idempotent: bool, attempts: int | None = None
+        self,
+        make: Callable[[], Awaitable[Any]],
+        *,
+        idempotent: bool,
+        attempts: int | None = None,
+        quiet: bool = False,
     ) -> Any:
         retries = self.config.retries if attempts is None else attempts
         for attempt in range(retries + 1):
@@ -352,9 +356,11 @@ class OdooClient:
                 if attempt == retries or not _retryable(exc, idempotent):
                     raise
                 delay = self._backoff(attempt, exc)
-                log.warning(
-                    "Odoo call failed (%s); retry %d/%d in %.2fs", exc, attempt + 1, retries, delay
-                )
+                # At start-up the final error says it all; later, retries are worth seeing.
+                log.log(
+                    logging.DEBUG if quiet else logging.WARNING,
+                    "Odoo call failed (%s); retry %d/%d in %.2fs", exc, attempt + 1, retries, delay,
+                )  # fmt: skip
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 

@@ -1,0 +1,129 @@
+"""The Odoo commands as a user runs them: real subprocesses, real sockets, real Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+import signal
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from clientify_odoo.topics import TopicSpec
+from connectors.odoo import OdooClient, OdooConfig
+from connectors.odoo.sandbox import seed
+from tests.odoo_fixtures import API_KEY, DB, LOGIN, facts_on, running_sandbox
+
+COMMAND = str(Path(sys.executable).parent / "clientify-odoo")
+
+
+def environment(url: str, bootstrap: str, prefix: str, **overrides: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "ODOO_URL": url, "ODOO_DB": DB, "ODOO_USER": LOGIN, "ODOO_API_KEY": API_KEY,
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "TOPIC_PREFIX": prefix,
+        "COLUMNS": "250",  # a wide console, so an error line is not wrapped
+    }  # fmt: skip
+    env.update(overrides)
+    return env
+
+
+async def run(*args: str, env: dict[str, str], seconds: float = 60) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        COMMAND, *args, env=env, cwd="/tmp",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), seconds)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_sandbox_command_prints_its_credentials_and_serves(tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        COMMAND, "sandbox", "odoo", "--port", "0", "--profile", "19", "--data-dir",
+        str(tmp_path), "--seed", "12", "--db", "demo", "--login", "ana", "--api-key", "k" * 40,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "250"}, cwd="/tmp",
+    )  # fmt: skip
+    assert process.stdout is not None
+    printed = ""
+    try:
+        while "Ctrl-C stops" not in printed:
+            line = await asyncio.wait_for(process.stdout.readline(), 30)
+            assert line, f"the sandbox exited early: {printed}"
+            printed += line.decode()
+        assert "database: demo" in printed and "login:    ana" in printed
+        assert "API key:  " + "k" * 40 in printed and "Seeded 12 partners" in printed
+        match = re.search(r"listening at (http://127\.0\.0\.1:\d+)", printed)
+        assert match, printed
+        config = OdooConfig(url=match.group(1), db="demo", login="ana", api_key="k" * 40)  # type: ignore[arg-type]
+        async with OdooClient(config) as client:
+            assert client.protocol == "json2"
+            assert await client.search_count("res.partner", []) == 12
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(process.wait(), 15) == 0
+    assert (tmp_path / "odoo.sqlite3").exists()
+
+
+@pytest.mark.broker
+async def test_start_up_errors_are_one_line_naming_the_setting(
+    kafka_bootstrap: str, topics: tuple[TopicSpec, ...], topic_prefix: str
+) -> None:
+    async with running_sandbox(17) as sandbox:
+        base = environment(sandbox.url, kafka_bootstrap, topic_prefix)
+        cases = {
+            "ODOO_API_KEY": {"ODOO_API_KEY": "0" * 40},
+            "ODOO_DB": {"ODOO_DB": "nodb"},
+        }
+        for setting, override in cases.items():
+            code, _out, err = await run("poll", "odoo", "--once", env={**base, **override})
+            lines = [line for line in err.splitlines() if line.strip()]
+            assert code == 2 and len(lines) == 1, err
+            assert lines[0].startswith("error: ") and setting in lines[0]
+            assert "0" * 40 not in err  # the rejected key is never printed
+        url = sandbox.url
+    code, _out, err = await run("poll", "odoo", "--once", env={**base, "ODOO_URL": url})
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and "ODOO_URL" in lines[0], err
+
+
+@pytest.mark.broker
+async def test_backfill_survives_kill_9_at_random_points(
+    kafka_bootstrap: str, topics: tuple[TopicSpec, ...], topic_prefix: str
+) -> None:
+    partner_topic = next(spec.name for spec in topics if spec.name.endswith(".odoo.partner"))
+    async with running_sandbox(16) as sandbox:
+        seed(sandbox.database, partners=5000, products=0, orders=0)
+        sandbox.faults.latency_ms = 15  # a real Odoo is slower than the sandbox
+        env = environment(sandbox.url, kafka_bootstrap, topic_prefix)
+        args = ("poll", "odoo", "--backfill", "--page-size", "100")
+        rng = random.Random()
+        progress: list[int] = []
+        for _kill in range(4):
+            process = await asyncio.create_subprocess_exec(
+                COMMAND, *args, env=env, cwd="/tmp",
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            await asyncio.sleep(rng.uniform(2.0, 4.0))
+            if process.returncode is None:
+                process.kill()  # SIGKILL: no cleanup, a transaction may be left open
+            await process.wait()
+            progress.append(
+                len({f.source_id for f in await facts_on(kafka_bootstrap, partner_topic)})
+            )
+        code, out, err = await run(*args, env=env, seconds=120)
+        assert code == 0, err
+        facts = await facts_on(kafka_bootstrap, partner_topic)
+        expected = {str(i) for i in sandbox.database.store.table("res.partner")}
+    assert any(0 < seen < 5000 for seen in progress), progress  # killed mid-backfill
+    assert {f.source_id for f in facts} == expected  # nothing missing
+    versions: defaultdict[str, set[str]] = defaultdict(set)
+    for fact in facts:
+        versions[fact.source_id].add(fact.event_id)
+    assert all(len(ids) == 1 for ids in versions.values())  # duplicates share an event id
+    assert "facts published" in out
