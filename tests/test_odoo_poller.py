@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from datetime import datetime
 from typing import Any
@@ -179,3 +180,60 @@ async def test_backfill_reports_progress(
     assert report.facts == {"partner": 120, "product": 30, "sale_order": 40}
     assert recorder.expected >= 190 and recorder.done >= 190
     assert recorder.done <= recorder.expected
+
+
+async def test_late_commits_inside_the_overlap_are_caught(
+    kafka_bootstrap: str, topics: tuple[TopicSpec, ...], topic_prefix: str
+) -> None:
+    async with (
+        running_sandbox(18) as sandbox,
+        sandbox.client() as client,
+        transactional_publisher(kafka_bootstrap, topic_prefix) as publisher,
+    ):
+        poller = await started_poller(
+            client, kafka_bootstrap, topic_prefix, publisher, page_size=20, overlap=120
+        )
+        first = await client.create("res.partner", {"name": "early"})
+        sandbox.advance(10)
+        await client.create("res.partner", {"name": "now"})
+        assert (await poller.poll_once()).facts == {"partner": 2}
+        # A long transaction that started 60 s ago commits now, with its old write_date:
+        # behind the cursor, inside the overlap window.
+        sandbox.advance(-60)
+        await client.write("res.partner", [first], {"name": "late"})
+        sandbox.advance(60)
+        assert (await poller.poll_once()).facts == {"partner": 1}
+        # Beyond the window it would be lost: that is what the overlap is sized for.
+        sandbox.advance(-600)
+        await client.write("res.partner", [first], {"name": "too late"})
+        sandbox.advance(600)
+        assert (await poller.poll_once()).published == 0
+        facts = await facts_on(kafka_bootstrap, topic(topics, "odoo.partner"))
+    assert [f.payload["name"] for f in facts] == ["early", "now", "late"]
+
+
+async def test_run_polls_until_stopped(
+    kafka_bootstrap: str, topics: tuple[TopicSpec, ...], topic_prefix: str
+) -> None:
+    async with (
+        running_sandbox(19) as sandbox,
+        sandbox.client() as client,
+        transactional_publisher(kafka_bootstrap, topic_prefix) as publisher,
+    ):
+        poller = await started_poller(
+            client, kafka_bootstrap, topic_prefix, publisher, interval=0.2, overlap=10
+        )
+        stop = asyncio.Event()
+        running = asyncio.create_task(poller.run(stop))
+        await client.create("product.product", {"name": "Casco", "default_code": "C-1"})
+        sandbox.faults.error_rate = 0.5  # the poller waits outages out
+        product_topic = topic(topics, "odoo.product")
+        for _ in range(100):
+            if await facts_on(kafka_bootstrap, product_topic):
+                break
+            await asyncio.sleep(0.1)
+        stop.set()
+        await asyncio.wait_for(running, 10)
+        facts = await facts_on(kafka_bootstrap, product_topic)
+    assert [f.business_key for f in facts] == ["C-1"]
+    assert sandbox.faults.injected > 0
