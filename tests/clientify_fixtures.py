@@ -7,9 +7,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from connectors.clientify.sandbox.app import ClientifySandbox, SandboxOptions
+from producers.clientify.cursors import partitions_of
+from producers.clientify.facts import ClientifyTopics
+from producers.clientify.receiver import ReceiverConfig, WebhookReceiver
+from producers.publisher import Publisher
 from schemas import Fact, decode
 
 
@@ -57,10 +61,11 @@ class Capture:
 
 async def read_facts(bootstrap: str, topic: str) -> list[Fact]:
     """Every fact on `topic` right now, in partition order."""
+    partitions = await partitions_of(bootstrap, topic)
+    assert partitions, f"topic {topic} does not exist"
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
@@ -75,3 +80,18 @@ async def read_facts(bootstrap: str, topic: str) -> list[Fact]:
         return facts
     finally:
         await consumer.stop()
+
+
+SECRET = "s3cret-path-0123456789abcdef"
+
+
+@contextlib.asynccontextmanager
+async def receiver_at(
+    bootstrap: str, prefix: str, **config: Any
+) -> AsyncIterator[tuple[WebhookReceiver, str]]:
+    """A running webhook receiver publishing under `prefix`; yields it and its hook URL."""
+    settings = ReceiverConfig(secret=SECRET, topics=ClientifyTopics.for_prefix(prefix), **config)
+    async with Publisher(bootstrap, request_timeout_ms=5000) as publisher:
+        receiver = WebhookReceiver(settings, publisher)
+        async with serving(receiver.app()) as origin:
+            yield receiver, f"{origin}/hooks/{SECRET}"

@@ -1,0 +1,1 @@
+"""Clientify -> facts: the webhook receiver and the reconciliation poller."""

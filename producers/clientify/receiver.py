@@ -1,0 +1,210 @@
+"""The webhook receiver: Clientify webhooks in, facts on Kafka out.
+
+Clientify signs nothing and retries nothing, so:
+- the URL path carries a secret (`/hooks/<secret>`), compared in constant time, and an
+  optional IP allow-list comes first; failures get 401 (IP) or 404 (secret, any other
+  path) and are counted;
+- a 2xx means "the fact is on Kafka with acks=all": the handler waits for the ack and
+  answers 503 when Kafka cannot take it, so an accepted webhook is never lost;
+- a bad body gets 400/413 saying what is wrong; logs carry ids and reasons, never the
+  secret or the record's personal data.
+
+Deletes (`*.deleted`) are logged, counted and answered 200 without a fact: the sync never
+deletes (docs/mapping.md), and a fact would carry no sign that it is a delete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from aiokafka.errors import KafkaError
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from producers.clientify.body import BadBody, parse
+from producers.clientify.facts import ClientifyTopics, to_fact
+from producers.publisher import Outgoing, Publisher
+
+log = logging.getLogger(__name__)
+
+HOOK_PATH = "/hooks/{secret}"
+DEFAULT_MAX_BODY = 256 * 1024
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class ReceiverConfig:
+    secret: str
+    topics: ClientifyTopics
+    allowed_networks: tuple[IpNetwork, ...] = ()  # empty: any address
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    publish_timeout: float = 10.0
+
+    @staticmethod
+    def networks(texts: Sequence[str]) -> tuple[IpNetwork, ...]:
+        """`10.0.0.0/8`, `203.0.113.7`... ; raises ValueError naming the bad entry."""
+        networks = []
+        for text in texts:
+            try:
+                networks.append(ipaddress.ip_network(text.strip(), strict=False))
+            except ValueError:
+                raise ValueError(f"not an IP address or network: {text!r}") from None
+        return tuple(networks)
+
+
+@dataclass
+class ReceiverMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.received = Counter(
+            "clientify_webhooks_received", "Webhook requests received", registry=self.registry
+        )
+        self.accepted = Counter(
+            "clientify_webhooks_accepted",
+            "Webhooks turned into facts acknowledged by Kafka",
+            ["entity"],
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "clientify_webhooks_rejected",
+            "Requests refused, by reason",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.ignored = Counter(
+            "clientify_webhooks_ignored",
+            "Valid webhooks deliberately not turned into facts (deletes)",
+            ["event"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "clientify_webhook_seconds",
+            "Time from request to answer (Kafka ack included)",
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+
+
+class WebhookReceiver:
+    def __init__(
+        self, config: ReceiverConfig, publisher: Publisher, metrics: ReceiverMetrics | None = None
+    ) -> None:
+        if len(config.secret) < 16:
+            raise ValueError("the webhook secret must be at least 16 characters")
+        self.config = config
+        self.publisher = publisher
+        self.metrics = metrics or ReceiverMetrics()
+        self.kafka_ok: bool | None = None  # unknown until the first publish
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._observe])
+        app.router.add_route("*", HOOK_PATH, self.hook)
+        app.router.add_get("/health", self.health)
+        app.router.add_get("/metrics", self.prometheus)
+        return app
+
+    def _reject(self, status: int, reason: str, message: str) -> web.Response:
+        self.metrics.rejected.labels(reason).inc()
+        return web.json_response({"error": message, "reason": reason}, status=status)
+
+    @web.middleware
+    async def _observe(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in ("/health", "/metrics"):
+            return await handler(request)
+        started = time.perf_counter()
+        self.metrics.received.inc()
+        try:
+            if request.match_info.http_exception is not None:
+                # Not the hook path: count it like a wrong secret, say nothing more.
+                log.info("webhook request to an unknown path rejected")
+                return self._reject(404, "unknown_path", "not found")
+            return await handler(request)
+        finally:
+            self.metrics.latency.observe(time.perf_counter() - started)
+
+    async def hook(self, request: web.Request) -> web.Response:
+        if self.config.allowed_networks and not self._allowed(request.remote):
+            log.warning("webhook from %s refused: not in the IP allow-list", request.remote)
+            return self._reject(401, "ip_not_allowed", "this address may not send webhooks")
+        secret = request.match_info["secret"]
+        if not hmac.compare_digest(secret.encode(), self.config.secret.encode()):
+            log.warning("webhook with a wrong secret in its URL refused (from %s)", request.remote)
+            return self._reject(404, "bad_secret", "not found")
+        if request.method != "POST":
+            return self._reject(
+                405, "method", f"webhooks are POSTed, not sent with {request.method}"
+            )
+        raw = await self._read(request)
+        if isinstance(raw, web.Response):
+            return raw
+        try:
+            body = parse(raw)
+        except BadBody as exc:
+            log.warning("webhook refused: %s", exc)
+            return self._reject(400, "malformed", str(exc))
+        if body.action == "deleted":
+            log.info("%s for id %s ignored: the sync never deletes", body.hook.event, body.data.id)
+            self.metrics.ignored.labels(body.hook.event).inc()
+            return web.json_response({"status": "ignored", "reason": "deletes are not synced"})
+        return await self._publish(body.entity, body.record())
+
+    async def _read(self, request: web.Request) -> bytes | web.Response:
+        limit = self.config.max_body_bytes
+        too_big = (
+            f"body is larger than the limit of {limit} bytes; Clientify records are far smaller"
+        )
+        if request.content_length is not None and request.content_length > limit:
+            return self._reject(413, "too_large", too_big)
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await request.content.read(64 * 1024):
+            size += len(chunk)
+            if size > limit:
+                return self._reject(413, "too_large", too_big)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _publish(self, entity: str, record: dict[str, Any]) -> web.Response:
+        fact = to_fact(entity, record, occurred_at=datetime.now(UTC))
+        outgoing = Outgoing(self.config.topics.for_entity(entity), fact.source_id, fact)
+        try:
+            await asyncio.wait_for(self.publisher.publish(outgoing), self.config.publish_timeout)
+        except (KafkaError, TimeoutError) as exc:
+            self.kafka_ok = False
+            log.error("fact for %s %s not stored, answering 503: %s", entity, fact.source_id, exc)
+            response = self._reject(503, "kafka_unavailable", "cannot store the webhook now")
+            response.headers["Retry-After"] = "5"
+            return response
+        self.kafka_ok = True
+        self.metrics.accepted.labels(entity).inc()
+        return web.json_response({"status": "accepted", "event_id": fact.event_id})
+
+    def _allowed(self, remote: str | None) -> bool:
+        try:
+            address = ipaddress.ip_address(remote or "")
+        except ValueError:
+            return False
+        return any(address in network for network in self.config.allowed_networks)
+
+    async def health(self, _request: web.Request) -> web.Response:
+        kafka = {None: "unknown", True: "ok", False: "unreachable"}[self.kafka_ok]
+        return web.json_response(
+            {"status": "ok" if self.kafka_ok is not False else "degraded", "kafka": kafka},
+            status=503 if self.kafka_ok is False else 200,
+        )
+
+    async def prometheus(self, _request: web.Request) -> web.Response:
+        response = web.Response(body=generate_latest(self.metrics.registry))
+        response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+        return response
