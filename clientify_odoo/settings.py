@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     clientify_url: AnyHttpUrl = Field(
         default=AnyHttpUrl(DEFAULT_CLIENTIFY_URL), description="Clientify REST API v1 base URL"
     )
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret path segment of the Clientify webhook URL "
+        "(`clientify-odoo webhooks secret` creates it)",
+    )
     kafka_bootstrap_servers: str | None = Field(
         default=None,
         description="Use this Kafka cluster instead of starting the local broker",
@@ -61,7 +66,9 @@ class Settings(BaseSettings):
             return None
         return value
 
-    @field_validator("odoo_api_key", "clientify_api_key", "odoo_url", mode="before")
+    @field_validator(
+        "odoo_api_key", "clientify_api_key", "webhook_secret", "odoo_url", mode="before"
+    )
     @classmethod
     def _blank_secret_is_unset(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
@@ -88,7 +95,7 @@ class Settings(BaseSettings):
         """The raw secret strings, for the log redaction filter; never for display."""
         return [
             secret.get_secret_value()
-            for secret in (self.odoo_api_key, self.clientify_api_key)
+            for secret in (self.odoo_api_key, self.clientify_api_key, self.webhook_secret)
             if secret is not None and secret.get_secret_value()
         ]
 

@@ -1,0 +1,297 @@
+"""Clientify-side commands: `sandbox clientify`, `webhooks serve|secret`, `reconcile`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import signal
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from platformdirs import user_data_dir
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from clientify_odoo.cli.common import CommandError, Context
+from clientify_odoo.cli.kafka import ensure_registry
+from clientify_odoo.serve import serve_until_stopped
+from connectors.clientify import ClientifyClient, ClientifyError
+from connectors.clientify.sandbox.app import ClientifySandbox, SandboxOptions
+from producers.clientify.facts import ClientifyTopics
+from producers.clientify.receiver import DEFAULT_MAX_BODY, ReceiverConfig, WebhookReceiver
+from producers.clientify.reconcile import DEFAULT_OVERLAP, Reconciler
+from producers.publisher import Publisher
+
+DEFAULT_SANDBOX_PORT = 8070
+DEFAULT_WEBHOOK_PORT = 8787
+LOCAL_BOOTSTRAP = "127.0.0.1:9092"  # `clientify-odoo kafka up`
+
+
+# ------------------------------------------------------------------ sandbox clientify
+
+
+def _sandbox(args: argparse.Namespace, context: Context) -> int:
+    if not 0 <= args.error_rate <= 1:
+        raise CommandError(f"--error-rate must be between 0 and 1, got {args.error_rate}")
+    sandbox = ClientifySandbox(
+        SandboxOptions(
+            data_dir=args.data_dir,
+            api_key=args.api_key,
+            throttle_rps=args.throttle,
+            latency_ms=args.latency_ms,
+            error_rate=args.error_rate,
+            webhooks=not args.no_webhooks,
+            webhook_targets=args.webhook_target,
+            seed=args.seed,
+        )
+    )
+
+    def started(port: int) -> None:
+        url = f"http://{args.host}:{port}/v1/"
+        context.console.print(f"Clientify sandbox listening at {url}", highlight=False)
+        context.console.print(f"API key: {sandbox.api_key}", highlight=False)
+        context.console.print(
+            f"  use it with: CLIENTIFY_URL={url} CLIENTIFY_API_KEY=<the key above>\n"
+            f"  data: {args.data_dir}; throttle: "
+            + (f"{args.throttle}/s" if args.throttle else "off")
+            + f"; webhooks: {'off' if args.no_webhooks else 'on'}"
+            + f" ({len(sandbox.store.hooks())} registered); Ctrl-C stops",
+            highlight=False,
+        )
+
+    asyncio.run(serve_until_stopped(sandbox.app(), args.host, args.port, started))
+    return 0
+
+
+def register_sandbox(kinds: Any) -> None:
+    """Add `clientify` under `clientify-odoo sandbox`."""
+    parser = kinds.add_parser(
+        "clientify",
+        help="a local Clientify REST API v1 (with webhooks, throttling and faults)",
+        description=(
+            "Serve Clientify's REST API v1 under /v1/ as api.clientify.net does, quirks "
+            "included (404 for a missing key, HTML 404 for unknown paths, DRF pages and "
+            "field errors, orders without update), persisted in SQLite. Saves POST "
+            "webhooks to the registered targets; /_admin/ changes knobs while it runs."
+        ),
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=DEFAULT_SANDBOX_PORT, help="0 picks one")
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(user_data_dir("clientify-odoo")) / "clientify",
+        help="where the SQLite file lives (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--throttle", type=float, default=0.0, metavar="RPS",
+        help="answer 429 above this many requests per second, as DRF does (0: off)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--seed", type=int, default=0, metavar="N",
+        help="top up to N demo companies, contacts and products (Spanish data)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--api-key", default=None, help="the key clients must send (default: kept or generated)"
+    )
+    parser.add_argument(
+        "--webhook-target", action="append", default=[], metavar="URL",
+        help="POST every contact/company/product save and delete here (repeatable)",
+    )  # fmt: skip
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay added per request")
+    parser.add_argument(
+        "--error-rate", type=float, default=0.0, help="share of requests answered 503 (0..1)"
+    )
+    parser.add_argument("--no-webhooks", action="store_true", help="send no webhooks at all")
+    parser.set_defaults(handler=_sandbox)
+
+
+# ------------------------------------------------------------------ webhooks
+
+
+def _bootstrap(args: argparse.Namespace, context: Context) -> str:
+    return str(args.bootstrap or context.settings.kafka_bootstrap_servers or LOCAL_BOOTSTRAP)
+
+
+def _webhooks_serve(args: argparse.Namespace, context: Context) -> int:
+    secret = context.settings.webhook_secret
+    if secret is None:
+        raise CommandError(
+            "WEBHOOK_SECRET is not set. Run `clientify-odoo webhooks secret` once, then "
+            "register the URL it prints in Clientify (settings -> webhooks)."
+        )
+    try:
+        config = ReceiverConfig(
+            secret=secret.get_secret_value(),
+            topics=ClientifyTopics.for_prefix(context.settings.topic_prefix),
+            allowed_networks=ReceiverConfig.networks(args.allow_ip),
+            max_body_bytes=args.max_body_bytes,
+        )
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    bootstrap = _bootstrap(args, context)
+    ensure_registry(bootstrap, context)
+
+    async def serve() -> None:
+        async with Publisher(bootstrap, client_id="clientify-webhooks") as publisher:
+            receiver = WebhookReceiver(config, publisher)
+
+            def started(port: int) -> None:
+                context.console.print(
+                    f"Receiving Clientify webhooks on http://{args.host}:{port}/hooks/<secret> "
+                    f"(health: /health, metrics: /metrics); facts go to {bootstrap}",
+                    highlight=False,
+                )
+
+            await serve_until_stopped(receiver.app(), args.host, args.port, started)
+
+    asyncio.run(serve())
+    return 0
+
+
+def _env_file(args: argparse.Namespace) -> Path:
+    return Path(args.env_file) if args.env_file else Path(".env")
+
+
+def write_setting(path: Path, name: str, value: str) -> None:
+    """Set `name=value` in an env file, keeping every other line; the file is 0600."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    kept = [line for line in lines if not line.strip().startswith(f"{name}=")]
+    path.write_text("\n".join([*kept, f"{name}={value}"]) + "\n")
+    os.chmod(path, 0o600)
+
+
+def _webhooks_secret(args: argparse.Namespace, context: Context) -> int:
+    if context.settings.webhook_secret is not None and not args.rotate:
+        raise CommandError(
+            "a webhook secret already exists (it was shown once, when it was made). "
+            "Run with --rotate to replace it, then update the webhook URLs in Clientify."
+        )
+    secret = secrets.token_urlsafe(32)
+    path = _env_file(args)
+    write_setting(path, "WEBHOOK_SECRET", secret)
+    context.console.print(
+        f"{'New' if args.rotate else 'Webhook'} secret saved as WEBHOOK_SECRET in {path}.\n"
+        "Register this URL in Clientify (settings -> webhooks) for contact.saved, "
+        "company.saved and product.saved; it is shown only now:\n\n"
+        f"  https://<your receiver host>/hooks/{secret}\n",
+        highlight=False,
+    )
+    if args.rotate:
+        context.console.print("The old URL stops working when the receiver restarts.")
+    return 0
+
+
+# ------------------------------------------------------------------ reconcile
+
+
+def _reconcile(args: argparse.Namespace, context: Context) -> int:
+    settings = context.settings
+    api_key = settings.clientify_api_key
+    if api_key is None:
+        raise CommandError(
+            "CLIENTIFY_API_KEY is not set. Copy the key from Clientify's settings (or the "
+            "one `clientify-odoo sandbox clientify` prints) into .env."
+        )
+    bootstrap = _bootstrap(args, context)
+    ensure_registry(bootstrap, context)
+
+    async def run() -> None:
+        client = ClientifyClient(str(settings.clientify_url), api_key)
+        async with client, Publisher(bootstrap, client_id="clientify-reconcile") as publisher:
+            await client.check_key()
+            reconciler = Reconciler(
+                client,
+                publisher,
+                ClientifyTopics.for_prefix(settings.topic_prefix),
+                bootstrap,
+                overlap=timedelta(seconds=args.overlap),
+            )
+            with Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), console=context.console,
+            ) as progress:  # fmt: skip
+                tasks: dict[str, Any] = {}
+
+                def advance(entity: str, done: int, total: int | None) -> None:
+                    if entity not in tasks:
+                        tasks[entity] = progress.add_task(f"Clientify {entity}s", total=total)
+                    progress.update(tasks[entity], completed=done)
+
+                reconciler.progress = advance
+                report = await reconciler.run_once()
+            context.console.print(f"First pass done; new facts: {report.emitted}")
+            if args.once:
+                return
+            reconciler.progress = None
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            context.console.print(f"Reconciling every {args.interval:.0f}s; Ctrl-C stops")
+            await reconciler.run(args.interval, stop)
+
+    try:
+        asyncio.run(run())
+    except ClientifyError as exc:
+        raise CommandError(str(exc)) from None
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add the Clientify-side top-level commands."""
+    webhooks = subparsers.add_parser(
+        "webhooks",
+        help="receive Clientify webhooks as facts on Kafka (serve), or make their secret",
+        description=(
+            "Clientify does not sign webhooks, so the receiver's URL carries a secret. "
+            "`secret` makes one (shown once; --rotate replaces it); `serve` answers "
+            "2xx only once the fact is acknowledged by Kafka, 503 while Kafka is down."
+        ),
+    )
+    actions = webhooks.add_subparsers(dest="action", metavar="<action>", required=True)
+    serve = actions.add_parser("serve", help="run the webhook receiver")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=DEFAULT_WEBHOOK_PORT, help="port (0: any)")
+    serve.add_argument(
+        "--allow-ip", action="append", default=[], metavar="CIDR",
+        help="accept webhooks only from these addresses/networks (repeatable; default: any)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--max-body-bytes", type=int, default=DEFAULT_MAX_BODY,
+        help="refuse larger bodies with 413 (default %(default)s)",
+    )  # fmt: skip
+    _add_bootstrap(serve)
+    serve.set_defaults(handler=_webhooks_serve)
+    secret = actions.add_parser(
+        "secret", help="create the webhook URL secret (shown once) and save it in .env"
+    )
+    secret.add_argument("--rotate", action="store_true", help="replace an existing secret")
+    secret.set_defaults(handler=_webhooks_secret)
+
+    reconcile = subparsers.add_parser(
+        "reconcile",
+        help="catch Clientify changes webhooks missed (first run: full sync with progress)",
+        description=(
+            "List Clientify records modified since the last pass (with an overlap) and "
+            "publish a fact for every version not published before. Without a cursor "
+            "in clientify.cursors the first pass reads everything (initial full sync)."
+        ),
+    )
+    reconcile.add_argument("--once", action="store_true", help="one pass, then exit")
+    reconcile.add_argument(
+        "--interval", type=float, default=300.0, help="seconds between passes (default 300)"
+    )
+    reconcile.add_argument(
+        "--overlap", type=float, default=DEFAULT_OVERLAP.total_seconds(),
+        help="seconds re-read before the cursor (default %(default)s)",
+    )  # fmt: skip
+    _add_bootstrap(reconcile)
+    reconcile.set_defaults(handler=_reconcile)
+
+
+def _add_bootstrap(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--bootstrap", default=None,
+        help=f"Kafka bootstrap servers (default: KAFKA_BOOTSTRAP_SERVERS, else {LOCAL_BOOTSTRAP})",
+    )  # fmt: skip
