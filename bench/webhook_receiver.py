@@ -20,26 +20,34 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
+import sys
+import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import aiohttp.web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import TopicPartition
-from odoo_backfill import kafka  # the same throw-away broker as the other benchmark
 from rich.console import Console
 from rich.table import Table
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `tests` for free_port_pair
+
+from clientify_odoo.broker import LocalBroker
 from clientify_odoo.topics import ensure_topics, registry
 from connectors.clientify import AdaptiveRateLimiter, ClientifyClient
 from connectors.clientify.sandbox.app import ClientifySandbox, SandboxOptions
+from producers.clientify.cursors import partitions_of
 from producers.clientify.facts import ClientifyTopics, to_fact
 from producers.clientify.receiver import ReceiverConfig, WebhookReceiver
 from producers.publisher import Publisher
+from tests.conftest import free_port_pair
 
 SECRET = "bench-secret-" + "x" * 20
 KEY = "bench-key-0123456789"
@@ -114,9 +122,7 @@ async def save_to_fact(base: str, bootstrap: str, topic: str, saves: int) -> lis
     await consumer.start()
     waiting: dict[str, asyncio.Future[float]] = {}
     try:
-        partitions = [
-            TopicPartition(topic, p) for p in (await consumer_partitions(consumer, topic))
-        ]
+        partitions = await partitions_of(bootstrap, topic)
         consumer.assign(partitions)
         await consumer.seek_to_end(*partitions)
         for partition in partitions:
@@ -145,11 +151,6 @@ async def save_to_fact(base: str, bootstrap: str, topic: str, saves: int) -> lis
         return latencies
     finally:
         await consumer.stop()
-
-
-async def consumer_partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer.topics()
-    return set(consumer.partitions_for_topic(topic) or {0})
 
 
 def handling(receiver: WebhookReceiver) -> tuple[float, float]:
@@ -214,6 +215,21 @@ async def bench(args: argparse.Namespace, bootstrap: str) -> Table:
     return table
 
 
+@contextmanager
+def broker() -> Iterator[str]:
+    """KAFKA_BOOTSTRAP_SERVERS, or a throw-away local broker on free ports."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-webhooks-") as data:
+        local = LocalBroker(data_dir=Path(data), port=free_port_pair())
+        local.up(on_progress=lambda _line: None)
+        try:
+            yield local.bootstrap
+        finally:
+            local.down()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=3000)
@@ -222,7 +238,7 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=3)
     args = parser.parse_args()
     console = Console()
-    with kafka() as bootstrap:
+    with broker() as bootstrap:
         console.print(asyncio.run(bench(args, bootstrap)))
 
 

@@ -47,6 +47,19 @@ CUSTOM_FIELDS = ListOf(Nested({"field": Text(100, required=True), "value": Text(
 
 SUB_LISTS = ("phones", "emails", "addresses", "websites")
 
+# What contacts and companies both carry.
+PARTY: dict[str, Field] = {
+    "taxpayer_identification_number": Text(50),
+    "description": Text(2000),
+    "remarks": Text(2000),
+    "tags": TAGS,
+    "custom_fields": CUSTOM_FIELDS,
+    "phones": PHONES,
+    "emails": EMAILS,
+    "addresses": ADDRESSES,
+    "websites": WEBSITES,
+}
+
 CONTACT: dict[str, Field] = {
     "first_name": Text(50, required=True),
     "last_name": Text(50),
@@ -57,33 +70,17 @@ CONTACT: dict[str, Field] = {
     "contact_source": Text(50, default=None),
     "email": Email(254, default=None),  # singular shortcuts, folded into the lists
     "phone": Text(30, default=None),
-    "taxpayer_identification_number": Text(50),
-    "description": Text(2000),
-    "remarks": Text(2000),
     "summary": Text(2000),
     "gdpr_accept": Boolean(default=True),
-    "tags": TAGS,
-    "custom_fields": CUSTOM_FIELDS,
-    "phones": PHONES,
-    "emails": EMAILS,
-    "addresses": ADDRESSES,
-    "websites": WEBSITES,
+    **PARTY,
 }
 
 COMPANY: dict[str, Field] = {
     "name": Text(200, required=True),
     "business_name": Text(200),
-    "taxpayer_identification_number": Text(50),
     "company_sector": Text(100),
     "number_of_employees": Integer(default=None),
-    "description": Text(2000),
-    "remarks": Text(2000),
-    "tags": TAGS,
-    "custom_fields": CUSTOM_FIELDS,
-    "phones": PHONES,
-    "emails": EMAILS,
-    "addresses": ADDRESSES,
-    "websites": WEBSITES,
+    **PARTY,
 }
 
 PRODUCT: dict[str, Field] = {
