@@ -12,6 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from clientify_odoo.topics import TopicSpec
 from connectors.odoo import OdooClient, OdooConfig
@@ -60,7 +61,7 @@ async def test_sandbox_command_prints_its_credentials_and_serves(tmp_path: Path)
         assert "API key:  " + "k" * 40 in printed and "Seeded 12 partners" in printed
         match = re.search(r"listening at (http://127\.0\.0\.1:\d+)", printed)
         assert match, printed
-        config = OdooConfig(url=match.group(1), db="demo", login="ana", api_key="k" * 40)  # type: ignore[arg-type]
+        config = OdooConfig(url=match.group(1), db="demo", login="ana", api_key=SecretStr("k" * 40))
         async with OdooClient(config) as client:
             assert client.protocol == "json2"
             assert await client.search_count("res.partner", []) == 12

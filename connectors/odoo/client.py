@@ -49,12 +49,14 @@ class OdooConfig(BaseModel):
     login: str
     api_key: SecretStr
     protocol: Protocol = "auto"
-    timeout: float = Field(120.0, gt=0, description="seconds per call (Odoo's limit_time_real)")
-    connect_timeout: float = Field(10.0, gt=0)
-    max_in_flight: int = Field(4, ge=1, le=32)
-    retries: int = Field(4, ge=0, le=20)
-    backoff_base: float = Field(0.5, ge=0)
-    backoff_max: float = Field(20.0, ge=0)
+    timeout: float = Field(
+        default=120.0, gt=0, description="seconds per call (Odoo's limit_time_real)"
+    )
+    connect_timeout: float = Field(default=10.0, gt=0)
+    max_in_flight: int = Field(default=4, ge=1, le=32)
+    retries: int = Field(default=4, ge=0, le=20)
+    backoff_base: float = Field(default=0.5, ge=0)
+    backoff_max: float = Field(default=20.0, ge=0)
     user_agent: str = USER_AGENT
 
     @field_validator("url")

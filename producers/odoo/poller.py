@@ -94,6 +94,7 @@ class OdooPoller:
         self._prefix = topic_prefix
         self._cursor_topic = self._topic(ODOO_CURSORS)
         self._seen: OrderedDict[tuple[str, int], str] = OrderedDict()
+        self._inflight: asyncio.Task[None] | None = None
 
     def _topic(self, spec: TopicSpec) -> str:
         (named,) = registry(self._prefix, specs=(spec,))
@@ -128,13 +129,20 @@ class OdooPoller:
         if not stream.indirect:
             return Cursor()  # a backfill from the beginning
         # The entity's own stream reads every record's current state, which includes all
-        # earlier changes of this model: start at its latest change instead of re-reading
-        # all of history twice.
+        # earlier changes of this model: start after its latest change instead of
+        # re-reading history (later commits into that second are the re-scan's job).
         latest = await self.client.search_read(
             stream.model, [], ["write_date"], order="write_date desc, id desc", limit=1,
             context=ALL_RECORDS,
         )  # fmt: skip
-        return Cursor(parse_wire(latest[0]["write_date"])) if latest else Cursor()
+        if not latest:
+            return Cursor()
+        second = Cursor(parse_wire(latest[0]["write_date"]))
+        top = await self.client.search(
+            stream.model, [("write_date", ">=", second.wire)], order="id desc", limit=1,
+            context=ALL_RECORDS,
+        )  # fmt: skip
+        return Cursor(second.second, top[0] if top else 0)
 
     # -- polling
 
@@ -186,6 +194,25 @@ class OdooPoller:
         *,
         persist: bool = True,
     ) -> Cursor:
+        try:
+            cursor = await self._pages(stream, cursor, report, progress, persist)
+        except BaseException:
+            # Let the page already handed to Kafka finish (its transaction is whole);
+            # the error that stopped the drain is the one to report.
+            with contextlib.suppress(Exception):
+                await self._settle()
+            raise
+        await self._settle()
+        return cursor
+
+    async def _pages(
+        self,
+        stream: Stream,
+        cursor: Cursor,
+        report: PollReport,
+        progress: Progress | None,
+        persist: bool,
+    ) -> Cursor:
         size = self.options.page_size
         while True:
             # The rest of the cursor's second, by id: rows of one second are ordered by
@@ -235,12 +262,35 @@ class OdooPoller:
         report: PollReport,
         progress: Progress | None,
     ) -> None:
+        """Read what the page's facts need from Odoo, then publish them in the
+        background: the next page is read while Kafka commits this one. Transactions
+        stay in order, one at a time."""
         entity = stream.entity
         records = rows if not stream.indirect else await self._load(entity, _targets(stream, rows))
         if entity.lines is not None:
             await self._attach_lines(entity, records)
-        facts = [fact for fact in (observe(entity, r) for r in records) if self._new(fact)]
-        topic = self._topic(entity.topic)
+        observed = [observe(entity, record) for record in records]
+        await self._settle()  # the previous page is in Kafka, so `_seen` is up to date
+        facts = [fact for fact in observed if self._new(fact)]
+        self._inflight = asyncio.create_task(
+            self._publish(stream, len(rows), facts, cursor, report, progress)
+        )
+
+    async def _settle(self) -> None:
+        task, self._inflight = self._inflight, None
+        if task is not None:
+            await task
+
+    async def _publish(
+        self,
+        stream: Stream,
+        scanned: int,
+        facts: list[Fact],
+        cursor: Cursor | None,
+        report: PollReport,
+        progress: Progress | None,
+    ) -> None:
+        topic = self._topic(stream.entity.topic)
         outgoing = [Outgoing(topic, fact.source_id, fact) for fact in facts]
         if cursor is not None and cursor != self.cursors.get(stream.model):
             outgoing.append(self._cursor_record(stream, cursor))
@@ -252,10 +302,10 @@ class OdooPoller:
         for fact in facts:
             self._remember(fact)
         if facts:
-            report.facts[entity.name] += len(facts)
-        report.scanned += len(rows)
+            report.facts[stream.entity.name] += len(facts)
+        report.scanned += scanned
         if progress is not None:
-            progress.advance(len(rows))
+            progress.advance(scanned)
 
     def _cursor_record(self, stream: Stream, cursor: Cursor) -> Outgoing:
         return Outgoing(self._cursor_topic, self._key(stream), cursor.encode(stream.model))

@@ -147,12 +147,7 @@ def _operator(operator: str, value: Any) -> Callable[[list[Any]], bool]:
     if operator == "!=":
         return lambda values: not _equal(values, value)
     if operator in ("in", "not in"):
-        if not isinstance(value, list | tuple):
-            value = [value]
-        options: Sequence[Any] = value
-        found: Callable[[list[Any]], bool] = lambda values: any(  # noqa: E731
-            _equal(values, option) for option in options
-        )
+        found = _member(value if isinstance(value, list | tuple) else [value])
         return found if operator == "in" else (lambda values: not found(values))
     if operator in COMPARISONS:
         compare = COMPARISONS[operator]
@@ -160,6 +155,25 @@ def _operator(operator: str, value: Any) -> Callable[[list[Any]], bool]:
             not _empty(v) and _comparable(v, value) and compare(v, value) for v in values
         )
     return _like(operator, value)
+
+
+def _member(options: Sequence[Any]) -> Callable[[list[Any]], bool]:
+    """`in`: a set lookup (pollers send hundreds of ids), `False` matching empty values."""
+    wants_empty = any(_empty(option) for option in options)
+    present = [option for option in options if not _empty(option)]
+    try:
+        lookup = frozenset(present)
+    except TypeError:  # unhashable options: compare one by one
+        return lambda values: any(_equal(values, option) for option in options)
+    if any(isinstance(option, date) for option in present):
+        return lambda values: any(_equal(values, option) for option in options)
+
+    def found(values: list[Any]) -> bool:
+        if wants_empty and all(_empty(v) for v in values):
+            return True
+        return any(v in lookup for v in values if not _empty(v))
+
+    return found
 
 
 def _comparable(value: Any, target: Any) -> bool:

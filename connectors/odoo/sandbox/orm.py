@@ -55,26 +55,13 @@ class Env:
     uid: int
     now: datetime
     context: dict[str, Any] = field(default_factory=dict)
-    _children: dict[tuple[str, str], dict[int, list[int]]] = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> Model:
         return self.registry.model(name)
 
     def children(self, model: str, inverse: str) -> dict[int, list[int]]:
         """parent id -> ids of `model` rows whose `inverse` points at it (one2many)."""
-        key = (model, inverse)
-        if key not in self._children:
-            index: dict[int, list[int]] = {}
-            for rid, row in sorted(self.store.table(model).items()):
-                parent = row.get(inverse)
-                if parent:
-                    index.setdefault(parent, []).append(rid)
-            self._children[key] = index
-        return self._children[key]
-
-    def touched(self, model: str) -> None:
-        for key in [key for key in self._children if key[0] == model]:
-            del self._children[key]
+        return self.store.children(model, inverse)
 
 
 def as_ids(ids: Any) -> list[int]:
@@ -369,7 +356,6 @@ class Model:
             raise ValidationError(self._required_message(missing_required[0]))
         own.update(create_date=env.now, write_date=env.now, create_uid=env.uid, write_uid=env.uid)
         rid = env.store.insert(self.name, own)
-        env.touched(self.name)
         for name, commands in nested.items():
             self.apply_x2many(env, rid, name, commands)
         self.after_write(env, rid, vals, created=True)
@@ -388,7 +374,6 @@ class Model:
                 raise ValidationError(self._required_message(name))
         own.update(write_date=env.now, write_uid=env.uid)
         env.store.update(self.name, rid, own)
-        env.touched(self.name)
         for name, commands in nested.items():
             self.apply_x2many(env, rid, name, commands)
         self.after_write(env, rid, vals, created=False)
@@ -399,7 +384,6 @@ class Model:
                 for child in env.children(declared.relation, declared.inverse).get(rid, []):
                     env[declared.relation].unlink_one(env, child)
         env.store.delete(self.name, rid)
-        env.touched(self.name)
 
     def row(self, env: Env, rid: int) -> Record:
         """An existing row (callers checked the id)."""

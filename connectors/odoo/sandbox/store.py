@@ -9,6 +9,7 @@ transaction (odoo-api.md 1.1).
 
 from __future__ import annotations
 
+import bisect
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -54,6 +55,9 @@ class Store:
         self._sequences: dict[str, int] = {}
         self._undo: dict[tuple[str, int], Row | None] | None = None
         self._sequence_undo: dict[str, int] = {}
+        # one2many indexes (child model, inverse field) -> parent id -> child ids, built
+        # on first use and kept up to date by every write.
+        self._indexes: dict[tuple[str, str], dict[int, list[int]]] = {}
         for model, rid, data in self._db.execute("SELECT model, id, data FROM records"):
             self._tables.setdefault(model, {})[rid] = json.loads(data, object_hook=_decode)
         for name, value in self._db.execute("SELECT name, value FROM sequences"):
@@ -69,6 +73,18 @@ class Store:
 
     def get(self, model: str, rid: int) -> Row | None:
         return self._tables.get(model, {}).get(rid)
+
+    def children(self, model: str, inverse: str) -> dict[int, list[int]]:
+        """parent id -> ids (ascending) of `model` rows whose `inverse` points at it."""
+        key = (model, inverse)
+        if key not in self._indexes:
+            index: dict[int, list[int]] = {}
+            for rid, row in sorted(self.table(model).items()):
+                parent = row.get(inverse)
+                if parent:
+                    index.setdefault(parent, []).append(rid)
+            self._indexes[key] = index
+        return self._indexes[key]
 
     def meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -91,15 +107,32 @@ class Store:
         rid = self.next_value(model)
         self._remember(model, rid)
         self.table(model)[rid] = {**row, "id": rid}
+        self._reindex(model, rid, None, row)
         return rid
 
     def update(self, model: str, rid: int, changes: Row) -> None:
         self._remember(model, rid)
-        self.table(model)[rid].update(changes)
+        row = self.table(model)[rid]
+        before = dict(row)
+        row.update(changes)
+        self._reindex(model, rid, before, row)
 
     def delete(self, model: str, rid: int) -> None:
         self._remember(model, rid)
-        self.table(model).pop(rid, None)
+        self._reindex(model, rid, self.table(model).pop(rid, None), None)
+
+    def _reindex(self, model: str, rid: int, old: Row | None, new: Row | None) -> None:
+        for (indexed, inverse), index in self._indexes.items():
+            if indexed != model:
+                continue
+            before = None if old is None else old.get(inverse)
+            after = None if new is None else new.get(inverse)
+            if before == after:
+                continue
+            if before and rid in index.get(before, ()):
+                index[before].remove(rid)
+            if after:
+                bisect.insort(index.setdefault(after, []), rid)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -137,6 +170,9 @@ class Store:
             else:
                 self.table(model)[rid] = original
         self._sequences.update(self._sequence_undo)
+        touched = {model for model, _rid in self._undo}
+        for key in [key for key in self._indexes if key[0] in touched]:
+            del self._indexes[key]  # rebuilt from the restored rows on next use
 
     def _commit(self) -> None:
         assert self._undo is not None
