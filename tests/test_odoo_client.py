@@ -193,3 +193,12 @@ def test_version_parsing(answer: dict[str, object], expected: OdooVersion) -> No
 def test_unparseable_version_is_an_error() -> None:
     with pytest.raises(OdooConfigError, match="unrecognised"):
         OdooVersion.parse({"server_version": "banana"})
+
+
+async def test_concurrency_faults_are_retried(connected: tuple[Sandbox, OdooClient]) -> None:
+    sandbox, client = connected
+    sandbox.database.serialization_failures = 2
+    before = sandbox.stats.requests
+    created = await client.create("res.partner", {"name": "Reintento"})
+    assert sandbox.stats.requests == before + 3
+    assert await client.search("res.partner", [["name", "=", "Reintento"]]) == [created]

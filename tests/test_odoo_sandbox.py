@@ -519,3 +519,22 @@ async def test_seed_is_realistic() -> None:
                    for p in products)  # fmt: skip
         states = await sandbox.execute("sale.order", "search_read", [], fields=["state"])
         assert {row["state"] for row in states} <= {"draft", "sale"} and len(states) == 15
+
+
+async def test_serialization_failures_roll_back() -> None:
+    async with running_sandbox(19) as sandbox:
+        async with sandbox.session.post(
+            f"{sandbox.url}/sandbox/faults", json={"serialization_failures": 2},
+            headers={"Authorization": f"bearer {API_KEY}"},
+        ) as reply:  # fmt: skip
+            assert (await reply.json())["serialization_failures"] == 2
+        error = await fault(sandbox.execute("res.partner", "create", {"name": "Colisión"}))
+        assert error.faultCode == 1
+        assert error.faultString.splitlines()[-1] == (
+            "psycopg2.errors.SerializationFailure: "
+            "could not serialize access due to concurrent update"
+        )
+        status, body = await sandbox.json2("res.partner", "create", vals_list=[{"name": "C"}])
+        assert (status, body["name"]) == (409, "psycopg2.errors.SerializationFailure")
+        assert await sandbox.execute("res.partner", "search_count", []) == 0  # rolled back
+        assert await sandbox.execute("res.partner", "create", {"name": "C"}) == 3

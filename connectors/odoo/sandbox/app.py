@@ -143,11 +143,18 @@ async def _set_faults(request: web.Request) -> web.Response:
         latency = float(body.get("latency_ms", faults.latency_ms))
         rate = float(body.get("error_rate", faults.error_rate))
         status = int(body.get("error_status", faults.error_status))
+        collisions = int(body.get("serialization_failures", database.serialization_failures))
     except (TypeError, ValueError, AttributeError):
         return web.json_response({"error": "numbers expected"}, status=400)
-    if latency < 0 or not 0 <= rate <= 1 or not 500 <= status <= 599:
+    if latency < 0 or not 0 <= rate <= 1 or not 500 <= status <= 599 or collisions < 0:
         return web.json_response(
-            {"error": "latency_ms >= 0, 0 <= error_rate <= 1, error_status 5xx"}, status=400
-        )
+            {"error": "latency_ms >= 0, 0 <= error_rate <= 1, error_status 5xx, "
+             "serialization_failures >= 0"},
+            status=400,
+        )  # fmt: skip
     faults.latency_ms, faults.error_rate, faults.error_status = latency, rate, status
-    return web.json_response({"latency_ms": latency, "error_rate": rate, "error_status": status})
+    database.serialization_failures = collisions
+    return web.json_response(
+        {"latency_ms": latency, "error_rate": rate, "error_status": status,
+         "serialization_failures": collisions}
+    )  # fmt: skip

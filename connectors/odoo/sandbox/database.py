@@ -15,7 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from connectors.odoo.sandbox import refdata
-from connectors.odoo.sandbox.errors import AccessDenied, AccessError, DatabaseNotFound
+from connectors.odoo.sandbox.errors import (
+    AccessDenied,
+    AccessError,
+    DatabaseNotFound,
+    SerializationFailure,
+)
 from connectors.odoo.sandbox.orm import Env, rpc_kind
 from connectors.odoo.sandbox.profiles import Profile
 from connectors.odoo.sandbox.registry import Registry
@@ -60,6 +65,9 @@ class Database:
         # "late commit" with an old write_date) without sleeping.
         self.clock_offset = timedelta()
         self._frozen: datetime | None = None
+        # The next this-many calls collide with a concurrent transaction: they run,
+        # then roll back and fail as Odoo does once its own retries are exhausted.
+        self.serialization_failures = 0
         self.store = Store(path)
         stored = self.store.meta("profile")
         wanted = f"{profile.version}:{','.join(sorted(profile.modules))}"
@@ -150,7 +158,11 @@ class Database:
             raise BadArguments(f"{model}.{method}(): {exc}") from None
         try:
             with self.store.transaction():
-                return function(env, *args, **kwargs)
+                result = function(env, *args, **kwargs)
+                if self.serialization_failures > 0:
+                    self.serialization_failures -= 1
+                    raise SerializationFailure()
+                return result
         finally:
             if model == "ir.model.fields":
                 self.registry.sync_custom_fields(self.store)

@@ -45,6 +45,18 @@ class AccessDenied(OdooServerError):
         super().__init__(message)
 
 
+class SerializationFailure(OdooServerError):
+    """What PostgreSQL raises when concurrent transactions collide; Odoo retries it a few
+    times and then gives up with this (odoo-api.md section 6)."""
+
+    odoo_name = "psycopg2.errors.SerializationFailure"
+    fault_code = 1
+    http_status = 409
+
+    def __init__(self) -> None:
+        super().__init__("could not serialize access due to concurrent update")
+
+
 class DatabaseNotFound(OdooServerError):
     """What psycopg2 raises when the requested database does not exist."""
 
