@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 from typing import Any
 
 import aiohttp
@@ -15,7 +16,14 @@ from clientify_odoo.topics import TopicSpec
 from connectors.clientify import ClientifyClient
 from connectors.clientify.sandbox.app import SandboxOptions
 from producers.clientify.facts import ClientifyTopics, to_fact, version_of
-from tests.clientify_fixtures import Capture, read_facts, receiver_at, sandbox_at, serving
+from tests.clientify_fixtures import (
+    SECRET,
+    Capture,
+    read_facts,
+    receiver_at,
+    sandbox_at,
+    serving,
+)
 
 KEY = "hook-test-key-0123"
 
@@ -199,3 +207,26 @@ async def test_the_ip_allow_list(
             http.post(url, json=hook_body()) as response,
         ):
             assert response.status == status
+
+
+@pytest.mark.broker
+async def test_no_secret_reaches_the_logs(
+    kafka_bootstrap: str,
+    topics: tuple[TopicSpec, ...],
+    topic_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # INFO is the default level; at DEBUG aiokafka itself logs the bytes it produces.
+    caplog.set_level(logging.INFO)
+    async with (
+        receiver_at(kafka_bootstrap, topic_prefix) as (_receiver, hook_url),
+        aiohttp.ClientSession() as http,
+    ):
+        for url in (hook_url, hook_url + "x", hook_url.replace("/hooks/", "/hookz/")):
+            async with http.post(url, json=hook_body(email="ana.private@x.es")) as response:
+                await response.read()
+        async with http.post(hook_url, data=b'{"hook": 1, "data": "ana.private@x.es"}'):
+            pass
+    text = caplog.text + "".join(str(r.msg) for r in caplog.records)
+    assert "/hooks/***" in text  # the access log ran, masked
+    assert SECRET not in text and "ana.private" not in text

@@ -19,6 +19,7 @@ import asyncio
 import hmac
 import ipaddress
 import logging
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,35 @@ from producers.clientify.facts import ClientifyTopics, to_fact
 from producers.publisher import Outgoing, Publisher
 
 log = logging.getLogger(__name__)
+HOOK_IN_TEXT = re.compile(r"/hooks/[^\s\"?]+")
+
+
+class HideHookSecrets(logging.Filter):
+    """aiohttp's access log prints each request line, so the secret path segment too;
+    this masks any `/hooks/<segment>` and the known secrets wherever they appear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = HOOK_IN_TEXT.sub("/hooks/***", record.getMessage())
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        record.msg, record.args = text, None
+        return True
+
+
+def hide_in_access_log(secret: str) -> None:
+    access = logging.getLogger("aiohttp.access")
+    installed = [f for f in access.filters if isinstance(f, HideHookSecrets)]
+    if installed:
+        hider = installed[0]
+    else:
+        hider = HideHookSecrets()
+        access.addFilter(hider)
+    hider.secrets.add(secret)
+
 
 HOOK_PATH = "/hooks/{secret}"
 DEFAULT_MAX_BODY = 256 * 1024
@@ -106,6 +136,7 @@ class WebhookReceiver:
         self.publisher = publisher
         self.metrics = metrics or ReceiverMetrics()
         self.kafka_ok: bool | None = None  # unknown until the first publish
+        hide_in_access_log(config.secret)
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._observe])
