@@ -54,7 +54,9 @@ class Store:
         self._tables: dict[str, dict[int, Row]] = {}
         self._sequences: dict[str, int] = {}
         self._undo: dict[tuple[str, int], Row | None] | None = None
-        self._sequence_undo: dict[str, int] = {}
+        # Like PostgreSQL sequences, ids are never handed out twice, even when the
+        # transaction that took them rolls back.
+        self._sequences_used: set[str] = set()
         # one2many indexes (child model, inverse field) -> parent id -> child ids, built
         # on first use and kept up to date by every write.
         self._indexes: dict[tuple[str, str], dict[int, list[int]]] = {}
@@ -98,7 +100,7 @@ class Store:
 
     def next_value(self, name: str) -> int:
         self._require_transaction()
-        self._sequence_undo.setdefault(name, self._sequences.get(name, 0))
+        self._sequences_used.add(name)
         value = self._sequences.get(name, 0) + 1
         self._sequences[name] = value
         return value
@@ -139,7 +141,7 @@ class Store:
         if self._undo is not None:
             raise RuntimeError("transactions do not nest")
         self._undo = {}
-        self._sequence_undo = {}
+        self._sequences_used = set()
         try:
             yield
         except BaseException:
@@ -169,10 +171,11 @@ class Store:
                 self.table(model).pop(rid, None)
             else:
                 self.table(model)[rid] = original
-        self._sequences.update(self._sequence_undo)
         touched = {model for model, _rid in self._undo}
         for key in [key for key in self._indexes if key[0] in touched]:
             del self._indexes[key]  # rebuilt from the restored rows on next use
+        with self._db:
+            self._save_sequences()
 
     def _commit(self) -> None:
         assert self._undo is not None
@@ -187,7 +190,10 @@ class Store:
         with self._db:
             self._db.executemany("DELETE FROM records WHERE model = ? AND id = ?", deletes)
             self._db.executemany("INSERT OR REPLACE INTO records VALUES (?, ?, ?)", upserts)
-            self._db.executemany(
-                "INSERT OR REPLACE INTO sequences VALUES (?, ?)",
-                [(name, self._sequences[name]) for name in self._sequence_undo],
-            )
+            self._save_sequences()
+
+    def _save_sequences(self) -> None:
+        self._db.executemany(
+            "INSERT OR REPLACE INTO sequences VALUES (?, ?)",
+            [(name, self._sequences[name]) for name in self._sequences_used],
+        )
