@@ -377,3 +377,40 @@ async def test_seed_data_is_realistic_and_spanish(api: Api) -> None:
         tax_id = company["taxpayer_identification_number"]
         assert tax_id == cif(tax_id[0], int(tax_id[1:8]))
     assert cif("B", 1234567) == "B12345674"  # a published valid CIF
+
+
+async def test_custom_field_source_and_type_filters_and_ordering(api: Api) -> None:
+    a = await new_contact(api, first_name="Zoe", contact_source="Odoo",
+                          custom_fields=[{"field": "odoo_id", "value": "17"}])  # fmt: skip
+    b = await new_contact(api, first_name="Ana", contact_type="lead")
+    status, _seeded = await api.call("POST", api.admin("seed/"), {"count": 12})  # tops up to 12
+    assert status == 201
+    _status, page = await api.call("GET", "contacts/", ordering="-id", page_size="3")
+    assert [c["id"] for c in page["results"]] == [12, 11, 10]  # numbers, not text
+    for doc_id in range(3, 13):
+        await api.call("DELETE", f"contacts/{doc_id}/")
+    for params, expected in (
+        ({"cf_odoo_id": "17"}, [a]), ({"contact_source": "Odoo"}, [a]),
+        ({"contact_type": "lead"}, [b]), ({"ordering": "first_name"}, [b, a]),
+        ({"ordering": "-id"}, [b, a]), ({"ordering": "colour"}, [a, b]),
+    ):  # fmt: skip
+        _status, page = await api.call("GET", "contacts/", **params)
+        assert [c["id"] for c in page["results"]] == [c["id"] for c in expected], params
+
+
+async def test_sub_lists_users_and_unsupported_media(api: Api) -> None:
+    contact = await new_contact(api, tags=["vip", "odoo"], phones=[{"phone": "600", "type": 2}])
+    _status, tags = await api.call("GET", f"contacts/{contact['id']}/tags/")
+    assert [t["name"] for t in tags["results"]] == ["vip", "odoo"]
+    _status, phones = await api.call("GET", f"contacts/{contact['id']}/phones/")
+    assert phones["count"] == 1 and phones["results"][0]["type"] == 2
+    status, users = await api.call("GET", "users/")
+    assert status == 200 and users["count"] == 1
+    async with api.session.post(
+        f"{api.base}/contacts/", data=b"first_name=Ana",
+        headers={"Authorization": f"Token {KEY}", "Content-Type": "text/plain"},
+    ) as response:  # fmt: skip
+        assert response.status == 415
+        assert (await response.json())[
+            "detail"
+        ] == 'Unsupported media type "text/plain" in request.'

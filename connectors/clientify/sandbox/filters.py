@@ -105,5 +105,12 @@ def _ordered(docs: list[Doc], ordering: str) -> list[Doc]:
     for term in reversed([t.strip() for t in ordering.split(",") if t.strip()]):
         field = term.lstrip("-")
         if field in ORDERING_FIELDS:  # invalid fields are ignored, as DRF's OrderingFilter
-            docs = sorted(docs, key=lambda d: str(d.get(field) or ""), reverse=term[0] == "-")
+            docs = sorted(docs, key=lambda d: _sort_key(d.get(field)), reverse=term[0] == "-")
     return docs
+
+
+def _sort_key(value: Any) -> tuple[int, float, str]:
+    # Ids sort as numbers (9 before 10); text and ISO timestamps as text.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (0, float(value), "")
+    return (1, 0.0, str(value or ""))
