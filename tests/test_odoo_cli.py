@@ -128,3 +128,34 @@ async def test_backfill_survives_kill_9_at_random_points(
         versions[fact.source_id].add(fact.event_id)
     assert all(len(ids) == 1 for ids in versions.values())  # duplicates share an event id
     assert "facts published" in out
+
+
+@pytest.mark.broker
+async def test_poll_runs_until_terminated(
+    kafka_bootstrap: str, topics: tuple[TopicSpec, ...], topic_prefix: str
+) -> None:
+    partner_topic = next(spec.name for spec in topics if spec.name.endswith(".odoo.partner"))
+    async with running_sandbox(19) as sandbox, sandbox.client() as client:
+        process = await asyncio.create_subprocess_exec(
+            COMMAND, "poll", "odoo", "--interval", "0.3",
+            env=environment(sandbox.url, kafka_bootstrap, topic_prefix), cwd="/tmp",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert process.stdout is not None
+        printed = ""
+        try:
+            while "Polling every" not in printed:
+                line = await asyncio.wait_for(process.stdout.readline(), 30)
+                assert line, printed
+                printed += line.decode()
+            assert "Connected to Odoo 19.0" in printed and "json2" in printed
+            await client.create("res.partner", {"name": "Nueva", "ref": "12345678Z"})
+            for _ in range(100):
+                facts = await facts_on(kafka_bootstrap, partner_topic)
+                if facts:
+                    break
+                await asyncio.sleep(0.1)
+            assert [f.business_key for f in facts] == ["12345678Z"]
+        finally:
+            process.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(process.wait(), 15) == 0
