@@ -101,8 +101,7 @@ valid_webhooks = st.fixed_dictionaries(
     }
 )
 bodies = (
-    valid_webhooks.map(lambda b: json.dumps(b).encode())
-    | valid_webhooks.map(lambda b: json.dumps(b, ensure_ascii=False, indent=1).encode())
+    valid_webhooks.map(lambda b: json.dumps(b, ensure_ascii=False, indent=1).encode())
     | webhooks.map(lambda b: json.dumps(b).encode())
     | json_values.map(lambda v: json.dumps(v).encode())
     | st.binary(max_size=200)
@@ -174,9 +173,7 @@ def test_fuzzed_bodies_and_headers(
 ) -> None:
     accepted: dict[str, set[str]] = {entity: set() for entity in ENTITIES}
 
-    @settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(body=bodies, content_type=content_types, extra=headers)
-    def one(body: bytes, content_type: str, extra: dict[str, str]) -> None:
+    def check(body: bytes, content_type: str, extra: dict[str, str]) -> None:
         status, answer = post(receiver.url, body, content_type, extra)
         assert status < 500, (status, answer)
         if not is_valid(body):
@@ -193,7 +190,12 @@ def test_fuzzed_bodies_and_headers(
         assert answer["event_id"] == to_fact(entity, data["data"]).event_id
         accepted[entity].add(answer["event_id"])
 
-    one()
+    examples = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    # Valid bodies on their own, so the "never lose one" side is always well exercised.
+    examples(
+        given(valid_webhooks.map(lambda b: json.dumps(b).encode()), content_types, headers)(check)
+    )()
+    examples(given(bodies, content_types, headers)(check))()
     names = ClientifyTopics.for_prefix(topic_prefix)
     for entity in ENTITIES:
         stored = {
@@ -201,4 +203,4 @@ def test_fuzzed_bodies_and_headers(
         }
         assert accepted[entity] <= stored  # nothing accepted was lost
         assert stored <= accepted[entity]  # nothing refused was stored
-    assert sum(len(ids) for ids in accepted.values()) > 10  # the valid path was exercised
+    assert sum(len(ids) for ids in accepted.values()) > 30  # the valid path was exercised
