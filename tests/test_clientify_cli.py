@@ -134,3 +134,19 @@ async def test_webhooks_serve_and_reconcile_commands(
     assert "Clientify API key rejected" in output or expected == 0
     assert len(await read_facts(kafka_bootstrap, names.contact)) == 2
     assert len(await read_facts(kafka_bootstrap, names.company)) == 2
+
+
+def test_bad_receiver_settings_are_one_clear_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("WEBHOOK_SECRET", raising=False)
+    assert main(["webhooks", "serve"]) == 1
+    assert "WEBHOOK_SECRET is not set" in capsys.readouterr().err
+    monkeypatch.setenv("WEBHOOK_SECRET", "tiny/secret")
+    assert main(["webhooks", "serve"]) == 1
+    error = capsys.readouterr().err
+    assert "at least 16 URL-safe characters" in error and "tiny/secret" not in error
+    monkeypatch.setenv("WEBHOOK_SECRET", "long-enough-secret-0123456789")
+    assert main(["webhooks", "serve", "--allow-ip", "10.0.0.0/8", "--allow-ip", "nope"]) == 1
+    assert "not an IP address or network: 'nope'" in capsys.readouterr().err

@@ -46,7 +46,8 @@ async def test_without_webhooks_every_change_still_arrives(
 ) -> None:
     names = ClientifyTopics.for_prefix(topic_prefix)
     progress: list[tuple[str, int, int | None]] = []
-    options = SandboxOptions(api_key=KEY, webhooks=False, seed=4)
+    # 12 contacts: more than one batch of concurrent detail reads.
+    options = SandboxOptions(api_key=KEY, webhooks=False, seed=12)
     async with (
         sandbox_at(options) as (sandbox, base),
         ClientifyClient(base, KEY) as client,
@@ -57,8 +58,8 @@ async def test_without_webhooks_every_change_still_arrives(
             progress=lambda *step: progress.append(step),
         )  # fmt: skip
         first = await reconciler.run_once()
-        assert first.emitted == {"contact": 4, "company": 4, "product": 4}
-        assert ("contact", 4, 4) in progress and ("product", 0, 4) in progress
+        assert first.emitted == {"contact": 12, "company": 12, "product": 12}
+        assert ("contact", 12, 12) in progress and ("product", 0, 12) in progress
         # Changes that no webhook reports.
         await client.contacts.update(1, {"title": "Gerente general"})
         await client.companies.update(2, {"company_sector": "Energía"})
@@ -68,7 +69,7 @@ async def test_without_webhooks_every_change_still_arrives(
         # A pass with nothing new re-reads the overlap window and emits nothing.
         assert (await reconciler.run_once()).emitted == {"contact": 0, "company": 0, "product": 0}
         emitted = await all_facts(kafka_bootstrap, names)
-        assert len(emitted) == len(set(emitted)) == 15
+        assert len(emitted) == len(set(emitted)) == 39
         assert await current_event_ids(sandbox, client) <= set(emitted)
 
         # A restarted poller reads its cursors back from clientify.cursors.

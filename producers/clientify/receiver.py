@@ -68,6 +68,7 @@ def hide_in_access_log(secret: str) -> None:
 
 
 HOOK_PATH = "/hooks/{secret}"
+MIN_SECRET_CHARS = re.compile(r"[A-Za-z0-9_\-]+")
 DEFAULT_MAX_BODY = 256 * 1024
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -79,6 +80,20 @@ class ReceiverConfig:
     allowed_networks: tuple[IpNetwork, ...] = ()  # empty: any address
     max_body_bytes: int = DEFAULT_MAX_BODY
     publish_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        # A short secret in a URL can be guessed; `webhooks secret` makes 43 characters.
+        if len(self.secret) < 16 or not MIN_SECRET_CHARS.fullmatch(self.secret):
+            raise ValueError(
+                "WEBHOOK_SECRET must be at least 16 URL-safe characters (letters, digits, "
+                "'-', '_'); run `clientify-odoo webhooks secret --rotate` for a new one"
+            )
+        if self.max_body_bytes < 1024:
+            raise ValueError(
+                f"the body limit must be at least 1024 bytes, got {self.max_body_bytes}"
+            )
+        if self.publish_timeout <= 0:
+            raise ValueError("the publish timeout must be positive")
 
     @staticmethod
     def networks(texts: Sequence[str]) -> tuple[IpNetwork, ...]:
@@ -130,8 +145,6 @@ class WebhookReceiver:
     def __init__(
         self, config: ReceiverConfig, publisher: Publisher, metrics: ReceiverMetrics | None = None
     ) -> None:
-        if len(config.secret) < 16:
-            raise ValueError("the webhook secret must be at least 16 characters")
         self.config = config
         self.publisher = publisher
         self.metrics = metrics or ReceiverMetrics()

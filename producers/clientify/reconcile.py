@@ -16,11 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from connectors.clientify import ClientifyClient, Record
+from connectors.clientify import ClientifyClient, ClientifyNotFound, Record
 from connectors.clientify.client import Records
 from producers.clientify.cursors import Cursor, load_cursors
 from producers.clientify.facts import ENTITIES, ClientifyTopics, to_fact, version_of
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_OVERLAP = timedelta(minutes=2)
 PUBLISH_BATCH = 200
+DETAIL_CONCURRENCY = 10
 # (entity, records done, total or None) after each page, for progress bars.
 Progress = Callable[[str, int, int | None], None]
 
@@ -89,6 +90,27 @@ class Reconciler:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
 
+    async def _records(
+        self, entity: str, listing: Records, filters: dict[str, str | int | datetime]
+    ) -> AsyncIterator[Record]:
+        """The listed records, contacts completed by their detail (fetched concurrently,
+        so the client's pace, not the round trip, bounds the pass)."""
+        chunk: list[Record] = []
+        async for item in listing.list(filters):
+            chunk.append(item)
+            if len(chunk) == DETAIL_CONCURRENCY:
+                for record in await self._complete(entity, listing, chunk):
+                    yield record
+                chunk = []
+        for record in await self._complete(entity, listing, chunk):
+            yield record
+
+    async def _complete(self, entity: str, listing: Records, items: list[Record]) -> list[Record]:
+        if entity != "contact":
+            return items
+        details = await asyncio.gather(*(_detail(listing, item["id"]) for item in items))
+        return [detail for detail in details if detail is not None]
+
     async def _pass(self, entity: str, cursor: Cursor | None) -> tuple[int, int, Cursor | None]:
         listing = self._listing(entity)
         filters: dict[str, str | int | datetime] = {"ordering": "modified"}
@@ -103,8 +125,7 @@ class Reconciler:
         pending: list[Outgoing] = []
         versions: dict[str, tuple[str, datetime]] = {}
         listed = emitted = 0
-        async for item in listing.list(filters):
-            record: Record = await listing.get(item["id"]) if entity == "contact" else item
+        async for record in self._records(entity, listing, filters):
             listed += 1
             fact = to_fact(entity, record)
             version = version_of(entity, record)
@@ -130,3 +151,10 @@ class Reconciler:
         new_cursor = Cursor(entity=entity, modified_upto=upto, seen=kept)
         await self.publisher.publish(Outgoing(self.topics.cursors, entity, new_cursor.encode()))
         return listed, emitted, new_cursor
+
+
+async def _detail(listing: Records, record_id: int) -> Record | None:
+    try:
+        return await listing.get(record_id)
+    except ClientifyNotFound:
+        return None  # deleted since it was listed; deletes are not synced
