@@ -131,6 +131,9 @@ async def test_webhooks_serve_and_reconcile_commands(
             output = (await asyncio.wait_for(process.communicate(), 60))[0].decode()
             assert process.returncode == expected, output
             assert key not in output
+            if expected == 0:  # the full sync's progress bars, then the summary
+                assert re.search(r"Clientify contacts .* 2/2", output), output
+                assert "First pass done" in output
     assert "Clientify API key rejected" in output or expected == 0
     assert len(await read_facts(kafka_bootstrap, names.contact)) == 2
     assert len(await read_facts(kafka_bootstrap, names.company)) == 2

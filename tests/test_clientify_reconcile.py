@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -121,3 +122,34 @@ async def test_webhook_and_reconciliation_agree_on_event_ids(
     assert len(by_webhook) == 3  # contact, its new company, product
     everything = await all_facts(kafka_bootstrap, names)
     assert set(everything) == set(by_webhook)  # the poller re-emitted the same ids only
+
+
+async def test_the_periodic_loop_delivers_changes_until_stopped(
+    kafka_bootstrap: str, topics: tuple[TopicSpec, ...], topic_prefix: str
+) -> None:
+    names = ClientifyTopics.for_prefix(topic_prefix)
+    async with (
+        sandbox_at(SandboxOptions(api_key=KEY, webhooks=False, seed=1)) as (_sandbox, base),
+        ClientifyClient(base, KEY) as client,
+        Publisher(kafka_bootstrap) as publisher,
+    ):
+        stop = asyncio.Event()
+        loop = asyncio.create_task(
+            Reconciler(client, publisher, names, kafka_bootstrap).run(0.2, stop)
+        )
+
+        async def product_names() -> list[str]:
+            return [f.payload["name"] for f in await read_facts(kafka_bootstrap, names.product)]
+
+        async def eventually(wanted: str) -> None:
+            deadline = asyncio.get_running_loop().time() + 20
+            while wanted not in await product_names():
+                assert asyncio.get_running_loop().time() < deadline, f"{wanted} never arrived"
+                await asyncio.sleep(0.3)
+
+        original = (await client.products.get(1))["name"]
+        await eventually(original)  # the first pass (full sync) is done
+        await client.products.update(1, {"name": "Renombrado"})
+        await eventually("Renombrado")  # a later pass found the change
+        stop.set()
+        await asyncio.wait_for(loop, 10)
