@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -218,12 +218,18 @@ class ClientifySandbox:
             )
         return await handler(request)
 
-    def _page(self, request: web.Request, items: list[Any]) -> web.Response:
+    def _page(
+        self,
+        request: web.Request,
+        items: list[Any],
+        show: Callable[[Any], Any] = lambda item: item,
+    ) -> web.Response:
+        """One DRF page of `items`; only the page's items are rendered with `show`."""
         try:
             page, envelope = paginate(items, request.url)
         except InvalidPage:
             raise _fail(404, {"detail": "Invalid page."}) from None
-        return _json({**envelope, "results": page})
+        return _json({**envelope, "results": [show(item) for item in page]})
 
     def _filtered(self, request: web.Request, kind: str) -> list[Doc]:
         try:
@@ -247,7 +253,7 @@ class ClientifySandbox:
         _only(request, "GET")
         object_type = request.query.get("object_type")
         docs = self.records.custom_fields(object_type if object_type in WRITABLE else None)
-        return self._page(request, [self.render.custom_field(d, _base(request)) for d in docs])
+        return self._page(request, docs, lambda d: self.render.custom_field(d, _base(request)))
 
     async def collection(self, request: web.Request) -> web.Response:
         _only(request, "GET", "POST")
@@ -261,7 +267,7 @@ class ClientifySandbox:
             return _json(self.render.rest(kind, doc, _base(request)), 201)
         docs = self._filtered(request, kind)
         base = _base(request)
-        return self._page(request, [self.render.rest(kind, d, base, listed=True) for d in docs])
+        return self._page(request, docs, lambda d: self.render.rest(kind, d, base, listed=True))
 
     def _existing(self, request: web.Request, kind: str) -> Doc:
         doc = self.store.get(kind, int(request.match_info["id"]))
@@ -304,7 +310,7 @@ class ClientifySandbox:
             return _json(self.render.rest(ORDERS, doc, _base(request)), 201 if created else 200)
         base = _base(request)
         docs = self._filtered(request, ORDERS)
-        return self._page(request, [self.render.rest(ORDERS, d, base) for d in docs])
+        return self._page(request, docs, lambda d: self.render.rest(ORDERS, d, base))
 
     async def order(self, request: web.Request) -> web.Response:
         _only(request, "GET")
