@@ -196,17 +196,30 @@ async def test_the_receiver_refuses_what_it_must_and_counts_it(
 
 
 @pytest.mark.broker
-async def test_the_ip_allow_list(
+async def test_the_ip_allow_list_and_trusted_proxies(
     kafka_bootstrap: str, topics: tuple[TopicSpec, ...], topic_prefix: str
 ) -> None:
-    for allowed, status in ((("10.0.0.0/8",), 401), (("127.0.0.1",), 200)):
-        networks = tuple(ipaddress.ip_network(n) for n in allowed)
+    local = ipaddress.ip_network("127.0.0.1")
+    clientify = ipaddress.ip_network("203.0.113.0/24")
+    cases = [
+        # (allowed, trusted proxies, X-Forwarded-For, expected status)
+        ((ipaddress.ip_network("10.0.0.0/8"),), (), None, 401),
+        ((local,), (), None, 200),
+        ((clientify,), (), "203.0.113.7", 401),  # an untrusted peer cannot claim an address
+        ((clientify,), (local,), "203.0.113.7", 200),  # the proxy vouches for the sender
+        ((clientify,), (local,), "203.0.113.7, 198.51.100.9", 401),  # last hop is the sender
+        ((clientify,), (local,), "garbage", 401),
+    ]
+    for allowed, proxies, forwarded, status in cases:
+        headers = {"X-Forwarded-For": forwarded} if forwarded else {}
         async with (
-            receiver_at(kafka_bootstrap, topic_prefix, allowed_networks=networks) as (_r, url),
+            receiver_at(
+                kafka_bootstrap, topic_prefix, allowed_networks=allowed, trusted_proxies=proxies
+            ) as (_receiver, url),
             aiohttp.ClientSession() as http,
-            http.post(url, json=hook_body()) as response,
+            http.post(url, json=hook_body(), headers=headers) as response,
         ):
-            assert response.status == status
+            assert response.status == status, (allowed, proxies, forwarded)
 
 
 @pytest.mark.broker

@@ -125,6 +125,7 @@ def _webhooks_serve(args: argparse.Namespace, context: Context) -> int:
             secret=secret.get_secret_value(),
             topics=ClientifyTopics.for_prefix(context.settings.topic_prefix),
             allowed_networks=ReceiverConfig.networks(args.allow_ip),
+            trusted_proxies=ReceiverConfig.networks(args.trust_proxy),
             max_body_bytes=args.max_body_bytes,
         )
     except ValueError as exc:
@@ -256,6 +257,10 @@ def register(subparsers: Any) -> None:
     serve.add_argument(
         "--allow-ip", action="append", default=[], metavar="CIDR",
         help="accept webhooks only from these addresses/networks (repeatable; default: any)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--trust-proxy", action="append", default=[], metavar="CIDR",
+        help="reverse proxies whose X-Forwarded-For names the real sender (repeatable)",
     )  # fmt: skip
     serve.add_argument(
         "--max-body-bytes", type=int, default=DEFAULT_MAX_BODY,

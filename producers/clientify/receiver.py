@@ -2,8 +2,9 @@
 
 Clientify signs nothing and retries nothing, so:
 - the URL path carries a secret (`/hooks/<secret>`), compared in constant time, and an
-  optional IP allow-list comes first; failures get 401 (IP) or 404 (secret, any other
-  path) and are counted;
+  optional IP allow-list comes first (behind a reverse proxy, X-Forwarded-For counts
+  only when the peer is a trusted proxy); failures get 401 (IP) or 404 (secret, any
+  other path) and are counted;
 - a 2xx means "the fact is on Kafka with acks=all": the handler waits for the ack and
   answers 503 when Kafka cannot take it, so an accepted webhook is never lost;
 - a bad body gets 400/413 saying what is wrong; logs carry ids and reasons, never the
@@ -78,6 +79,8 @@ class ReceiverConfig:
     secret: str
     topics: ClientifyTopics
     allowed_networks: tuple[IpNetwork, ...] = ()  # empty: any address
+    # Reverse proxies in front of the receiver: their X-Forwarded-For is believed.
+    trusted_proxies: tuple[IpNetwork, ...] = ()
     max_body_bytes: int = DEFAULT_MAX_BODY
     publish_timeout: float = 10.0
 
@@ -178,8 +181,9 @@ class WebhookReceiver:
             self.metrics.latency.observe(time.perf_counter() - started)
 
     async def hook(self, request: web.Request) -> web.Response:
-        if self.config.allowed_networks and not self._allowed(request.remote):
-            log.warning("webhook from %s refused: not in the IP allow-list", request.remote)
+        sender = self._sender(request)
+        if self.config.allowed_networks and not self._in(sender, self.config.allowed_networks):
+            log.warning("webhook from %s refused: not in the IP allow-list", sender)
             return self._reject(401, "ip_not_allowed", "this address may not send webhooks")
         secret = request.match_info["secret"]
         if not hmac.compare_digest(secret.encode(), self.config.secret.encode()):
@@ -234,12 +238,25 @@ class WebhookReceiver:
         self.metrics.accepted.labels(entity).inc()
         return web.json_response({"status": "accepted", "event_id": fact.event_id})
 
-    def _allowed(self, remote: str | None) -> bool:
+    def _sender(self, request: web.Request) -> str:
+        """The sending address: the peer, or, when the peer is a trusted proxy, the last
+        X-Forwarded-For entry no trusted proxy added (earlier entries can be forged)."""
+        address = request.remote or ""
+        if not self._in(address, self.config.trusted_proxies):
+            return address
+        hops = [hop.strip() for hop in request.headers.get("X-Forwarded-For", "").split(",")]
+        for hop in reversed([hop for hop in hops if hop]):
+            if not self._in(hop, self.config.trusted_proxies):
+                return hop
+        return address
+
+    @staticmethod
+    def _in(text: str, networks: tuple[IpNetwork, ...]) -> bool:
         try:
-            address = ipaddress.ip_address(remote or "")
+            address = ipaddress.ip_address(text)
         except ValueError:
             return False
-        return any(address in network for network in self.config.allowed_networks)
+        return any(address in network for network in networks)
 
     async def health(self, _request: web.Request) -> web.Response:
         kafka = {None: "unknown", True: "ok", False: "unreachable"}[self.kafka_ok]
