@@ -45,11 +45,22 @@ async def test_saves_through_the_api_post_documented_webhooks() -> None:
                  "addresses": [{"city": "Madrid"}]}
             )  # fmt: skip
             await client.contacts.delete(contact["id"])
+            product = await client.products.create({"name": "Taladro", "sku": "T-1", "price": 9})
+            await client.products.delete(product["id"])
+            await client.companies.delete(1)
             await sandbox.webhooks.drain()
-    events = [body["hook"]["event"] for body in capture.bodies]
+    # Deliveries are concurrent and unordered, as Clientify's: compare by event.
+    by_event = {body["hook"]["event"]: body for body in capture.bodies}
+    assert len(capture.bodies) == 6
     # The company made from the contact's `company` name is a save too.
-    assert events == ["company.saved", "contact.saved", "contact.deleted"]
-    saved = capture.bodies[1]
+    assert set(by_event) == {
+        "company.saved", "contact.saved", "contact.deleted",
+        "product.saved", "product.deleted", "company.deleted",
+    }  # fmt: skip
+    assert by_event["product.deleted"]["data"]["sku"] == "T-1"
+    assert by_event["company.deleted"]["data"]["name"] == "Acme"
+    assert len({body["hook"]["id"] for body in capture.bodies}) == 6  # one hook per event
+    saved = by_event["contact.saved"]
     assert set(saved) == {"hook", "data"}
     assert set(saved["hook"]) == {"id", "event", "target"}
     assert saved["hook"]["target"] == f"{origin}/hook"
@@ -61,9 +72,10 @@ async def test_saves_through_the_api_post_documented_webhooks() -> None:
     assert data["created"].endswith("Z") and len(data["created"]) == len(
         "2023-04-19T00:46:31.777178Z"
     )
-    assert capture.bodies[2]["data"]["first_name"] == "Ana"  # deletes carry the record
-    headers = {name.lower() for name in capture.headers[1]}
-    assert capture.headers[1]["Content-Type"].startswith("application/json")
+    assert by_event["contact.deleted"]["data"]["first_name"] == "Ana"  # with the record
+    sent_headers = capture.headers[capture.bodies.index(saved)]
+    headers = {name.lower() for name in sent_headers}
+    assert sent_headers["Content-Type"].startswith("application/json")
     assert not [name for name in headers if "signature" in name or "hmac" in name]
 
 
