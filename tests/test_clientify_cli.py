@@ -139,7 +139,7 @@ async def test_webhooks_serve_and_reconcile_commands(
     assert len(await read_facts(kafka_bootstrap, names.company)) == 2
 
 
-def test_bad_receiver_settings_are_one_clear_line(
+def test_bad_settings_and_arguments_are_one_clear_line(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.chdir(tmp_path)
@@ -153,3 +153,8 @@ def test_bad_receiver_settings_are_one_clear_line(
     monkeypatch.setenv("WEBHOOK_SECRET", "long-enough-secret-0123456789")
     assert main(["webhooks", "serve", "--allow-ip", "10.0.0.0/8", "--allow-ip", "nope"]) == 1
     assert "not an IP address or network: 'nope'" in capsys.readouterr().err
+    assert main(["reconcile", "--interval", "0"]) == 1
+    assert "--interval must be > 0" in capsys.readouterr().err
+    monkeypatch.delenv("CLIENTIFY_API_KEY", raising=False)
+    assert main(["reconcile", "--once"]) == 1
+    assert "CLIENTIFY_API_KEY is not set" in capsys.readouterr().err

@@ -187,6 +187,10 @@ def _webhooks_secret(args: argparse.Namespace, context: Context) -> int:
 
 
 def _reconcile(args: argparse.Namespace, context: Context) -> int:
+    if args.interval <= 0 or args.overlap < 0:
+        raise CommandError(
+            f"--interval must be > 0 and --overlap >= 0 (got {args.interval} and {args.overlap})"
+        )
     settings = context.settings
     api_key = settings.clientify_api_key
     if api_key is None:
