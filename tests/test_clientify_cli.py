@@ -153,6 +153,10 @@ def test_bad_settings_and_arguments_are_one_clear_line(
     monkeypatch.setenv("WEBHOOK_SECRET", "long-enough-secret-0123456789")
     assert main(["webhooks", "serve", "--allow-ip", "10.0.0.0/8", "--allow-ip", "nope"]) == 1
     assert "not an IP address or network: 'nope'" in capsys.readouterr().err
+    assert main(["sandbox", "clientify", "--throttle", "-1"]) == 1
+    assert "--throttle must be 0 or more, got -1.0" in capsys.readouterr().err
+    assert main(["sandbox", "clientify", "--error-rate", "1.5"]) == 1
+    assert "--error-rate must be between 0 and 1" in capsys.readouterr().err
     assert main(["reconcile", "--interval", "0"]) == 1
     assert "--interval must be > 0" in capsys.readouterr().err
     monkeypatch.delenv("CLIENTIFY_API_KEY", raising=False)

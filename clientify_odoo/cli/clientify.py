@@ -35,6 +35,10 @@ LOCAL_BOOTSTRAP = "127.0.0.1:9092"  # `clientify-odoo kafka up`
 def _sandbox(args: argparse.Namespace, context: Context) -> int:
     if not 0 <= args.error_rate <= 1:
         raise CommandError(f"--error-rate must be between 0 and 1, got {args.error_rate}")
+    for flag, value in (("--throttle", args.throttle), ("--latency-ms", args.latency_ms),
+                        ("--seed", args.seed)):  # fmt: skip
+        if value < 0:
+            raise CommandError(f"{flag} must be 0 or more, got {value}")
     sandbox = ClientifySandbox(
         SandboxOptions(
             data_dir=args.data_dir,
