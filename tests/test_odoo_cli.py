@@ -9,6 +9,8 @@ import re
 import signal
 import sys
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -43,31 +45,45 @@ async def run(*args: str, env: dict[str, str], seconds: float = 60) -> tuple[int
     return process.returncode, out.decode(), err.decode()
 
 
-async def test_sandbox_command_prints_its_credentials_and_serves(tmp_path: Path) -> None:
+@asynccontextmanager
+async def running(
+    *args: str, env: dict[str, str], ready: str, stop: signal.Signals
+) -> AsyncIterator[str]:
+    """Run a long-lived command; yield its output up to the `ready` line; then send
+    `stop` and expect a clean exit."""
     process = await asyncio.create_subprocess_exec(
-        COMMAND, "sandbox", "odoo", "--port", "0", "--profile", "19", "--data-dir",
-        str(tmp_path), "--seed", "12", "--db", "demo", "--login", "ana", "--api-key", "k" * 40,
+        COMMAND, *args, env=env, cwd="/tmp",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "COLUMNS": "250"}, cwd="/tmp",
     )  # fmt: skip
     assert process.stdout is not None
     printed = ""
     try:
-        while "Ctrl-C stops" not in printed:
+        while ready not in printed:
             line = await asyncio.wait_for(process.stdout.readline(), 30)
-            assert line, f"the sandbox exited early: {printed}"
+            assert line, f"the command exited early: {printed}"
             printed += line.decode()
+        yield printed
+    finally:
+        process.send_signal(stop)
+        assert await asyncio.wait_for(process.wait(), 15) == 0
+
+
+async def test_sandbox_command_prints_its_credentials_and_serves(tmp_path: Path) -> None:
+    args = (
+        "sandbox", "odoo", "--port", "0", "--profile", "19", "--data-dir", str(tmp_path),
+        "--seed", "12", "--db", "demo", "--login", "ana", "--api-key", "k" * 40,
+    )  # fmt: skip
+    env = {**os.environ, "COLUMNS": "250"}
+    async with running(*args, env=env, ready="Ctrl-C stops", stop=signal.SIGINT) as printed:
         assert "database: demo" in printed and "login:    ana" in printed
         assert "API key:  " + "k" * 40 in printed and "Seeded 12 partners" in printed
         match = re.search(r"listening at (http://127\.0\.0\.1:\d+)", printed)
         assert match, printed
-        config = OdooConfig(url=match.group(1), db="demo", login="ana", api_key=SecretStr("k" * 40))
+        key = SecretStr("k" * 40)
+        config = OdooConfig(url=match.group(1), db="demo", login="ana", api_key=key)
         async with OdooClient(config) as client:
             assert client.protocol == "json2"
             assert await client.search_count("res.partner", []) == 12
-    finally:
-        process.send_signal(signal.SIGINT)
-        assert await asyncio.wait_for(process.wait(), 15) == 0
     assert (tmp_path / "odoo.sqlite3").exists()
 
 
@@ -136,18 +152,11 @@ async def test_poll_runs_until_terminated(
 ) -> None:
     partner_topic = next(spec.name for spec in topics if spec.name.endswith(".odoo.partner"))
     async with running_sandbox(19) as sandbox, sandbox.client() as client:
-        process = await asyncio.create_subprocess_exec(
-            COMMAND, "poll", "odoo", "--interval", "0.3",
-            env=environment(sandbox.url, kafka_bootstrap, topic_prefix), cwd="/tmp",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        assert process.stdout is not None
-        printed = ""
-        try:
-            while "Polling every" not in printed:
-                line = await asyncio.wait_for(process.stdout.readline(), 30)
-                assert line, printed
-                printed += line.decode()
+        env = environment(sandbox.url, kafka_bootstrap, topic_prefix)
+        async with running(
+            "poll", "odoo", "--interval", "0.3", env=env, ready="Polling every",
+            stop=signal.SIGTERM,
+        ) as printed:  # fmt: skip
             assert "Connected to Odoo 19.0" in printed and "json2" in printed
             await client.create("res.partner", {"name": "Nueva", "ref": "12345678Z"})
             for _ in range(100):
@@ -156,6 +165,3 @@ async def test_poll_runs_until_terminated(
                     break
                 await asyncio.sleep(0.1)
             assert [f.business_key for f in facts] == ["12345678Z"]
-        finally:
-            process.send_signal(signal.SIGTERM)
-            assert await asyncio.wait_for(process.wait(), 15) == 0

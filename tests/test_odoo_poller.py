@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -12,10 +15,15 @@ import pytest
 from clientify_odoo.topics import TopicSpec
 from connectors.odoo import OdooClient
 from connectors.odoo.sandbox import SUPPORTED_VERSIONS, seed
-from producers.odoo import OdooPoller, PollerOptions
-from producers.odoo.cursor import load_cursors
+from producers.odoo import OdooPoller, PollerError, PollerOptions
+from producers.odoo.cursor import Cursor, load_cursors
 from producers.publisher import Publisher
-from tests.odoo_fixtures import facts_on, running_sandbox, transactional_publisher
+from tests.odoo_fixtures import (
+    Sandbox,
+    facts_on,
+    running_sandbox,
+    transactional_publisher,
+)
 
 pytestmark = pytest.mark.broker
 
@@ -36,18 +44,28 @@ async def started_poller(
     return poller
 
 
+@asynccontextmanager
+async def polling(
+    version: int, bootstrap: str, prefix: str, **options: Any
+) -> AsyncIterator[tuple[Sandbox, OdooClient, OdooPoller]]:
+    """A sandbox of `version`, a client of it and a started poller publishing to Kafka."""
+    async with (
+        running_sandbox(version) as sandbox,
+        sandbox.client() as client,
+        transactional_publisher(bootstrap, prefix) as publisher,
+    ):
+        yield sandbox, client, await started_poller(client, bootstrap, prefix, publisher, **options)
+
+
 @pytest.mark.parametrize("version", SUPPORTED_VERSIONS, ids=lambda v: f"odoo{v}")
 async def test_one_fact_per_change_on_the_right_topic(
     version: int, kafka_bootstrap: str, topics: tuple[TopicSpec, ...], topic_prefix: str
 ) -> None:
-    async with (
-        running_sandbox(version) as sandbox,
-        sandbox.client() as client,
-        transactional_publisher(kafka_bootstrap, topic_prefix) as publisher,
+    async with polling(version, kafka_bootstrap, topic_prefix, page_size=50, overlap=30) as (
+        sandbox,
+        client,
+        poller,
     ):
-        poller = await started_poller(
-            client, kafka_bootstrap, topic_prefix, publisher, page_size=50, overlap=30
-        )
         assert (await poller.poll_once()).published == 0
         partner = await client.create(
             "res.partner", {"name": "Talleres Ruiz S.L.", "ref": "B12345674", "is_company": True}
@@ -98,16 +116,13 @@ async def test_one_fact_per_change_on_the_right_topic(
 async def test_500_records_in_one_second_are_all_captured_once(
     kafka_bootstrap: str, topics: tuple[TopicSpec, ...], topic_prefix: str
 ) -> None:
-    async with (
-        running_sandbox(17) as sandbox,
-        sandbox.client() as client,
-        transactional_publisher(kafka_bootstrap, topic_prefix) as publisher,
+    async with polling(17, kafka_bootstrap, topic_prefix, page_size=64, overlap=30) as (
+        sandbox,
+        client,
+        poller,
     ):
         # Every call below happens in the same server second, several between polls.
         sandbox.database.freeze(datetime(2026, 3, 2, 10, 0, 0, 100))
-        poller = await started_poller(
-            client, kafka_bootstrap, topic_prefix, publisher, page_size=64, overlap=30
-        )
         created: list[int] = []
         for batch in range(5):
             created += await client.create_many(
@@ -185,14 +200,11 @@ async def test_backfill_reports_progress(
 async def test_late_commits_inside_the_overlap_are_caught(
     kafka_bootstrap: str, topics: tuple[TopicSpec, ...], topic_prefix: str
 ) -> None:
-    async with (
-        running_sandbox(18) as sandbox,
-        sandbox.client() as client,
-        transactional_publisher(kafka_bootstrap, topic_prefix) as publisher,
+    async with polling(18, kafka_bootstrap, topic_prefix, page_size=20, overlap=120) as (
+        sandbox,
+        client,
+        poller,
     ):
-        poller = await started_poller(
-            client, kafka_bootstrap, topic_prefix, publisher, page_size=20, overlap=120
-        )
         first = await client.create("res.partner", {"name": "early"})
         sandbox.advance(10)
         await client.create("res.partner", {"name": "now"})
@@ -215,14 +227,11 @@ async def test_late_commits_inside_the_overlap_are_caught(
 async def test_run_polls_until_stopped(
     kafka_bootstrap: str, topics: tuple[TopicSpec, ...], topic_prefix: str
 ) -> None:
-    async with (
-        running_sandbox(19) as sandbox,
-        sandbox.client() as client,
-        transactional_publisher(kafka_bootstrap, topic_prefix) as publisher,
+    async with polling(19, kafka_bootstrap, topic_prefix, interval=0.2, overlap=10) as (
+        sandbox,
+        client,
+        poller,
     ):
-        poller = await started_poller(
-            client, kafka_bootstrap, topic_prefix, publisher, interval=0.2, overlap=10
-        )
         stop = asyncio.Event()
         running = asyncio.create_task(poller.run(stop))
         await client.create("product.product", {"name": "Casco", "default_code": "C-1"})
@@ -237,3 +246,28 @@ async def test_run_polls_until_stopped(
         facts = await facts_on(kafka_bootstrap, product_topic)
     assert [f.business_key for f in facts] == ["C-1"]
     assert sandbox.faults.injected > 0
+
+
+async def test_a_stuck_kafka_stops_the_poller_and_a_restart_loses_nothing(
+    kafka_bootstrap: str, topics: tuple[TopicSpec, ...], topic_prefix: str
+) -> None:
+    async with running_sandbox(17) as sandbox, sandbox.client() as client:
+        await client.create_many("res.partner", [{"name": f"S{i}"} for i in range(25)])
+        stuck = transactional_publisher(kafka_bootstrap, topic_prefix)
+        await stuck.start()
+        poller = await started_poller(
+            client, kafka_bootstrap, topic_prefix, stuck, page_size=10, publish_timeout=1e-4
+        )
+        with pytest.raises(PollerError, match="cursor was not moved"):
+            await poller.backfill()
+        with contextlib.suppress(Exception):  # its transaction was cut short
+            await stuck.stop()
+        cursors = await load_cursors(kafka_bootstrap, topic(topics, "odoo.cursors"))
+        assert cursors.get("sandbox/res.partner", Cursor()) == Cursor()
+        async with transactional_publisher(kafka_bootstrap, topic_prefix) as publisher:
+            restarted = await started_poller(
+                client, kafka_bootstrap, topic_prefix, publisher, page_size=10
+            )
+            assert (await restarted.backfill()).facts == {"partner": 25}
+        facts = await facts_on(kafka_bootstrap, topic(topics, "odoo.partner"))
+    assert len(facts) == len({f.source_id for f in facts}) == 25  # the cut one was aborted

@@ -42,7 +42,7 @@ from connectors.odoo.sandbox import (
     parse_modules,
     seed,
 )
-from producers.odoo import OdooPoller, PollerOptions, PollReport
+from producers.odoo import OdooPoller, PollerError, PollerOptions, PollReport
 from producers.odoo.cursor import CursorError
 from producers.publisher import Publisher
 
@@ -258,7 +258,7 @@ def _poll(args: argparse.Namespace, context: Context) -> int:
         raise CommandError(str(exc), exit_code=2) from None
     except OdooError as exc:
         raise CommandError(f"Odoo: {exc}") from None
-    except (KafkaError, CursorError) as exc:
+    except (KafkaError, CursorError, PollerError) as exc:
         raise CommandError(f"Kafka at {bootstrap}: {exc}") from None
     return 0
 

@@ -1,5 +1,5 @@
 """The Odoo poller: changes of partners, products and orders as facts on Kafka."""
 
-from producers.odoo.poller import OdooPoller, PollerOptions, PollReport
+from producers.odoo.poller import OdooPoller, PollerError, PollerOptions, PollReport
 
-__all__ = ["OdooPoller", "PollReport", "PollerOptions"]
+__all__ = ["OdooPoller", "PollReport", "PollerError", "PollerOptions"]

@@ -39,6 +39,10 @@ Record = dict[str, Any]
 ALL_RECORDS = {"active_test": False}
 
 
+class PollerError(Exception):
+    """The poller cannot go on safely; the text says why. Nothing was skipped."""
+
+
 class Progress(Protocol):
     """Where a backfill reports how far it got (the CLI draws a bar with an ETA)."""
 
@@ -55,6 +59,9 @@ class PollerOptions:
     # ago can still commit rows with its old write_date (odoo-api.md section 4).
     overlap: float = 240.0
     seen_limit: int = 200_000
+    # A page's transaction not committed by then means Kafka is gone or stuck: stop
+    # loudly rather than hang (the cursor moves only with a commit, so nothing is lost).
+    publish_timeout: float = 120.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.page_size <= 5000:
@@ -295,7 +302,14 @@ class OdooPoller:
         if cursor is not None and cursor != self.cursors.get(stream.model):
             outgoing.append(self._cursor_record(stream, cursor))
         if outgoing:
-            await self.publisher.publish_all(outgoing)
+            try:
+                async with asyncio.timeout(self.options.publish_timeout):
+                    await self.publisher.publish_all(outgoing)
+            except TimeoutError:
+                raise PollerError(
+                    f"Kafka did not commit a page of {stream.model} facts within "
+                    f"{self.options.publish_timeout:.0f}s; the cursor was not moved"
+                ) from None
         # Only what Kafka has accepted counts as seen and moves the cursor.
         if cursor is not None:
             self.cursors[stream.model] = cursor
