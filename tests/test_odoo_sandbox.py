@@ -538,3 +538,21 @@ async def test_serialization_failures_roll_back() -> None:
         assert (status, body["name"]) == (409, "psycopg2.errors.SerializationFailure")
         assert await sandbox.execute("res.partner", "search_count", []) == 0  # rolled back
         assert await sandbox.execute("res.partner", "create", {"name": "C"}) == 3
+
+
+async def test_locking_and_cancelling_by_version(sandbox: Sandbox) -> None:
+    partner = await sandbox.execute("res.partner", "create", {"name": "Cliente"})
+    first, second = await sandbox.execute(
+        "sale.order", "create", [{"partner_id": partner}, {"partner_id": partner}]
+    )
+    await sandbox.execute("sale.order", "action_confirm", [first])
+    assert await sandbox.execute("sale.order", "action_done", [first]) is True
+    fields = ["state", "locked"] if sandbox.version >= 17 else ["state"]
+    (locked,) = await sandbox.execute("sale.order", "read", [first], fields=fields)
+    if sandbox.version >= 17:  # pitfall 1: locked orders stay 'sale'
+        assert (locked["state"], locked["locked"]) == ("sale", True)
+    else:
+        assert locked["state"] == "done"
+    await sandbox.execute("sale.order", "action_cancel", [second])
+    error = await fault(sandbox.execute("sale.order", "action_confirm", [second]))
+    assert error.faultCode == 2 and "S0" in error.faultString

@@ -20,7 +20,6 @@ FieldType = Literal[
     "char", "text", "integer", "float", "monetary", "boolean", "date", "datetime",
     "selection", "many2one", "one2many", "many2many",
 ]  # fmt: skip
-RELATIONAL = frozenset({"many2one", "one2many", "many2many"})
 WIRE_DATETIME = "%Y-%m-%d %H:%M:%S"
 
 Compute = Callable[["Env", "Record"], Any]

@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 Record = dict[str, Any]
 Vals = dict[str, Any]
 F = TypeVar("F", bound=Callable[..., Any])
-LOG_FIELDS = ("create_date", "write_date", "create_uid", "write_uid")
 
 
 def api_model(method: F) -> F:
