@@ -15,7 +15,7 @@ from typing import Self
 
 from aiokafka import AIOKafkaProducer
 
-from schemas import Command, Fact, Result, encode
+from schemas import AnyEnvelope, encode
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Outgoing:
 
     topic: str
     key: str
-    value: Fact | Command | Result | bytes
+    value: AnyEnvelope | bytes
 
 
 class Publisher:
@@ -87,5 +87,5 @@ class Publisher:
             await future
 
 
-def _value(value: Fact | Command | Result | bytes) -> bytes:
+def _value(value: AnyEnvelope | bytes) -> bytes:
     return value if isinstance(value, bytes) else encode(value)

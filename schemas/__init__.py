@@ -1,24 +1,30 @@
 """The contract every part shares: envelopes on the topics, and their serialisation."""
 
 from schemas.envelope import (
+    AnyEnvelope,
     Command,
+    ConflictReport,
     Envelope,
     EnvelopeError,
     Fact,
     Result,
     ResultStatus,
+    Skip,
     System,
     decode,
     encode,
 )
 
 __all__ = [
+    "AnyEnvelope",
     "Command",
+    "ConflictReport",
     "Envelope",
     "EnvelopeError",
     "Fact",
     "Result",
     "ResultStatus",
+    "Skip",
     "System",
     "decode",
     "encode",

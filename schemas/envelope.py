@@ -94,7 +94,14 @@ class Fact(_Envelope):
 
 
 class Command(_Envelope):
-    """Upsert one record in the target system, with only the fields that changed."""
+    """Upsert one record in the target system, with only the fields that changed.
+
+    `entity` is the mapping flow (company, contact, product, order) and `fields` and
+    `expected` use its canonical field names; the writer maps them to the target's
+    shape. A field is written only where the target still holds its `expected` value
+    (when one is given): neither API has compare-and-set, and this keeps a write from
+    undoing an edit the sync has not seen yet.
+    """
 
     kind: Literal["command"] = "command"
     schema_version: Literal[1] = 1
@@ -104,7 +111,8 @@ class Command(_Envelope):
     business_key: str
     target_id: str | None = Field(default=None, description="linked id, when known")
     fields: dict[str, Any]
-    caused_by: str = Field(description="event_id of the fact that led to this command")
+    expected: dict[str, Any] = Field(default_factory=dict)
+    caused_by: str = Field(description="id of the fact (or result) that led to this command")
     issued_at: datetime
 
     @classmethod
@@ -116,6 +124,7 @@ class Command(_Envelope):
         entity: str,
         business_key: str,
         fields: dict[str, Any],
+        expected: dict[str, Any] | None = None,
         target_id: str | None = None,
         issued_at: datetime | None = None,
     ) -> Command:
@@ -127,6 +136,7 @@ class Command(_Envelope):
             business_key=business_key,
             target_id=target_id,
             fields=fields,
+            expected=expected or {},
             caused_by=fact_id,
             issued_at=issued_at or utc_now(),
         )
@@ -139,7 +149,12 @@ class ResultStatus(StrEnum):
 
 
 class Result(_Envelope):
-    """What a writer did with a command; successes feed the link table."""
+    """What a writer did with a command (canonical field names, like the command's).
+
+    `written` were set; `unchanged` already held the value; `skipped` held `found`
+    instead of the expected value and were left alone. Results feed the link table
+    (`target_id`) and the processors' record of writes in flight.
+    """
 
     kind: Literal["result"] = "result"
     schema_version: Literal[1] = 1
@@ -149,15 +164,51 @@ class Result(_Envelope):
     business_key: str
     status: ResultStatus
     target_id: str | None = None
-    written_fields: dict[str, Any] = Field(default_factory=dict)
+    written: dict[str, Any] = Field(default_factory=dict)
+    unchanged: dict[str, Any] = Field(default_factory=dict)
+    skipped: dict[str, Any] = Field(default_factory=dict)
+    found: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
     finished_at: datetime
 
 
-Envelope = Annotated[Fact | Command | Result, Field(discriminator="kind")]
-_ENVELOPE: TypeAdapter[Fact | Command | Result] = TypeAdapter(Envelope)
+class Skip(_Envelope):
+    """A record the sync does not apply (no or invalid business key, unreadable fact),
+    with the reason; counted and shown to the user, never silently dropped."""
 
-CURRENT_VERSIONS = {"fact": 2, "command": 1, "result": 1}
+    kind: Literal["skip"] = "skip"
+    schema_version: Literal[1] = 1
+    event_id: str
+    system: System
+    entity: str
+    source_id: str
+    flow: str | None = None
+    reason: str
+    at: datetime
+
+
+class ConflictReport(_Envelope):
+    """The same field changed on both sides: the later edit won; both values kept."""
+
+    kind: Literal["conflict"] = "conflict"
+    schema_version: Literal[1] = 1
+    flow: str
+    business_key: str
+    field: str
+    winner: System
+    winning_value: Any
+    losing_value: Any
+    winner_time: str
+    loser_time: str
+    caused_by: str
+    at: datetime
+
+
+AnyEnvelope = Fact | Command | Result | Skip | ConflictReport
+Envelope = Annotated[AnyEnvelope, Field(discriminator="kind")]
+_ENVELOPE: TypeAdapter[AnyEnvelope] = TypeAdapter(Envelope)
+
+CURRENT_VERSIONS = {"fact": 2, "command": 1, "result": 1, "skip": 1, "conflict": 1}
 
 
 def _fact_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
@@ -177,11 +228,11 @@ UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
 }
 
 
-def encode(envelope: Fact | Command | Result) -> bytes:
+def encode(envelope: AnyEnvelope) -> bytes:
     return envelope.model_dump_json().encode()
 
 
-def decode(data: bytes | str | dict[str, Any]) -> Fact | Command | Result:
+def decode(data: bytes | str | dict[str, Any]) -> AnyEnvelope:
     """Read any envelope of any known version; raise `EnvelopeError` saying why not."""
     try:
         raw: Any = data if isinstance(data, dict) else json.loads(data)

@@ -117,7 +117,7 @@ class ClientifySide(_Strict):
 class LineMap(_Strict):
     """Order lines: each Odoo line becomes one item of the Clientify order."""
 
-    odoo: str = "order_line"
+    odoo: str = "lines"
     clientify: str = "items"
     fields: list[FieldMap]
 

@@ -10,7 +10,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schemas import Command, EnvelopeError, Fact, Result, ResultStatus, System, decode, encode
+from schemas import (
+    Command,
+    ConflictReport,
+    EnvelopeError,
+    Fact,
+    Result,
+    ResultStatus,
+    Skip,
+    System,
+    decode,
+    encode,
+)
 
 WHEN = datetime(2024, 5, 1, 10, 30, 0)
 
@@ -83,7 +94,7 @@ def test_command_and_result_round_trip_and_command_ids_are_deterministic() -> No
     result = Result(
         command_id=command.command_id, target=System.CLIENTIFY, entity="company",
         business_key="B12345678", status=ResultStatus.APPLIED, target_id="77",
-        written_fields={"name": "Acme SL"}, finished_at=WHEN,
+        written={"name": "Acme SL"}, finished_at=WHEN,
     )  # fmt: skip
     assert decode(encode(result)) == result
 
@@ -108,3 +119,17 @@ def test_bad_messages_get_a_specific_error(raw: bytes, message: str) -> None:
 def test_decode_never_raises_anything_but_envelope_error(raw: bytes) -> None:
     with contextlib.suppress(EnvelopeError):
         decode(raw)
+
+
+def test_skips_and_conflict_reports_round_trip() -> None:
+    skip = Skip(
+        event_id="e", system=System.ODOO, entity="partner", source_id="9", flow="contact",
+        reason="partner has no ref (tax id): not synced", at=WHEN,
+    )  # fmt: skip
+    conflict = ConflictReport(
+        flow="company", business_key="B12345678", field="name", winner=System.CLIENTIFY,
+        winning_value="Acme SL", losing_value="ACME", winner_time="2024-05-01T10:30:05Z",
+        loser_time="2024-05-01T10:30:00Z", caused_by="e", at=WHEN,
+    )  # fmt: skip
+    assert decode(encode(skip)) == skip
+    assert decode(encode(conflict)) == conflict

@@ -119,8 +119,9 @@ def test_products_both_ways() -> None:
 def test_confirmed_order_with_fallbacks_for_barcode_and_quantity() -> None:
     order = {
         "id": 4, "name": "S00004", "state": "sale", "partner_id": [7, "Acme Soluciones SL"],
+        "partner_key": "B12345678",
         "date_order": "2024-05-01 10:30:00", "currency_id": [1, "EUR"],
-        "order_line": [
+        "lines": [
             {"name": "[PW-1] Widget", "barcode": "8412345678905", "default_code": "PW-1",
              "price_unit": 10.0, "qty_to_deliver": 3.0, "product_uom_qty": 3.0},
             {"name": "Gadget", "barcode": False, "default_code": "GD-2", "price_unit": 2.5,
@@ -130,7 +131,7 @@ def test_confirmed_order_with_fallbacks_for_barcode_and_quantity() -> None:
     assert ORDER.selects(order) and not ORDER.selects({**order, "state": "draft"})
     payload = ORDER.to_clientify(ORDER.from_odoo(order), create=True)
     assert payload == {
-        "contact": "Acme Soluciones SL", "order_date": "2024-05-01T10:30:00+00:00",
+        "contact": "B12345678", "order_date": "2024-05-01T10:30:00+00:00",
         "currency": "EUR", "ecommerce": "Odoo", "status": "confirmed",
         "items": [
             {"name": "[PW-1] Widget", "sku": "8412345678905", "price": 10.0, "quantity": 3.0},

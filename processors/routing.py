@@ -1,0 +1,165 @@
+"""Which records a fact is about: flows, business keys, and the lookups orders need.
+
+A fact is one raw record; it may feed several flows (a company partner is a Clientify
+company *and* a contact) or none (a draft order). Each (flow, business key) pair is a
+*route*: everything about one route is processed in order in one partition, so the
+processors re-key facts by it. A record that belongs to a flow but has no usable key
+becomes a `Skip` with its reason.
+
+Orders need two things their fact does not carry: the tax id of the customer's
+commercial entity (the Clientify contact the order hangs off) and each line product's
+barcode and internal reference (the Clientify item SKU). Both come from lookups kept
+from partner and product facts; an order whose customer is not known yet waits for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from processors.mapper import FlowMapper
+from schemas.envelope import Fact, System
+from schemas.mapping import Direction, MappingFile
+
+# Source entity -> the flows it may feed, per system.
+FLOWS_OF = {
+    (System.ODOO, "partner"): ("company", "contact"),
+    (System.ODOO, "product"): ("product",),
+    (System.ODOO, "sale_order"): ("order",),
+    (System.CLIENTIFY, "company"): ("company",),
+    (System.CLIENTIFY, "contact"): ("contact",),
+    (System.CLIENTIFY, "product"): ("product",),
+}
+TOWARDS = {System.ODOO: Direction.ODOO_TO_CLIENTIFY, System.CLIENTIFY: Direction.CLIENTIFY_TO_ODOO}
+
+
+@dataclass(frozen=True)
+class Route:
+    flow: str
+    key: str
+    fact: Fact
+    payload: dict[str, Any]  # the raw record, plus what the lookups added
+
+    @property
+    def route_key(self) -> str:
+        return route_key(self.flow, self.key)
+
+
+@dataclass(frozen=True)
+class Unroutable:
+    """The fact belongs to `flow` but cannot be synced; `reason` says why."""
+
+    flow: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """An order whose customer is not known yet: retried when that partner's fact comes."""
+
+    partner_id: int
+
+
+def route_key(flow: str, key: str) -> str:
+    return f"{flow}:{key}"
+
+
+def many2one_id(value: Any) -> int | None:
+    """Odoo sends a many2one as `[id, name]`, and False when empty."""
+    if isinstance(value, list | tuple) and value and isinstance(value[0], int):
+        return int(value[0])
+    return None
+
+
+class Router:
+    def __init__(self, mapping: MappingFile) -> None:
+        self.mappers: dict[str, FlowMapper] = {
+            name: FlowMapper(flow, mapping.order_status) for name, flow in mapping.flows.items()
+        }
+
+    def routes(
+        self,
+        fact: Fact,
+        partners: Mapping[str, dict[str, Any]],
+        products: Mapping[str, dict[str, Any]],
+    ) -> list[Route | Unroutable | Waiting]:
+        """Routes for `fact`; `partners`/`products` are the Odoo lookups by id."""
+        flows = FLOWS_OF.get((fact.system, fact.entity))
+        if flows is None:
+            return [Unroutable(None, f"no flow reads {fact.system.value} {fact.entity} records")]
+        out: list[Route | Unroutable | Waiting] = []
+        for name in flows:
+            mapper = self.mappers.get(name)
+            if mapper is None or not mapper.flow.fields_towards(TOWARDS[fact.system]):
+                continue  # flow removed from the mapping or switched off this way
+            payload = fact.payload
+            if fact.system is System.ODOO and not mapper.selects(payload):
+                continue  # not this flow's records (a person for `company`, a draft order)
+            if name == "order":
+                enriched = _enrich_order(payload, partners, products)
+                if not isinstance(enriched, dict):
+                    out.append(enriched)
+                    continue
+                payload = enriched
+            key = (
+                mapper.odoo_key(payload)
+                if fact.system is System.ODOO
+                else mapper.clientify_key(payload)
+            )
+            if key is None:
+                field = (
+                    mapper.flow.key.odoo
+                    if fact.system is System.ODOO
+                    else mapper.flow.key.clientify
+                )
+                out.append(
+                    Unroutable(
+                        name,
+                        f"{fact.system.value} {fact.entity} {fact.source_id} has no {field} "
+                        f"(the business key of {name}s): not synced. Fill it in to sync it.",
+                    )
+                )
+                continue
+            out.append(Route(name, key, fact, payload))
+        return out
+
+
+def partner_entry(payload: dict[str, Any]) -> dict[str, Any]:
+    """What orders need to know of a partner: its tax id and its commercial entity."""
+    return {
+        "ref": payload.get("ref") or None,
+        "commercial": many2one_id(payload.get("commercial_partner_id")) or payload.get("id"),
+    }
+
+
+def product_entry(payload: dict[str, Any]) -> dict[str, Any]:
+    return {"barcode": payload.get("barcode"), "default_code": payload.get("default_code")}
+
+
+def _enrich_order(
+    order: dict[str, Any],
+    partners: Mapping[str, dict[str, Any]],
+    products: Mapping[str, dict[str, Any]],
+) -> dict[str, Any] | Waiting | Unroutable:
+    partner_id = many2one_id(order.get("partner_id"))
+    if partner_id is None:
+        return Unroutable("order", f"order {order.get('name')} has no customer: not synced")
+    partner = partners.get(str(partner_id))
+    if partner is None:
+        return Waiting(partner_id)
+    commercial = partners.get(str(partner.get("commercial")), partner)
+    customer_key = commercial.get("ref") or partner.get("ref")
+    if not customer_key:
+        return Unroutable(
+            "order",
+            f"order {order.get('name')}: its customer (partner {partner_id}) has no ref "
+            "(tax id), so it has no Clientify contact to hang off: not synced. Fill in the "
+            "customer's ref to sync it.",
+        )
+    lines = [
+        {**line, **products.get(str(many2one_id(line.get("product_id"))), {})}
+        for line in order.get("lines", [])
+        if isinstance(line, dict)
+    ]
+    return {**order, "partner_key": customer_key, "lines": lines}

@@ -1,0 +1,102 @@
+"""From facts to routes and commands, without Kafka: keys, skips, order lookups, echoes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from processors.decide import Link, on_fact, on_result
+from processors.routing import Route, Router, Unroutable, Waiting, partner_entry, product_entry
+from processors.sync_state import RecordState
+from schemas.envelope import Fact, Result, ResultStatus, System
+from schemas.mapping import load_mapping
+
+ROUTER = Router(load_mapping())
+WHEN = datetime(2024, 5, 1, 10, 30, tzinfo=UTC)
+
+ACME = {
+    "id": 7, "name": "Acme Soluciones", "display_name": "Acme Soluciones SL",
+    "ref": "B-12.345.678", "is_company": True, "commercial_partner_id": [7, "Acme"],
+    "phone": "+34 911 111 111", "street": "Calle Mayor 1", "city": "Madrid",
+    "state_id": [46, "Madrid"], "country_id": [68, "Spain"], "zip": "28001", "customer_rank": 1,
+}  # fmt: skip
+ANA = {
+    "id": 8, "name": "Ana Ruiz", "ref": False, "is_company": False,
+    "commercial_partner_id": [7, "Acme"], "phone": False,
+}  # fmt: skip
+
+
+def odoo_fact(entity: str, payload: dict[str, Any], version: str = "v1") -> Fact:
+    return Fact.observe(
+        system=System.ODOO, entity=entity, source_id=payload["id"], version=version,
+        payload=payload, occurred_at=WHEN,
+    )  # fmt: skip
+
+
+def clientify_fact(entity: str, payload: dict[str, Any], when: datetime = WHEN) -> Fact:
+    return Fact.observe(
+        system=System.CLIENTIFY, entity=entity, source_id=payload["id"], version=str(payload),
+        payload=payload, occurred_at=when,
+    )  # fmt: skip
+
+
+def test_a_company_partner_feeds_the_company_and_the_contact_flow() -> None:
+    routes = ROUTER.routes(odoo_fact("partner", ACME), {}, {})
+    assert [(r.flow, r.key) for r in routes if isinstance(r, Route)] == [
+        ("company", "B12345678"),
+        ("contact", "B12345678"),
+    ]
+
+
+def test_a_partner_without_ref_is_skipped_with_its_reason() -> None:
+    [skip] = ROUTER.routes(odoo_fact("partner", ANA), {}, {})
+    assert isinstance(skip, Unroutable) and skip.flow == "contact"
+    assert "has no ref" in skip.reason and "Fill it in" in skip.reason
+
+
+def test_orders_wait_for_their_customer_and_then_carry_its_key_and_skus() -> None:
+    order = {
+        "id": 4, "name": "S00004", "state": "sale", "partner_id": [8, "Ana Ruiz"],
+        "date_order": "2024-05-01 10:30:00", "currency_id": [1, "EUR"],
+        "lines": [{"id": 1, "name": "Widget", "product_id": [3, "[PW-1] Widget"],
+                   "price_unit": 10.0, "product_uom_qty": 2.0}],
+    }  # fmt: skip
+    fact = odoo_fact("sale_order", order)
+    assert ROUTER.routes(fact, {}, {}) == [Waiting(8)]
+    partners = {"7": partner_entry(ACME), "8": partner_entry(ANA)}
+    products = {"3": product_entry({"barcode": False, "default_code": "PW-1"})}
+    [route] = ROUTER.routes(fact, partners, products)
+    assert isinstance(route, Route) and route.key == "S00004"
+    assert route.payload["partner_key"] == "B-12.345.678"  # Ana's company's tax id
+    assert route.payload["lines"][0]["default_code"] == "PW-1"
+    assert ROUTER.routes(odoo_fact("sale_order", {**order, "state": "draft"}), partners, {}) == []
+
+
+def test_the_loop_is_cut_a_change_goes_across_once_and_its_echo_stops() -> None:
+    [company, _contact] = ROUTER.routes(odoo_fact("partner", ACME), {}, {})
+    assert isinstance(company, Route)
+    state, link = RecordState(), Link()
+    first = on_fact(company, ROUTER.mappers["company"], state, link)
+    [command] = first.commands
+    assert command.target is System.CLIENTIFY and command.entity == "company"
+    assert command.fields["name"] == "Acme Soluciones" and command.target_id is None
+    # The Clientify writer creates the company and reports it...
+    result = Result(
+        command_id=command.command_id, target=System.CLIENTIFY, entity="company",
+        business_key="B12345678", status=ResultStatus.APPLIED, target_id="501",
+        written=command.fields, finished_at=WHEN,
+    )  # fmt: skip
+    assert on_result(result, state, link).commands == []
+    assert link.clientify_id == "501" and link.odoo_id == "7"
+    # ...and Clientify's webhook for that save comes back: an echo, nothing more.
+    echo_record = {
+        "id": 501, "name": "Acme Soluciones SL", "business_name": "Acme Soluciones",
+        "taxpayer_identification_number": "B-12.345.678",
+        "phones": [{"phone": "+34 911 111 111", "type": 1}],
+        "addresses": [{"street": "Calle Mayor 1", "city": "Madrid", "state": "Madrid",
+                       "country": "Spain", "postal_code": "28001", "type": 1}],
+    }  # fmt: skip
+    [back] = ROUTER.routes(clientify_fact("company", echo_record), {}, {})
+    assert isinstance(back, Route) and back.route_key == company.route_key
+    echo = on_fact(back, ROUTER.mappers["company"], state, link)
+    assert echo.echo and echo.commands == [] and echo.conflicts == []
