@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from clientify_odoo.topics import TopicSpec
-from connectors.clientify import ClientifyClient
+from connectors.clientify import AdaptiveRateLimiter, ClientifyClient
 from connectors.clientify.sandbox.app import ClientifySandbox, SandboxOptions
 from producers.clientify.cursors import load_cursors
 from producers.clientify.facts import ClientifyTopics, to_fact
@@ -18,6 +18,13 @@ from tests.clientify_fixtures import read_facts, receiver_at, sandbox_at
 
 pytestmark = pytest.mark.broker
 KEY = "reconcile-key-0123"
+
+
+def unpaced(base: str) -> ClientifyClient:
+    """A client that does not pace itself: for tests where throttling is not the point."""
+    return ClientifyClient(
+        base, KEY, limiter=AdaptiveRateLimiter(initial_rate=200, max_rate=200, name="unpaced")
+    )
 
 
 async def current_event_ids(sandbox: ClientifySandbox, client: ClientifyClient) -> set[str]:
@@ -51,7 +58,7 @@ async def test_without_webhooks_every_change_still_arrives(
     options = SandboxOptions(api_key=KEY, webhooks=False, seed=12)
     async with (
         sandbox_at(options) as (sandbox, base),
-        ClientifyClient(base, KEY) as client,
+        unpaced(base) as client,
         Publisher(kafka_bootstrap) as publisher,
     ):
         reconciler = Reconciler(
@@ -89,7 +96,7 @@ async def test_the_window_after_the_overlap_is_not_read_again(
     names = ClientifyTopics.for_prefix(topic_prefix)
     async with (
         sandbox_at(SandboxOptions(api_key=KEY, webhooks=False, seed=3)) as (_sandbox, base),
-        ClientifyClient(base, KEY) as client,
+        unpaced(base) as client,
         Publisher(kafka_bootstrap) as publisher,
     ):
         reconciler = Reconciler(client, publisher, names, kafka_bootstrap, overlap=timedelta(0))
@@ -109,7 +116,7 @@ async def test_webhook_and_reconciliation_agree_on_event_ids(
         options = SandboxOptions(api_key=KEY, webhook_targets=[hook_url])
         async with (
             sandbox_at(options) as (sandbox, base),
-            ClientifyClient(base, KEY) as client,
+            unpaced(base) as client,
             Publisher(kafka_bootstrap) as publisher,
         ):
             await client.contacts.create(
@@ -130,7 +137,7 @@ async def test_the_periodic_loop_delivers_changes_until_stopped(
     names = ClientifyTopics.for_prefix(topic_prefix)
     async with (
         sandbox_at(SandboxOptions(api_key=KEY, webhooks=False, seed=1)) as (_sandbox, base),
-        ClientifyClient(base, KEY) as client,
+        unpaced(base) as client,
         Publisher(kafka_bootstrap) as publisher,
     ):
         stop = asyncio.Event()
@@ -153,3 +160,24 @@ async def test_the_periodic_loop_delivers_changes_until_stopped(
         await eventually("Renombrado")  # a later pass found the change
         stop.set()
         await asyncio.wait_for(loop, 10)
+
+
+async def test_a_full_sync_through_a_throttled_clientify_loses_nothing(
+    kafka_bootstrap: str, topics: tuple[TopicSpec, ...], topic_prefix: str
+) -> None:
+    """Concurrent contact reads meet DRF throttling (5/s): every record still arrives."""
+    names = ClientifyTopics.for_prefix(topic_prefix)
+    options = SandboxOptions(api_key=KEY, webhooks=False, seed=12, throttle_rps=5)
+    async with (
+        sandbox_at(options) as (sandbox, base),
+        ClientifyClient(base, KEY) as client,
+        Publisher(kafka_bootstrap) as publisher,
+    ):
+        report = await Reconciler(client, publisher, names, kafka_bootstrap).run_once()
+        assert sandbox.throttle.throttled >= 1
+        assert report.emitted == {"contact": 12, "company": 12, "product": 12}
+        # The check is not under test: no throttling, and a client not paced by the above.
+        sandbox.throttle.rate = 0
+        async with unpaced(base) as checker:
+            expected = await current_event_ids(sandbox, checker)
+        assert expected == set(await all_facts(kafka_bootstrap, names))
