@@ -18,6 +18,7 @@ from connectors.clientify import ClientifyClient
 from connectors.clientify.sandbox.app import SandboxOptions
 from producers.clientify.facts import ClientifyTopics
 from tests.clientify_fixtures import read_facts, sandbox_at
+from tests.conftest import free_port_pair
 
 # The installed console script, next to this interpreter (as a user would run it).
 COMMAND = [str(Path(sys.executable).parent / "clientify-odoo")]
@@ -162,3 +163,29 @@ def test_bad_settings_and_arguments_are_one_clear_line(
     monkeypatch.delenv("CLIENTIFY_API_KEY", raising=False)
     assert main(["reconcile", "--once"]) == 1
     assert "CLIENTIFY_API_KEY is not set" in capsys.readouterr().err
+
+
+@pytest.mark.broker
+async def test_periodic_reconcile_serves_the_client_metrics(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    port = free_port_pair()
+    async with sandbox_at(SandboxOptions(api_key="metrics-key-01234", seed=1)) as (_sb, base):
+        process = await asyncio.create_subprocess_exec(
+            *COMMAND, "reconcile", "--interval", "60", "--bootstrap", kafka_bootstrap,
+            "--metrics-port", str(port),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=tmp_path,
+            env=environment(TOPIC_PREFIX=topic_prefix, CLIENTIFY_URL=base,
+                            CLIENTIFY_API_KEY="metrics-key-01234"),
+        )  # fmt: skip
+        try:
+            await started(process, r"Reconciling every 60s")
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(f"http://127.0.0.1:{port}/metrics") as response,
+            ):
+                metrics = await response.text()
+        finally:
+            assert await stop(process) == 0
+    assert 'clientify_client_request_rate{client="clientify"}' in metrics
+    assert 'clientify_client_throttled_total{client="clientify"} 0.0' in metrics

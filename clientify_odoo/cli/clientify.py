@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from platformdirs import user_data_dir
+from prometheus_client import start_http_server
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from clientify_odoo.cli.common import CommandError, Context
@@ -204,6 +205,15 @@ def _reconcile(args: argparse.Namespace, context: Context) -> int:
         )
     bootstrap = _bootstrap(args, context)
     ensure_registry(bootstrap, context)
+    if args.metrics_port is not None:
+        # The client's pace and throttle count (and the process's own metrics).
+        try:
+            start_http_server(args.metrics_port, addr=args.metrics_host)
+        except OSError as exc:
+            raise CommandError(f"cannot serve metrics on port {args.metrics_port}: {exc}") from None
+        context.console.print(
+            f"Metrics at http://{args.metrics_host}:{args.metrics_port}/metrics", highlight=False
+        )
 
     async def run() -> None:
         client = ClientifyClient(str(settings.clientify_url), api_key)
@@ -292,6 +302,11 @@ def register(subparsers: Any) -> None:
         ),
     )
     reconcile.add_argument("--once", action="store_true", help="one pass, then exit")
+    reconcile.add_argument(
+        "--metrics-port", type=int, default=None,
+        help="serve Prometheus metrics (client pace, throttles) on this port",
+    )  # fmt: skip
+    reconcile.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port")
     reconcile.add_argument(
         "--interval", type=float, default=300.0, help="seconds between passes (default 300)"
     )

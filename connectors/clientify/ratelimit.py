@@ -64,6 +64,10 @@ class AdaptiveRateLimiter:
         self.generation = 0
         self._random = random.Random()
         REQUEST_RATE.labels(name).set(self.rate)
+        # Zero-valued series from the start, so dashboards see 0 rather than "no data".
+        THROTTLES.labels(name)
+        for reason in ("throttled", "server_error"):
+            RETRIES.labels(name, reason)
 
     async def acquire(self) -> int:
         """Wait for this caller's slot (slots are 1/rate apart across all callers).
