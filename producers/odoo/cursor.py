@@ -14,14 +14,15 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 WIRE = "%Y-%m-%d %H:%M:%S"
 EPOCH = datetime(1970, 1, 1)
 ONE_SECOND = timedelta(seconds=1)
-READ_TIMEOUT = 30.0
+READ_TIMEOUT = 120.0
 
 
 class CursorError(Exception):
@@ -45,6 +46,22 @@ class Cursor:
     def next_wire(self) -> str:
         return (self.second + ONE_SECOND).strftime(WIRE)
 
+    def rest_of_second(self) -> list[Any]:
+        """Rows of the cursor's second not done yet (to read in id order)."""
+        return [
+            ("write_date", ">=", self.wire),
+            ("write_date", "<", self.next_wire),
+            ("id", ">", self.last_id),
+        ]
+
+    def later(self) -> list[Any]:
+        """Rows of the seconds after the cursor's."""
+        return [("write_date", ">=", self.next_wire)]
+
+    def after(self) -> list[Any]:
+        """Every row the cursor has not covered: the keyset predicate as one domain."""
+        return ["|", *self.later(), "&", "&", *self.rest_of_second()]
+
     def encode(self, model: str) -> bytes:
         return json.dumps({"model": model, "second": self.wire, "last_id": self.last_id}).encode()
 
@@ -61,8 +78,11 @@ def cursor_key(db: str, model: str) -> str:
     return f"{db}/{model}"
 
 
-async def read_committed(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every committed record of `topic`, in offset order per partition, up to its end.
+async def read_committed(
+    bootstrap: str, topic: str, since: datetime | None = None
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every committed record of `topic` (from `since`, a naive UTC time, when given), in
+    offset order per partition, up to its end.
 
     With read_committed the end is the last stable offset: records of an aborted or
     fenced transaction (a poller killed mid-page) are never returned.
@@ -90,8 +110,14 @@ async def read_committed(bootstrap: str, topic: str) -> list[ConsumerRecord[byte
                 raise CursorError(f"no partitions of {topic} assigned in {READ_TIMEOUT:.0f}s")
             await asyncio.sleep(0.05)
         partitions = sorted(consumer.assignment())
-        await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        if since is not None:
+            stamp = int(since.replace(tzinfo=UTC).timestamp() * 1000)
+            found = await consumer.offsets_for_times({tp: stamp for tp in partitions})
+            for tp in partitions:
+                hit = found.get(tp)
+                consumer.seek(tp, ends[tp] if hit is None else hit.offset)
         records: list[ConsumerRecord[bytes, bytes]] = []
         while True:
             positions = {tp: await consumer.position(tp) for tp in partitions}

@@ -27,16 +27,26 @@ from aiokafka.errors import KafkaError
 
 from clientify_odoo.topics import ODOO_CURSORS, TopicSpec, registry
 from connectors.odoo import OdooClient, OdooUnavailable
-from producers.odoo.cursor import Cursor, cursor_key, load_cursors, parse_wire
+from producers.odoo.cursor import (
+    EPOCH,
+    Cursor,
+    cursor_key,
+    load_cursors,
+    parse_wire,
+    read_committed,
+)
 from producers.odoo.entities import STREAMS, Entity, Stream
 from producers.publisher import Outgoing, Publisher
-from schemas import Fact, System
+from schemas import EnvelopeError, Fact, System, decode
 
 log = logging.getLogger(__name__)
 
 Record = dict[str, Any]
 # Archived records are changes too (an archive is a write): never hide them.
 ALL_RECORDS = {"active_test": False}
+# Facts are stamped with the poller's clock, windows are in Odoo's: allow this much skew
+# when reading back the facts of the re-scan window.
+CLOCK_SKEW = 300.0
 
 
 class PollerError(Exception):
@@ -127,10 +137,31 @@ class OdooPoller:
             self.cursors[stream.model] = cursor
         if fresh:
             await self.publisher.publish_all(fresh)
+        await self._recall()
         log.info(
             "Odoo poller cursors: %s",
             ", ".join(f"{model} {c.wire}#{c.last_id}" for model, c in self.cursors.items()),
         )
+
+    async def _recall(self) -> None:
+        """Rebuild the versions already published in the re-scan window from the fact
+        topics, so that a restarted poller does not publish them again."""
+        if self.options.overlap <= 0:
+            return
+        margin = timedelta(seconds=self.options.overlap + CLOCK_SKEW)
+        for entity in dict.fromkeys(stream.entity for stream in self.streams):
+            oldest = min(self.cursors[s.model].second for s in self.streams if s.entity == entity)
+            if oldest == EPOCH:
+                continue  # nothing done yet: nothing to recall
+            topic = self._topic(entity.topic)
+            for record in await read_committed(self.bootstrap, topic, since=oldest - margin):
+                try:
+                    fact = decode(record.value)
+                except EnvelopeError as exc:
+                    log.debug("ignoring a message of %s that is not a fact: %s", topic, exc)
+                    continue
+                if isinstance(fact, Fact):
+                    self._remember(fact)
 
     async def _initial_cursor(self, stream: Stream) -> Cursor:
         if not stream.indirect:
@@ -159,9 +190,7 @@ class OdooPoller:
             total = 0
             for stream in self.streams:
                 total += await self.client.search_count(
-                    stream.model,
-                    [("write_date", ">=", self.cursors[stream.model].wire)],
-                    context=ALL_RECORDS,
+                    stream.model, self.cursors[stream.model].after(), context=ALL_RECORDS
                 )
             progress.total(total)
         return await self.poll_once(rescan=False, progress=progress)
@@ -224,20 +253,13 @@ class OdooPoller:
         while True:
             # The rest of the cursor's second, by id: rows of one second are ordered by
             # their hidden microseconds, not by id, so only id order is a safe keyset.
-            rows = await self._scan(
-                stream,
-                [("write_date", ">=", cursor.wire), ("write_date", "<", cursor.next_wire),
-                 ("id", ">", cursor.last_id)],
-                "id asc",
-            )  # fmt: skip
+            rows = await self._scan(stream, cursor.rest_of_second(), "id asc")
             if rows:
                 cursor = Cursor(cursor.second, rows[-1]["id"])
                 await self._emit(stream, rows, cursor if persist else None, report, progress)
                 if len(rows) == size:
                     continue
-            rows = await self._scan(
-                stream, [("write_date", ">=", cursor.next_wire)], "write_date asc, id asc"
-            )
+            rows = await self._scan(stream, cursor.later(), "write_date asc, id asc")
             if not rows:
                 return cursor
             last = rows[-1]["write_date"]
