@@ -556,3 +556,39 @@ async def test_locking_and_cancelling_by_version(sandbox: Sandbox) -> None:
     await sandbox.execute("sale.order", "action_cancel", [second])
     error = await fault(sandbox.execute("sale.order", "action_confirm", [second]))
     assert error.faultCode == 2 and "S0" in error.faultString
+
+
+async def test_country_names_are_translated() -> None:
+    async with running_sandbox(17) as sandbox:
+        spanish = {"lang": "es_ES"}
+        rows = await sandbox.execute(
+            "res.country", "search_read", [["code", "=", "ES"]], fields=["name"], context=spanish
+        )
+        assert rows[0]["name"] == "España"
+        assert await sandbox.execute(
+            "res.country", "search", [["name", "=", "Spain"]], context=spanish
+        ) == []  # fmt: skip
+        found = await sandbox.execute(
+            "res.country", "search", [["name", "=", "Spain"]], context={"lang": "en_US"}
+        )
+        assert found == [rows[0]["id"]]
+        partner = await sandbox.execute("res.partner", "create", {"country_id": found[0],
+                                                                  "name": "X"})  # fmt: skip
+        (read,) = await sandbox.execute(
+            "res.partner", "read", [partner], fields=["country_id"], context=spanish
+        )
+        assert read["country_id"] == [found[0], "España"]
+
+
+async def test_19_warns_that_rpc_endpoints_are_deprecated(caplog: pytest.LogCaptureFixture) -> None:
+    for version in (18, 19):
+        caplog.clear()
+        async with running_sandbox(version) as sandbox:
+            await sandbox.xmlrpc("common", "version")
+            await sandbox.xmlrpc("common", "version")
+            await sandbox.jsonrpc("common", "version")
+        warnings = [r.getMessage() for r in caplog.records if "deprecated" in r.getMessage()]
+        if version == 18:
+            assert warnings == []
+        else:
+            assert len(warnings) == 2 and all("Odoo 22" in w for w in warnings)

@@ -100,9 +100,10 @@ def create_app(database: Database, faults: Faults | None = None) -> web.Applicat
     app[STATS] = stats
     app[DATABASE] = database
     app[FAULTS] = faults
+    warned: set[str] = set()
     for service in ("common", "object", "db"):
-        app.router.add_post(f"/xmlrpc/2/{service}", xmlrpc_handler(database, service))
-    app.router.add_post("/jsonrpc", jsonrpc_handler(database))
+        app.router.add_post(f"/xmlrpc/2/{service}", xmlrpc_handler(database, service, warned))
+    app.router.add_post("/jsonrpc", jsonrpc_handler(database, warned))
     if database.profile.has_json2:
         app.router.add_post("/json/2/{model}/{method}", json2_handler(database))
         app.router.add_get("/web/version", web_version)

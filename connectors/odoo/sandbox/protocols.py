@@ -84,6 +84,18 @@ def call_service(database: Database, service: str, method: str, args: list[Any])
 EXPECTED_ERRORS = (OdooServerError, ValueError, TypeError, LookupError, NameError, AttributeError)
 
 
+def warn_deprecated(database: Database, endpoint: str, warned: set[str]) -> None:
+    """19 logs that /xmlrpc and /jsonrpc are deprecated (odoo-api.md 1.4). Odoo does it
+    on every request; the sandbox says it once per endpoint so its console stays usable."""
+    if database.profile.version >= 19 and endpoint not in warned:
+        warned.add(endpoint)
+        log.warning(
+            "%s is deprecated since Odoo 19 and will be removed in Odoo 22; "
+            "use the JSON-2 API (/json/2/<model>/<method>)",
+            endpoint,
+        )
+
+
 def _log_failure(exc: BaseException) -> None:
     if not isinstance(exc, EXPECTED_ERRORS):
         log.exception("unexpected error in the Odoo sandbox", exc_info=exc)
@@ -92,8 +104,9 @@ def _log_failure(exc: BaseException) -> None:
 # ---------------------------------------------------------------- XML-RPC
 
 
-def xmlrpc_handler(database: Database, service: str) -> Any:
+def xmlrpc_handler(database: Database, service: str, warned: set[str]) -> Any:
     async def handle(request: web.Request) -> web.Response:
+        warn_deprecated(database, request.path, warned)
         body = await request.read()
         try:
             params, method = xmlrpc.client.loads(body, use_builtin_types=True)
@@ -131,8 +144,9 @@ def error_data(exc: BaseException) -> dict[str, Any]:
     }
 
 
-def jsonrpc_handler(database: Database) -> Any:
+def jsonrpc_handler(database: Database, warned: set[str]) -> Any:
     async def handle(request: web.Request) -> web.Response:
+        warn_deprecated(database, request.path, warned)
         request_id: Any = None
         try:
             body = await request.json(loads=json.loads)

@@ -28,6 +28,13 @@ COUNTRIES: tuple[tuple[str, str, str, int], ...] = (
     ("AR", "Argentina", "ARS", 54),
 )
 
+# res.country.name is translated: what a Spanish user (context lang es_ES) reads.
+SPANISH_COUNTRY_NAMES: dict[str, str] = {
+    "ES": "España", "PT": "Portugal", "FR": "Francia", "DE": "Alemania", "IT": "Italia",
+    "BE": "Bélgica", "NL": "Países Bajos", "GB": "Reino Unido", "CH": "Suiza",
+    "US": "Estados Unidos", "MX": "México", "AR": "Argentina",
+}  # fmt: skip
+
 # Spanish provinces with the codes Odoo's l10n data uses, and their postcode prefix.
 SPANISH_PROVINCES: tuple[tuple[str, str, str], ...] = (
     ("C", "A Coruña (La Coruña)", "15"), ("VI", "Araba/Álava", "01"),

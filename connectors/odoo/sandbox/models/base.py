@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 from typing import Any
 
+from connectors.odoo.sandbox import refdata
 from connectors.odoo.sandbox.errors import ValidationError
 from connectors.odoo.sandbox.fields import Field
 from connectors.odoo.sandbox.orm import Env, Model, Record, Vals, api_model
@@ -43,6 +44,13 @@ class Country(Model):
                 relation="res.country.state", inverse="country_id",
             ),
         ]  # fmt: skip
+
+    def value(self, env: Env, row: Record, name: str) -> Any:
+        # Country names are translated: reads and searches follow the context's lang
+        # (odoo-api.md section 5: search them with lang en_US).
+        if name == "name" and str(env.context.get("lang") or "").startswith("es"):
+            return refdata.SPANISH_COUNTRY_NAMES.get(str(row.get("code")), row.get("name"))
+        return super().value(env, row, name)
 
 
 class CountryState(Model):
