@@ -53,6 +53,10 @@ class Settings(BaseSettings):
         default=None,
         description="Use this Kafka cluster instead of starting the local broker",
     )
+    mapping_file: Path | None = Field(
+        default=None,
+        description="What syncs, field by field (default: the built-in processors/mapping.yaml)",
+    )
     topic_prefix: str = Field(
         default="",
         description="Prefix for every topic and consumer group (several syncs on one cluster)",

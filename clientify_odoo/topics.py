@@ -62,6 +62,12 @@ CLIENTIFY_PRODUCT = _fact("clientify.product", "Clientify products from webhooks
 COMMANDS_CLIENTIFY = _fact("sync.commands.clientify", "upserts for the Clientify writer")
 COMMANDS_ODOO = _fact("sync.commands.odoo", "upserts for the Odoo writer")
 
+# Facts re-keyed by route (`flow:business key`) for the processors; derivable from the
+# source topics, so kept for a week only.
+ROUTED = TopicSpec(
+    "sync.routed", "facts re-keyed by flow and business key", Cleanup.DELETE, 7 * DAY_MS
+)
+
 # Outcomes and the records the user must be able to see.
 RESULTS = _fact("sync.results", "writer outcomes: applied (with target id) or failed")
 DEAD_LETTERS = _fact("sync.dead_letters", "commands that could not be applied, with reason")
@@ -88,6 +94,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     CLIENTIFY_PRODUCT,
     COMMANDS_CLIENTIFY,
     COMMANDS_ODOO,
+    ROUTED,
     RESULTS,
     DEAD_LETTERS,
     SKIPS,

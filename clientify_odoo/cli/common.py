@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 
 from rich.console import Console
 
+from clientify_odoo.broker import DEFAULT_PORT
 from clientify_odoo.settings import Settings
 
 
@@ -22,3 +24,18 @@ class Context:
     settings: Settings
     console: Console
     errors: Console
+
+
+def add_bootstrap_argument(parser: argparse.ArgumentParser) -> None:
+    """`--bootstrap`, for services that use a running cluster but never start one."""
+    parser.add_argument(
+        "--bootstrap",
+        default=None,
+        help="Kafka bootstrap servers (default: KAFKA_BOOTSTRAP_SERVERS, else the local "
+        f"broker at 127.0.0.1:{DEFAULT_PORT})",
+    )
+
+
+def bootstrap_servers(args: argparse.Namespace, context: Context) -> str:
+    chosen = args.bootstrap or context.settings.kafka_bootstrap_servers
+    return str(chosen or f"127.0.0.1:{DEFAULT_PORT}")

@@ -1,0 +1,88 @@
+"""`clientify-odoo worker`: the Faust processors (mapping, links, echoes, conflicts)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import faust
+from platformdirs import user_data_dir
+
+from clientify_odoo.cli.common import (
+    CommandError,
+    Context,
+    add_bootstrap_argument,
+    bootstrap_servers,
+)
+from clientify_odoo.topics import DEFAULT_PARTITIONS, TopicConfigError, ensure_topics, registry
+from processors.app import WorkerConfig, create_app
+from schemas.mapping import DEFAULT_MAPPING, MappingError, load_mapping
+
+
+def _worker(args: argparse.Namespace, context: Context) -> int:
+    path = args.mapping or context.settings.mapping_file or DEFAULT_MAPPING
+    try:
+        mapping = load_mapping(Path(path))
+    except MappingError as exc:
+        raise CommandError(str(exc)) from None
+    bootstrap = bootstrap_servers(args, context)
+    prefix = context.settings.topic_prefix
+    try:
+        asyncio.run(ensure_topics(bootstrap, registry(prefix, partitions=args.partitions)))
+    except TopicConfigError as exc:
+        raise CommandError(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - any connection failure: say where and why
+        raise CommandError(
+            f"cannot reach Kafka at {bootstrap} ({exc}). Start it with `clientify-odoo kafka "
+            "up` or set KAFKA_BOOTSTRAP_SERVERS."
+        ) from None
+    config = WorkerConfig(
+        bootstrap=bootstrap,
+        prefix=prefix,
+        datadir=args.data_dir,
+        mapping=mapping,
+        partitions=args.partitions,
+    )
+    context.console.print(
+        f"Sync worker on {bootstrap}, mapping {path}, state in {args.data_dir} (Ctrl-C stops)"
+    )
+    worker = faust.Worker(create_app(config), loglevel=args.faust_log_level, quiet=True)
+    # Faust's worker owns the event loop and handles SIGINT/SIGTERM: a clean stop
+    # commits offsets and flushes the tables.
+    worker.execute_from_commandline()
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    worker = subparsers.add_parser(
+        "worker",
+        help="run the processors: map facts, link records, drop echoes, emit commands",
+        description=(
+            "Run the Faust processors: read the facts of both systems, map them with the "
+            "mapping file, key them by business key, drop the sync's own echoes, resolve "
+            "conflicts (the later edit wins, the loser goes to sync.conflicts) and emit "
+            "commands for the writers. Records without a business key go to sync.skips. "
+            "State lives in RocksDB under --data-dir and in changelog topics, so a "
+            "restarted or moved worker recovers it."
+        ),
+    )
+    worker.add_argument(
+        "--mapping", type=Path, default=None,
+        help="mapping file (default: MAPPING_FILE, else the built-in processors/mapping.yaml)",
+    )  # fmt: skip
+    worker.add_argument(
+        "--data-dir", type=Path, default=Path(user_data_dir("clientify-odoo")) / "worker",
+        help="local table state (default: %(default)s)",
+    )  # fmt: skip
+    worker.add_argument(
+        "--partitions", type=int, default=DEFAULT_PARTITIONS,
+        help=f"partitions of the keyed topics (default {DEFAULT_PARTITIONS})",
+    )  # fmt: skip
+    worker.add_argument(
+        "--faust-log-level", default="warning", choices=["debug", "info", "warning", "error"],
+        help="how much Faust itself logs (default warning)",
+    )  # fmt: skip
+    add_bootstrap_argument(worker)
+    worker.set_defaults(handler=_worker)

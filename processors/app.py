@@ -1,0 +1,264 @@
+"""The Faust app: facts in, commands, skips and conflict reports out.
+
+Two agents, each with concurrency 1 (faust-streaming issue #606 loses messages above):
+
+- `route` reads every source topic, keeps the Odoo lookups orders need (partners and
+  products by id, in global tables), and re-keys each fact by route, `flow:business
+  key`, onto `sync.routed`; facts that cannot be synced go to `sync.skips`.
+- `decide` reads `sync.routed` and `sync.results` (keyed alike, so co-partitioned),
+  keeps per route the sync state and the link in changelog-backed tables, and emits
+  commands for the writers and conflict reports.
+
+Everything about one record is therefore handled in order, in one partition, by one
+worker; tables survive restarts (RocksDB locally, changelog topics in Kafka).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import faust
+from pydantic import BaseModel, ValidationError
+
+from clientify_odoo.topics import (
+    CLIENTIFY_COMPANY,
+    CLIENTIFY_CONTACT,
+    CLIENTIFY_PRODUCT,
+    COMMANDS_CLIENTIFY,
+    COMMANDS_ODOO,
+    CONFLICTS,
+    ODOO_PARTNER,
+    ODOO_PRODUCT,
+    ODOO_SALE_ORDER,
+    RESULTS,
+    ROUTED,
+    SKIPS,
+)
+from processors.decide import Link, Outcome, on_fact, on_result
+from processors.routing import (
+    Route,
+    Router,
+    Unroutable,
+    Waiting,
+    partner_entry,
+    product_entry,
+)
+from processors.sync_state import RecordState
+from schemas.envelope import (
+    EnvelopeError,
+    Fact,
+    Result,
+    Skip,
+    System,
+    decode,
+    encode,
+    utc_now,
+)
+from schemas.mapping import MappingFile
+
+log = logging.getLogger(__name__)
+
+SOURCES = (
+    ODOO_PARTNER,
+    ODOO_PRODUCT,
+    ODOO_SALE_ORDER,
+    CLIENTIFY_CONTACT,
+    CLIENTIFY_COMPANY,
+    CLIENTIFY_PRODUCT,
+)
+
+
+class RoutedFact(BaseModel):
+    """A fact re-keyed for one route, with what the lookups added to its payload."""
+
+    kind: Literal["routed"] = "routed"
+    flow: str
+    key: str
+    payload: dict[str, Any]
+    fact: Fact
+
+
+@dataclass
+class Counters:
+    facts: int = 0
+    commands: int = 0
+    echoes: int = 0
+    skips: int = 0
+    conflicts: int = 0
+    stale: int = 0
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    bootstrap: str
+    prefix: str
+    datadir: Path
+    mapping: MappingFile
+    partitions: int
+    store: str = "rocksdb://"
+
+
+def create_app(config: WorkerConfig) -> faust.App:
+    prefix = config.prefix
+    app = faust.App(
+        f"{prefix}clientify-odoo-sync",
+        broker=f"kafka://{config.bootstrap}",
+        store=config.store,
+        datadir=str(config.datadir),
+        topic_partitions=config.partitions,
+        topic_replication_factor=1,
+        producer_acks=-1,
+        web_enabled=False,
+        autodiscover=False,
+    )
+
+    def topic(*names: str) -> Any:
+        return app.topic(
+            *(prefix + name for name in names),
+            key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+        )  # fmt: skip
+
+    sources = topic(*(spec.name for spec in SOURCES))
+    routed_and_results = topic(ROUTED.name, RESULTS.name)
+    routed = topic(ROUTED.name)
+    skips = topic(SKIPS.name)
+    conflicts = topic(CONFLICTS.name)
+    commands = {
+        System.ODOO: topic(COMMANDS_ODOO.name),
+        System.CLIENTIFY: topic(COMMANDS_CLIENTIFY.name),
+    }
+
+    states = app.Table("states", partitions=config.partitions)
+    links = app.Table("links", partitions=config.partitions)
+    # Lookups for orders, needed by whichever worker routes an order: global tables.
+    partners = app.GlobalTable("odoo_partners", use_partitioner=True)
+    products = app.GlobalTable("odoo_products", use_partitioner=True)
+    waiting = app.GlobalTable("waiting_orders", use_partitioner=True)
+
+    router = Router(config.mapping)
+    counters = Counters()
+
+    async def skip(fact: Fact, flow: str | None, reason: str) -> None:
+        counters.skips += 1
+        log.info("skipped %s %s %s: %s", fact.system.value, fact.entity, fact.source_id, reason)
+        notice = Skip(
+            event_id=fact.event_id, system=fact.system, entity=fact.entity,
+            source_id=fact.source_id, flow=flow, reason=reason, at=utc_now(),
+        )  # fmt: skip
+        await skips.send(key=fact.source_id.encode(), value=encode(notice))
+
+    async def route_fact(fact: Fact) -> None:
+        for outcome in router.routes(fact, partners, products):
+            if isinstance(outcome, Route):
+                message = RoutedFact(
+                    flow=outcome.flow, key=outcome.key, payload=outcome.payload, fact=fact
+                )
+                await routed.send(
+                    key=outcome.route_key.encode(), value=message.model_dump_json().encode()
+                )
+            elif isinstance(outcome, Waiting):
+                parked = waiting.get(str(outcome.partner_id)) or {}
+                parked[fact.source_id] = fact.model_dump(mode="json")
+                waiting[str(outcome.partner_id)] = parked
+            elif isinstance(outcome, Unroutable):
+                await skip(fact, outcome.flow, outcome.reason)
+
+    async def remember_lookups(fact: Fact) -> None:
+        if fact.system is not System.ODOO:
+            return
+        if fact.entity == "product":
+            products[fact.source_id] = product_entry(fact.payload)
+        elif fact.entity == "partner":
+            partners[fact.source_id] = partner_entry(fact.payload)
+            parked = waiting.pop(fact.source_id, None)
+            for order in (parked or {}).values():
+                await route_fact(Fact.model_validate(order))
+
+    @app.agent(sources, concurrency=1)
+    async def route(stream: Any) -> AsyncIterator[None]:
+        async for value in stream:
+            try:
+                fact = decode(value)
+            except EnvelopeError as exc:
+                log.error("unreadable message on a source topic, not synced: %s", exc)
+                counters.skips += 1
+                yield None
+                continue
+            if not isinstance(fact, Fact):
+                log.error("a %s on a source topic, ignored: only facts belong there", fact.kind)
+                yield None
+                continue
+            counters.facts += 1
+            await remember_lookups(fact)
+            await route_fact(fact)
+            yield None
+
+    @app.agent(routed_and_results, concurrency=1)
+    async def decide(stream: Any) -> AsyncIterator[None]:
+        async for key, value in stream.items():
+            key_text = key.decode()
+            state = RecordState.from_json(states.get(key_text))
+            link = Link.from_json(links.get(key_text))
+            outcome = _decide_one(value, router, state, link)
+            if outcome is None:
+                yield None
+                continue
+            states[key_text] = state.to_json()
+            links[key_text] = link.to_json()
+            await _publish(outcome, key, commands, conflicts, counters)
+            yield None
+
+    async def report() -> None:
+        log.info(
+            "facts %d, commands %d, echoes dropped %d, skips %d, conflicts %d, stale %d",
+            counters.facts, counters.commands, counters.echoes, counters.skips,
+            counters.conflicts, counters.stale,
+        )  # fmt: skip
+
+    app.timer(30.0)(report)
+    return app
+
+
+def _decide_one(value: bytes, router: Router, state: RecordState, link: Link) -> Outcome | None:
+    try:
+        raw = json.loads(value)
+        if isinstance(raw, dict) and raw.get("kind") == "result":
+            result = decode(raw)
+            if isinstance(result, Result):
+                return on_result(result, state, link)
+        routed = RoutedFact.model_validate(raw)
+    except (ValueError, EnvelopeError, ValidationError) as exc:
+        log.error("unreadable message on the routed/results topics, ignored: %s", exc)
+        return None
+    mapper = router.mappers.get(routed.flow)
+    if mapper is None:
+        log.warning("flow %s is no longer in the mapping; fact ignored", routed.flow)
+        return None
+    return on_fact(Route(routed.flow, routed.key, routed.fact, routed.payload), mapper, state, link)
+
+
+async def _publish(
+    outcome: Outcome,
+    key: bytes,
+    commands: dict[System, Any],
+    conflicts: Any,
+    counters: Counters,
+) -> None:
+    counters.echoes += int(outcome.echo)
+    counters.stale += int(outcome.stale)
+    for command in outcome.commands:
+        counters.commands += 1
+        await commands[command.target].send(key=key, value=encode(command))
+    for conflict in outcome.conflicts:
+        counters.conflicts += 1
+        log.info(
+            "conflict on %s %s field %s: %s won (%r over %r)", conflict.flow,
+            conflict.business_key, conflict.field, conflict.winner.value,
+            conflict.winning_value, conflict.losing_value,
+        )  # fmt: skip
+        await conflicts.send(key=key, value=encode(conflict))

@@ -1,0 +1,165 @@
+"""The Faust worker end to end on a real broker: facts in, commands, skips and
+conflicts out, echoes dropped, state surviving a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from clientify_odoo.topics import TopicSpec
+from producers.publisher import Outgoing, Publisher
+from schemas import AnyEnvelope, Command, Fact, Result, ResultStatus, Skip, System, decode
+
+pytestmark = pytest.mark.broker
+REPO = Path(__file__).resolve().parent.parent
+T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
+
+ACME = {
+    "id": 7, "name": "Acme Soluciones", "display_name": "Acme Soluciones SL",
+    "ref": "B12345678", "is_company": True, "commercial_partner_id": [7, "Acme"],
+    "phone": "+34 911 111 111", "mobile": False, "street": "Calle Mayor 1", "city": "Madrid",
+    "state_id": [46, "Madrid"], "country_id": [68, "Spain"], "zip": "28001", "customer_rank": 0,
+}  # fmt: skip
+
+
+def partner_fact(payload: dict[str, Any], seconds: int) -> Fact:
+    return Fact.observe(
+        system=System.ODOO, entity="partner", source_id=payload["id"], version=str(seconds),
+        payload=payload, occurred_at=T0 + timedelta(seconds=seconds),
+    )  # fmt: skip
+
+
+class Worker:
+    def __init__(self, bootstrap: str, prefix: str, tmp: Path) -> None:
+        self.env = {
+            **os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "TOPIC_PREFIX": prefix,
+        }  # fmt: skip
+        self.argv = [
+            sys.executable, "-m", "clientify_odoo", "worker", "--partitions", "1",
+            "--data-dir", str(tmp / "state"), "--faust-log-level", "info",
+        ]  # fmt: skip
+        self.log = tmp / "worker.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            self.argv, cwd=REPO, env=self.env, stdout=self.log.open("ab"), stderr=subprocess.STDOUT
+        )
+
+    def stop(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+class Reader:
+    """Reads one topic from the start, remembering what it has seen."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )  # fmt: skip
+        self.seen: list[AnyEnvelope] = []
+
+    async def __aenter__(self) -> Reader:
+        await self.consumer.start()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.consumer.stop()
+
+    async def until(self, count: int, within: float = 90) -> list[AnyEnvelope]:
+        async with asyncio.timeout(within):
+            while len(self.seen) < count:
+                batch = await self.consumer.getmany(timeout_ms=500)
+                for records in batch.values():
+                    self.seen += [decode(record.value) for record in records]
+        return self.seen
+
+    async def quiet_for(self, seconds: float) -> list[AnyEnvelope]:
+        batch = await self.consumer.getmany(timeout_ms=int(seconds * 1000))
+        for records in batch.values():
+            self.seen += [decode(record.value) for record in records]
+        return self.seen
+
+
+async def test_worker_maps_links_skips_and_drops_its_echo(
+    kafka_bootstrap: str, topics: tuple[TopicSpec, ...], topic_prefix: str, tmp_path: Path
+) -> None:
+    worker = Worker(kafka_bootstrap, topic_prefix, tmp_path)
+    worker.start()
+    try:
+        async with (
+            Publisher(kafka_bootstrap) as publisher,
+            Reader(kafka_bootstrap, topic_prefix + "sync.commands.clientify") as commands,
+            Reader(kafka_bootstrap, topic_prefix + "sync.skips") as skips,
+        ):
+            no_ref = {**ACME, "id": 8, "ref": False, "is_company": False}
+            await publisher.publish_all([
+                Outgoing(topic_prefix + "odoo.partner", "7", partner_fact(ACME, 0)),
+                Outgoing(topic_prefix + "odoo.partner", "8", partner_fact(no_ref, 0)),
+            ])  # fmt: skip
+            created = await commands.until(2)
+            by_flow = {c.entity: c for c in created if isinstance(c, Command)}
+            assert set(by_flow) == {"company", "contact"}
+            assert by_flow["company"].fields["name"] == "Acme Soluciones"
+            assert by_flow["contact"].business_key == "B12345678"
+            [skip] = await skips.until(1)
+            assert isinstance(skip, Skip) and "has no ref" in skip.reason
+
+            # The writer's result and the webhook echo of its save: nothing more is sent.
+            company = by_flow["company"]
+            result = Result(
+                command_id=company.command_id, target=System.CLIENTIFY, entity="company",
+                business_key="B12345678", status=ResultStatus.APPLIED, target_id="501",
+                written=company.fields, finished_at=T0,
+            )  # fmt: skip
+            echo = Fact.observe(
+                system=System.CLIENTIFY, entity="company", source_id=501, version="e1",
+                occurred_at=T0 + timedelta(seconds=5), payload={
+                    "id": 501, "name": "Acme Soluciones SL", "business_name": "Acme Soluciones",
+                    "taxpayer_identification_number": "B12345678",
+                    "phones": [{"phone": "+34 911 111 111", "type": 1}],
+                    "addresses": [{"street": "Calle Mayor 1", "city": "Madrid",
+                                   "state": "Madrid", "country": "Spain",
+                                   "postal_code": "28001", "type": 1}],
+                },
+            )  # fmt: skip
+            await publisher.publish_all([
+                Outgoing(topic_prefix + "sync.results", "company:B12345678", result),
+                Outgoing(topic_prefix + "clientify.company", "501", echo),
+            ])  # fmt: skip
+            assert len(await commands.quiet_for(8)) == 2
+
+            # A real change in Odoo after a restart (state recovered) goes across alone.
+            worker.stop()
+            worker.start()
+            renamed = {**ACME, "name": "Acme Group"}
+            await publisher.publish(
+                Outgoing(topic_prefix + "odoo.partner", "7", partner_fact(renamed, 20))
+            )
+            after = await commands.until(3)
+            change = after[2]
+            assert isinstance(change, Command) and change.entity == "company"
+            assert change.fields == {"name": "Acme Group"}, worker.tail()
+            assert change.expected == {"name": "Acme Soluciones"}
+            assert change.target_id == "501"
+    finally:
+        worker.stop()
