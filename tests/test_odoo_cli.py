@@ -35,9 +35,11 @@ def environment(url: str, bootstrap: str, prefix: str, **overrides: str) -> dict
     return env
 
 
-async def run(*args: str, env: dict[str, str], seconds: float = 60) -> tuple[int, str, str]:
+async def run(
+    *args: str, env: dict[str, str], seconds: float = 60, cwd: Path = Path("/tmp")
+) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        COMMAND, *args, env=env, cwd="/tmp",
+        COMMAND, *args, env=env, cwd=cwd,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(process.communicate(), seconds)
@@ -165,3 +167,15 @@ async def test_poll_runs_until_terminated(
                     break
                 await asyncio.sleep(0.1)
             assert [f.business_key for f in facts] == ["12345678Z"]
+
+
+async def test_missing_odoo_settings_are_named(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ODOO_")}
+    code, _out, err = await run(
+        "poll", "odoo", "--once", env={**env, "COLUMNS": "250"}, cwd=tmp_path
+    )
+    assert code == 2
+    assert err.strip() == (
+        "error: Odoo is not configured: set ODOO_URL, ODOO_USER, ODOO_API_KEY, ODOO_DB "
+        "(environment or .env)"
+    )

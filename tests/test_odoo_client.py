@@ -202,3 +202,17 @@ async def test_concurrency_faults_are_retried(connected: tuple[Sandbox, OdooClie
     created = await client.create("res.partner", {"name": "Reintento"})
     assert sandbox.stats.requests == before + 3
     assert await client.search("res.partner", [["name", "=", "Reintento"]]) == [created]
+
+
+async def test_field_lists_follow_the_server(caplog: pytest.LogCaptureFixture) -> None:
+    async with running_sandbox(19) as sandbox, sandbox.client() as client:
+        caplog.set_level("INFO")
+        wanted = ["name", "mobile", "title"]
+        assert await client.available("res.partner", wanted) == ["name"]
+        assert await client.available("res.partner", wanted) == ["name"]
+        told = [r.getMessage() for r in caplog.records if "not read" in r.getMessage()]
+        assert told == ["res.partner on Odoo 19.0 has no ['mobile', 'title']: not read"]
+        # Nothing known is still a field list: Odoo would otherwise send every field.
+        await client.create("res.partner", {"name": "Solo"})
+        rows = await client.search_read("res.partner", [], ["mobile"])
+        assert rows == [{"id": rows[0]["id"]}]

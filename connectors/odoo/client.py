@@ -94,6 +94,7 @@ class OdooClient:
         self._transport: Transport | None = None
         self._semaphore = asyncio.Semaphore(config.max_in_flight)
         self._fields: dict[str, dict[str, dict[str, Any]]] = {}
+        self._available: dict[tuple[str, tuple[str, ...]], list[str]] = {}
         self._random = random.Random()
 
     @property
@@ -222,9 +223,19 @@ class OdooClient:
         return self._fields[model]
 
     async def available(self, model: str, wanted: Sequence[str]) -> list[str]:
-        """The fields of `wanted` this server has, in order (e.g. no `mobile` on 19)."""
-        known = await self.fields(model)
-        return [name for name in dict.fromkeys(wanted) if name in known]
+        """The fields of `wanted` this server has, in order (e.g. no `mobile` on 19).
+
+        Never empty for a non-empty wish: `fields=[]` would make Odoo send every field.
+        """
+        key = (model, tuple(wanted))
+        if key not in self._available:
+            known = await self.fields(model)
+            present = [name for name in dict.fromkeys(wanted) if name in known]
+            absent = sorted(set(wanted) - set(present))
+            if absent:
+                log.info("%s on Odoo %s has no %s: not read", model, self.version, absent)
+            self._available[key] = present or (["id"] if wanted else [])
+        return self._available[key]
 
     # -- the calls
 
