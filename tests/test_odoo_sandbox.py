@@ -592,3 +592,12 @@ async def test_19_warns_that_rpc_endpoints_are_deprecated(caplog: pytest.LogCapt
             assert warnings == []
         else:
             assert len(warnings) == 2 and all("Odoo 22" in w for w in warnings)
+
+
+async def test_json2_unknown_and_internal_methods_are_404() -> None:
+    async with running_sandbox(19) as sandbox:
+        for method in ("no_such_method", "value", "create_one"):  # internal helpers too
+            status, body = await sandbox.json2("res.partner", method)
+            assert (status, body["name"]) == (404, "werkzeug.exceptions.NotFound"), method
+        status, body = await sandbox.json2("res.partner", "_private")
+        assert (status, body["name"]) == (403, "odoo.exceptions.AccessError")

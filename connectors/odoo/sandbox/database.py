@@ -34,6 +34,10 @@ class BadArguments(TypeError):
     """The call's arguments do not fit the method (JSON-2 answers 422)."""
 
 
+class UnknownMethod(AttributeError):
+    """No public method of that name (JSON-2 answers 404, XML-RPC fault 1)."""
+
+
 class ModelMethodWithIds(BadArguments):
     """JSON-2 `ids` given to a method that takes none (an @api.model method)."""
 
@@ -141,7 +145,7 @@ class Database:
         function = getattr(target, method, None)
         kind = rpc_kind(function)
         if function is None or kind is None:
-            raise AttributeError(f"The method '{model}.{method}' does not exist")
+            raise UnknownMethod(f"The method '{model}.{method}' does not exist")
         if ids_given and kind == "model":
             raise ModelMethodWithIds(f"{model}.{method} does not take record ids")
         kwargs = dict(kwargs)

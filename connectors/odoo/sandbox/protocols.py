@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from connectors.odoo.sandbox.database import BadArguments, Database
+from connectors.odoo.sandbox.database import BadArguments, Database, UnknownMethod
 from connectors.odoo.sandbox.errors import (
     AccessDenied,
     AccessError,
@@ -228,13 +228,10 @@ def json2_handler(database: Database) -> Any:
             )  # fmt: skip
         ids = body.pop("ids", None)
         try:
-            function = getattr(database.registry.model(model), method, None)
-            if function is None:
-                raise AttributeError(f"The method '{model}.{method}' does not exist")
             result = database.execute(
                 2, model, method, [] if ids is None else [ids], body, ids_given=ids is not None
             )
-        except AttributeError as exc:
+        except UnknownMethod as exc:
             return _json2_error(404, exc, "werkzeug.exceptions.NotFound")
         except BadArguments as exc:
             return _json2_error(422, exc, "werkzeug.exceptions.UnprocessableEntity")
