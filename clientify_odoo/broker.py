@@ -251,8 +251,7 @@ class LocalBroker:
         if not (self.kraft_dir / "meta.properties").exists():
             self._format(java)
         started = time.monotonic()
-        self._spawn(java)
-        self._wait_ready(started, timeout)
+        self._wait_ready(self._spawn(java), started, timeout)
         return time.monotonic() - started
 
     def down(self, timeout: float = 60.0) -> bool:
@@ -343,7 +342,7 @@ class LocalBroker:
             self.jars.classpath(),
         ]
 
-    def _spawn(self, java: str) -> None:
+    def _spawn(self, java: str) -> subprocess.Popen[bytes]:
         out = (self.log_dir / "server.out").open("ab")
         process = subprocess.Popen(
             [*self._java_command(java), "kafka.Kafka", str(self.data_dir / "server.properties")],
@@ -355,11 +354,15 @@ class LocalBroker:
         )
         out.close()
         self.pid_file.write_text(str(process.pid))
+        return process
 
-    def _wait_ready(self, started: float, timeout: float) -> None:
+    def _wait_ready(self, process: subprocess.Popen[bytes], started: float, timeout: float) -> None:
+        # Liveness comes from the child handle, not `pid()`: right after the fork the
+        # child still shows our own command line, which `pid()` would take for a reused pid.
         deadline = started + timeout
         while time.monotonic() < deadline:
-            if self.pid() is None:
+            if process.poll() is not None:
+                self.pid_file.unlink(missing_ok=True)
                 raise BrokerError(
                     "the Kafka broker exited during start-up. Last log lines:\n"
                     + _tail(self.log_dir / "server.out", 25)
@@ -368,8 +371,10 @@ class LocalBroker:
             if _port_open(self.port) and asyncio.run(_accepts_clients(self.bootstrap)):
                 return
             time.sleep(0.3)
+        self.down()  # never leave a half-started broker behind
         raise BrokerError(
-            f"the Kafka broker did not accept clients within {timeout:.0f}s. See {self.server_log}."
+            f"the Kafka broker did not accept clients within {timeout:.0f}s and was stopped. "
+            f"See {self.server_log}."
         )
 
 

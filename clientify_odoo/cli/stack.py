@@ -80,6 +80,8 @@ async def _watch(bootstrap: str, context: Context, interval: float) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # Said only now that Ctrl-C is handled here: from this line on, it stops cleanly.
+    context.console.print("[green]healthy[/green]: broker reachable, all topics in place")
     live = Live(console=context.console, auto_refresh=False)
     if context.console.is_terminal:
         live.start()
@@ -109,7 +111,6 @@ def _up(args: argparse.Namespace, context: Context) -> int:
     started_here = not context.settings.kafka_bootstrap_servers and broker.pid() is None
     bootstrap = start_broker(args, context)
     ensure_registry(bootstrap, context)
-    context.console.print("[green]healthy[/green]: broker reachable, all topics in place")
     try:
         asyncio.run(_watch(bootstrap, context, args.refresh))
     finally:
