@@ -13,8 +13,8 @@ import itertools
 import re
 from typing import Any
 
-from processors.keys import normalize_key
 from processors.transforms import read_clientify, read_odoo, write_odoo
+from schemas.keys import normalise_key
 from schemas.mapping import Direction, FieldMap, Flow, Transform
 
 Canonical = dict[str, Any]
@@ -76,10 +76,10 @@ class FlowMapper:
     # -- keys and selection
 
     def odoo_key(self, record: dict[str, Any]) -> str | None:
-        return normalize_key(record.get(self.flow.key.odoo), self.flow.key.normalize)
+        return normalise_key(record.get(self.flow.key.odoo), self.flow.key.normalize)
 
     def clientify_key(self, record: dict[str, Any]) -> str | None:
-        return normalize_key(record.get(self.flow.key.clientify), self.flow.key.normalize)
+        return normalise_key(record.get(self.flow.key.clientify), self.flow.key.normalize)
 
     def selects(self, record: dict[str, Any]) -> bool:
         """Whether an Odoo record belongs to this flow (`where` in the mapping)."""

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.keys import normalize_key
 from processors.mapper import FlowMapper
 from processors.transforms import TransformError
+from schemas.keys import normalise_key
 from schemas.mapping import DEFAULT_MAPPING, Direction, KeyNormalizer, MappingError, load_mapping
 
 MAPPING = load_mapping()
@@ -147,7 +147,7 @@ def test_confirmed_order_with_fallbacks_for_barcode_and_quantity() -> None:
      (None, None), ("  ", None), (12345678, "12345678")],
 )  # fmt: skip
 def test_tax_ids_are_normalised_before_comparing(raw: object, expected: str | None) -> None:
-    assert normalize_key(raw, KeyNormalizer.TAX_ID) == expected
+    assert normalise_key(raw, KeyNormalizer.TAX_ID) == expected
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -30,7 +30,10 @@ on built-in sandboxes, so `clientify-odoo up` works on a fresh machine.
 Settings come from the environment or a .env file in the current directory:
   ODOO_URL, ODOO_USER, ODOO_API_KEY, ODOO_DB   the four Odoo connection settings
   CLIENTIFY_API_KEY, CLIENTIFY_URL             Clientify (URL defaults to the public API)
+  WEBHOOK_SECRET                               secret path of the webhook URL
   KAFKA_BOOTSTRAP_SERVERS                      use this cluster; nothing is started
+  MAPPING_FILE                                 what syncs (default: built-in mapping)
+  TOPIC_PREFIX                                 several syncs on one cluster
 Secrets are never printed."""
 
 EPILOG = """\
@@ -38,6 +41,10 @@ examples:
   clientify-odoo up                 start everything and watch it run (Ctrl-C stops)
   clientify-odoo kafka up           start only the local Kafka broker
   clientify-odoo kafka status       is it running, which topics exist
+  clientify-odoo sandbox odoo --seed 20        a local Odoo with demo data
+  clientify-odoo poll odoo --backfill          every Odoo record into Kafka, then exit
+  clientify-odoo webhooks secret               make the webhook URL's secret (once)
+  clientify-odoo worker                        run the processors
   clientify-odoo <command> --help   details of one command"""
 
 

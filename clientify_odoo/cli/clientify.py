@@ -15,7 +15,12 @@ from platformdirs import user_data_dir
 from prometheus_client import start_http_server
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from clientify_odoo.cli.common import CommandError, Context
+from clientify_odoo.cli.common import (
+    CommandError,
+    Context,
+    add_bootstrap_argument,
+    bootstrap_servers,
+)
 from clientify_odoo.cli.kafka import ensure_registry
 from clientify_odoo.serve import serve_until_stopped
 from connectors.clientify import ClientifyClient, ClientifyError
@@ -27,7 +32,6 @@ from producers.publisher import Publisher
 
 DEFAULT_SANDBOX_PORT = 8070
 DEFAULT_WEBHOOK_PORT = 8787
-LOCAL_BOOTSTRAP = "127.0.0.1:9092"  # `clientify-odoo kafka up`
 
 
 # ------------------------------------------------------------------ sandbox clientify
@@ -114,10 +118,6 @@ def register_sandbox(kinds: Any) -> None:
 # ------------------------------------------------------------------ webhooks
 
 
-def _bootstrap(args: argparse.Namespace, context: Context) -> str:
-    return str(args.bootstrap or context.settings.kafka_bootstrap_servers or LOCAL_BOOTSTRAP)
-
-
 def _webhooks_serve(args: argparse.Namespace, context: Context) -> int:
     secret = context.settings.webhook_secret
     if secret is None:
@@ -135,7 +135,7 @@ def _webhooks_serve(args: argparse.Namespace, context: Context) -> int:
         )
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    bootstrap = _bootstrap(args, context)
+    bootstrap = bootstrap_servers(args, context)
     ensure_registry(bootstrap, context)
 
     async def serve() -> None:
@@ -203,7 +203,7 @@ def _reconcile(args: argparse.Namespace, context: Context) -> int:
             "CLIENTIFY_API_KEY is not set. Copy the key from Clientify's settings (or the "
             "one `clientify-odoo sandbox clientify` prints) into .env."
         )
-    bootstrap = _bootstrap(args, context)
+    bootstrap = bootstrap_servers(args, context)
     ensure_registry(bootstrap, context)
     if args.metrics_port is not None:
         # The client's pace and throttle count (and the process's own metrics).
@@ -284,7 +284,7 @@ def register(subparsers: Any) -> None:
         "--max-body-bytes", type=int, default=DEFAULT_MAX_BODY,
         help="refuse larger bodies with 413 (default %(default)s)",
     )  # fmt: skip
-    _add_bootstrap(serve)
+    add_bootstrap_argument(serve)
     serve.set_defaults(handler=_webhooks_serve)
     secret = actions.add_parser(
         "secret", help="create the webhook URL secret (shown once) and save it in .env"
@@ -314,12 +314,5 @@ def register(subparsers: Any) -> None:
         "--overlap", type=float, default=DEFAULT_OVERLAP.total_seconds(),
         help="seconds re-read before the cursor (default %(default)s)",
     )  # fmt: skip
-    _add_bootstrap(reconcile)
+    add_bootstrap_argument(reconcile)
     reconcile.set_defaults(handler=_reconcile)
-
-
-def _add_bootstrap(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--bootstrap", default=None,
-        help=f"Kafka bootstrap servers (default: KAFKA_BOOTSTRAP_SERVERS, else {LOCAL_BOOTSTRAP})",
-    )  # fmt: skip

@@ -9,8 +9,8 @@ from connectors.clientify.errors import (
     ClientifyThrottled,
     ClientifyValidationError,
 )
-from connectors.clientify.keys import normalise_sku, normalise_tax_id
 from connectors.clientify.ratelimit import AdaptiveRateLimiter
+from schemas.keys import normalise_sku, normalise_tax_id
 
 __all__ = [
     "AdaptiveRateLimiter",

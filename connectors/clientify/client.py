@@ -31,8 +31,8 @@ from connectors.clientify.errors import (
     ClientifyThrottled,
     ClientifyValidationError,
 )
-from connectors.clientify.keys import normalise_sku, normalise_tax_id
 from connectors.clientify.ratelimit import AdaptiveRateLimiter
+from schemas.keys import normalise_sku, normalise_tax_id
 
 Record = dict[str, Any]
 FilterValue = str | int | datetime

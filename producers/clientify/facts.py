@@ -24,8 +24,8 @@ from clientify_odoo.topics import (
     CLIENTIFY_PRODUCT,
     registry,
 )
-from connectors.clientify.keys import normalise_sku, normalise_tax_id
 from schemas import Fact, System
+from schemas.keys import normalise_sku, normalise_tax_id
 
 ENTITIES = ("contact", "company", "product")
 SUB_ITEM_FIELDS = {

@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
-from connectors.clientify.keys import normalise_tax_id
 from connectors.clientify.sandbox import schema, timefmt
 from connectors.clientify.sandbox.fields import Field, Invalid, validate
 from connectors.clientify.sandbox.store import Doc, Store
+from schemas.keys import normalise_tax_id
 
 WRITABLE: dict[str, dict[str, Field]] = {
     "contacts": schema.CONTACT,
