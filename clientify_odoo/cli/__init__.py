@@ -38,14 +38,14 @@ Secrets are never printed."""
 
 EPILOG = """\
 examples:
-  clientify-odoo up                 start everything and watch it run (Ctrl-C stops)
-  clientify-odoo kafka up           start only the local Kafka broker
-  clientify-odoo kafka status       is it running, which topics exist
-  clientify-odoo sandbox odoo --seed 20        a local Odoo with demo data
-  clientify-odoo poll odoo --backfill          every Odoo record into Kafka, then exit
-  clientify-odoo webhooks secret               make the webhook URL's secret (once)
-  clientify-odoo worker                        run the processors
-  clientify-odoo <command> --help   details of one command"""
+  clientify-odoo up                          start everything and watch it run (Ctrl-C stops)
+  clientify-odoo kafka up                    start only the local Kafka broker
+  clientify-odoo kafka status                is it running, which topics exist
+  clientify-odoo sandbox odoo --seed 20      a local Odoo with demo data
+  clientify-odoo poll odoo --backfill        every Odoo record into Kafka, then exit
+  clientify-odoo webhooks secret             make the webhook URL's secret (once)
+  clientify-odoo worker                      run the processors
+  clientify-odoo <command> --help            details of one command"""
 
 
 def build_parser() -> argparse.ArgumentParser:
