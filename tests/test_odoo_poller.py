@@ -16,8 +16,8 @@ from clientify_odoo.topics import TopicSpec
 from connectors.odoo import OdooClient
 from connectors.odoo.sandbox import SUPPORTED_VERSIONS, seed
 from producers.odoo import OdooPoller, PollerError, PollerOptions
-from producers.odoo.cursor import Cursor, load_cursors
-from producers.publisher import Publisher
+from producers.odoo.cursor import Cursor, CursorError, load_cursors, read_committed
+from producers.publisher import Outgoing, Publisher
 from tests.odoo_fixtures import (
     Sandbox,
     facts_on,
@@ -273,3 +273,19 @@ async def test_a_stuck_kafka_stops_the_poller_and_a_restart_loses_nothing(
             assert (await restarted.backfill()).facts == {"partner": 25}
         facts = await facts_on(kafka_bootstrap, topic(topics, "odoo.partner"))
     assert len(facts) == len({f.source_id for f in facts}) == 25  # the cut one was aborted
+
+
+async def test_reading_back_is_bounded_by_time_and_count(
+    kafka_bootstrap: str, topics: tuple[TopicSpec, ...], topic_prefix: str
+) -> None:
+    name = topic(topics, "odoo.cursors")
+    async with Publisher(kafka_bootstrap) as publisher:
+        await publisher.publish_all([Outgoing(name, f"k{i}", b"%d" % i) for i in range(10)])
+    everything = await read_committed(kafka_bootstrap, name)
+    assert [r.value for r in everything] == [b"%d" % i for i in range(10)]
+    newest = await read_committed(kafka_bootstrap, name, newest=3)
+    assert [r.value for r in newest] == [b"7", b"8", b"9"]
+    assert await read_committed(kafka_bootstrap, name, since=datetime(2999, 1, 1)) == []
+    assert len(await read_committed(kafka_bootstrap, name, since=datetime(2000, 1, 1))) == 10
+    with pytest.raises(CursorError, match="does not exist"):
+        await read_committed(kafka_bootstrap, name + ".typo")

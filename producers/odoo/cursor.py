@@ -79,18 +79,16 @@ def cursor_key(db: str, model: str) -> str:
 
 
 async def read_committed(
-    bootstrap: str, topic: str, since: datetime | None = None
+    bootstrap: str, topic: str, since: datetime | None = None, newest: int | None = None
 ) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every committed record of `topic` (from `since`, a naive UTC time, when given), in
-    offset order per partition, up to its end.
+    """Every committed record of `topic`, in offset order per partition, up to its end;
+    only from `since` (a naive UTC time) and at most the `newest` per partition, when
+    given.
 
     With read_committed the end is the last stable offset: records of an aborted or
     fenced transaction (a poller killed mid-page) are never returned.
     """
-    # Subscribing (without a group) makes the consumer fetch the topic's metadata and
-    # take all its partitions.
     consumer = AIOKafkaConsumer(
-        topic,
         bootstrap_servers=bootstrap,
         isolation_level="read_committed",
         enable_auto_commit=False,
@@ -104,6 +102,9 @@ async def read_committed(
                 f"topic {topic} does not exist: create the topics with "
                 "`clientify-odoo kafka topics`"
             )
+        # Subscribing (without a group) makes the consumer fetch the topic's metadata
+        # and take all its partitions.
+        consumer.subscribe([topic])
         deadline = time.monotonic() + READ_TIMEOUT
         while not consumer.assignment():
             if time.monotonic() > deadline:
@@ -112,12 +113,18 @@ async def read_committed(
         partitions = sorted(consumer.assignment())
         ends = await consumer.end_offsets(partitions)
         await consumer.seek_to_beginning(*partitions)
+        starts = {tp: 0 for tp in partitions}
         if since is not None:
             stamp = int(since.replace(tzinfo=UTC).timestamp() * 1000)
             found = await consumer.offsets_for_times({tp: stamp for tp in partitions})
             for tp in partitions:
                 hit = found.get(tp)
-                consumer.seek(tp, ends[tp] if hit is None else hit.offset)
+                starts[tp] = ends[tp] if hit is None else hit.offset
+        if newest is not None:
+            starts = {tp: max(start, ends[tp] - newest) for tp, start in starts.items()}
+        for tp, start in starts.items():
+            if start > 0:
+                consumer.seek(tp, start)
         records: list[ConsumerRecord[bytes, bytes]] = []
         while True:
             positions = {tp: await consumer.position(tp) for tp in partitions}

@@ -154,7 +154,12 @@ class OdooPoller:
             if oldest == EPOCH:
                 continue  # nothing done yet: nothing to recall
             topic = self._topic(entity.topic)
-            for record in await read_committed(self.bootstrap, topic, since=oldest - margin):
+            # Bounded twice: by time, and by what the seen cache could hold anyway (after
+            # a crash mid-backfill everything was published after `oldest`).
+            recent = await read_committed(
+                self.bootstrap, topic, since=oldest - margin, newest=self.options.seen_limit
+            )
+            for record in recent:
                 try:
                     fact = decode(record.value)
                 except EnvelopeError as exc:
