@@ -179,3 +179,21 @@ async def test_missing_odoo_settings_are_named(tmp_path: Path) -> None:
         "error: Odoo is not configured: set ODOO_URL, ODOO_USER, ODOO_API_KEY, ODOO_DB "
         "(environment or .env)"
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("--profile", "15"), "invalid choice: 15"),
+        (("--modules", "stock,crm"), "unknown Odoo module(s) crm, stock"),
+        (("--error-rate", "2"), "--error-rate must be between 0 and 1"),
+    ],
+)
+async def test_sandbox_command_rejects_bad_options(
+    tmp_path: Path, args: tuple[str, ...], expected: str
+) -> None:
+    env = {**os.environ, "COLUMNS": "250"}
+    code, _out, err = await run(
+        "sandbox", "odoo", "--data-dir", str(tmp_path), "--port", "0", *args, env=env
+    )
+    assert code == 2 and expected in err, err

@@ -601,3 +601,38 @@ async def test_json2_unknown_and_internal_methods_are_404() -> None:
             assert (status, body["name"]) == (404, "werkzeug.exceptions.NotFound"), method
         status, body = await sandbox.json2("res.partner", "_private")
         assert (status, body["name"]) == (403, "odoo.exceptions.AccessError")
+
+
+async def test_x2many_commands() -> None:
+    async with running_sandbox(17) as sandbox:
+        partner = await sandbox.execute("res.partner", "create", {"name": "Cliente"})
+        line = {"name": "a", "price_unit": 10.0, "product_uom_qty": 1}
+        order = await sandbox.execute("sale.order", "create", {
+            "partner_id": partner, "order_line": [[0, 0, line], [0, 0, {**line, "name": "b"}]],
+        })  # fmt: skip
+
+        async def lines() -> list[dict[str, Any]]:
+            (row,) = await sandbox.execute("sale.order", "read", [order], fields=["order_line"])
+            found: list[dict[str, Any]] = await sandbox.execute(
+                "sale.order.line", "read", row["order_line"], fields=["name", "tax_id"]
+            )
+            return found
+
+        first, second = await lines()
+        await sandbox.execute("sale.order", "write", [order], {"order_line": [
+            [1, first["id"], {"name": "a2"}], [2, second["id"]], [0, 0, {**line, "name": "c"}],
+        ]})  # fmt: skip
+        assert [row["name"] for row in await lines()] == ["a2", "c"]
+        kept = (await lines())[1]["id"]
+        await sandbox.execute("sale.order", "write", [order], {"order_line": [[6, 0, [kept]]]})
+        assert [row["id"] for row in await lines()] == [kept]
+        await sandbox.execute("sale.order.line", "write", [kept], {"tax_id": [[6, 0, []]]})
+        assert (await lines())[0]["tax_id"] == []
+        (totals,) = await sandbox.execute("sale.order", "read", [order], fields=["amount_total"])
+        assert totals["amount_total"] == 10.0  # recomputed without the tax
+        await sandbox.execute("sale.order", "write", [order], {"order_line": [[5]]})
+        assert await lines() == []
+        error = await fault(
+            sandbox.execute("sale.order", "write", [order], {"order_line": [[9, 0, {}]]})
+        )
+        assert error.faultCode == 1 and "invalid command" in error.faultString

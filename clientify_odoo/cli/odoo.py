@@ -58,9 +58,11 @@ def _default_sandbox_dir(profile: int) -> Path:
 
 def _sandbox(args: argparse.Namespace, context: Context) -> int:
     if not 0 <= args.error_rate <= 1:
-        raise CommandError(f"--error-rate must be between 0 and 1, got {args.error_rate}")
+        raise CommandError(
+            f"--error-rate must be between 0 and 1, got {args.error_rate}", exit_code=2
+        )
     if args.latency_ms < 0 or args.seed < 0:
-        raise CommandError("--latency-ms and --seed must not be negative")
+        raise CommandError("--latency-ms and --seed must not be negative", exit_code=2)
     try:
         profile = Profile(args.profile, parse_modules(args.modules))
         data_dir = args.data_dir or _default_sandbox_dir(args.profile)
@@ -68,7 +70,7 @@ def _sandbox(args: argparse.Namespace, context: Context) -> int:
             profile, Credentials(args.db, args.login, args.api_key or ""), data_dir
         )
     except (ProfileError, DataDirError) as exc:
-        raise CommandError(str(exc)) from None
+        raise CommandError(str(exc), exit_code=2) from None
     if args.seed and not database.store.table("res.partner"):
         with context.console.status(f"Seeding {args.seed} partners, products and orders..."):
             report = seed(database, args.seed, args.seed, args.seed)
