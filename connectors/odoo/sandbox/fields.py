@@ -39,6 +39,7 @@ class Field:
     searchable: bool | None = None  # defaults to `store`
     compute: Compute | None = None  # non-stored (or derived stored) value
     delegate: str | None = None  # stored on the record this many2one points to
+    translate: bool = False  # the value read depends on the context's lang
 
     @property
     def can_search(self) -> bool:

@@ -181,7 +181,13 @@ class Model:
         return leaf, follow
 
     def _getter(self, env: Env, name: str) -> Getter:
-        multi = self.fields[name].type in ("one2many", "many2many")
+        declared = self.fields[name]
+        multi = declared.type in ("one2many", "many2many")
+        plain = declared.compute is None and declared.delegate is None and not declared.translate
+        if plain and not multi and name != "display_name":
+            # A stored column: read the row directly (searches scan every row).
+            empty = False if declared.type == "boolean" else None
+            return lambda row: [row.get(name, empty)]
 
         def get(row: Record) -> list[Any]:
             value = self.value(env, row, name)

@@ -35,7 +35,7 @@ class Country(Model):
     @staticmethod
     def declare(profile: Profile) -> list[Field]:
         return [
-            Field("name", "char", "Country Name", required=True),
+            Field("name", "char", "Country Name", required=True, translate=True),
             Field("code", "char", "Country Code", required=profile.country_code_required),
             Field("currency_id", "many2one", "Currency", relation="res.currency"),
             Field("phone_code", "integer", "Country Calling Code"),
@@ -48,7 +48,7 @@ class Country(Model):
     def value(self, env: Env, row: Record, name: str) -> Any:
         # Country names are translated: reads and searches follow the context's lang
         # (odoo-api.md section 5: search them with lang en_US).
-        if name == "name" and str(env.context.get("lang") or "").startswith("es"):
+        if self.fields[name].translate and str(env.context.get("lang") or "").startswith("es"):
             return refdata.SPANISH_COUNTRY_NAMES.get(str(row.get("code")), row.get("name"))
         return super().value(env, row, name)
 
