@@ -204,11 +204,25 @@ class ConflictReport(_Envelope):
     at: datetime
 
 
-AnyEnvelope = Fact | Command | Result | Skip | ConflictReport
+class DeadLetter(_Envelope):
+    """A command a writer could not apply (rejected, or still failing after its retry
+    budget), kept whole with the reason so nothing is lost and it can be replayed."""
+
+    kind: Literal["dead_letter"] = "dead_letter"
+    schema_version: Literal[1] = 1
+    command: Command
+    reason: str
+    attempts: int = Field(ge=0, description="how many times the writer tried it")
+    at: datetime
+
+
+AnyEnvelope = Fact | Command | Result | Skip | ConflictReport | DeadLetter
 Envelope = Annotated[AnyEnvelope, Field(discriminator="kind")]
 _ENVELOPE: TypeAdapter[AnyEnvelope] = TypeAdapter(Envelope)
 
-CURRENT_VERSIONS = {"fact": 2, "command": 1, "result": 1, "skip": 1, "conflict": 1}
+CURRENT_VERSIONS = {
+    "fact": 2, "command": 1, "result": 1, "skip": 1, "conflict": 1, "dead_letter": 1,
+}  # fmt: skip
 
 
 def _fact_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:

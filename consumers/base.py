@@ -1,0 +1,245 @@
+"""The small base every consumer stands on: typed envelopes in, effects, tracked output.
+
+A consumer is a `Handler`: it gets each decoded envelope and returns the messages its
+effect produced. The base does the rest, the same way for every consumer:
+
+- subscribes to its topics in a consumer group (the group id carries the topic prefix),
+  reading only committed messages;
+- at-least-once: offsets are committed only after the effect and its messages;
+- *tracking*: the handler's id for an envelope (a command id) is recorded on the
+  compacted `sync.applied` topic in one Kafka transaction with the messages, so a
+  redelivered envelope is not handled again: its stored messages are published again
+  (the record is read to its end whenever partitions are assigned, so it also covers
+  what another instance applied before a rebalance);
+- `NotReady`: an envelope that depends on something not there yet is retried with
+  backoff for a bounded time while other keys go on; later envelopes with the same key
+  wait behind it (order per key is kept) and offsets are not committed past it.
+
+A third-party consumer (reporting, auditing) is a `Handler` of a few lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+
+from consumers.tracking import load_applied, replayed, stored
+from producers.publisher import Outgoing, Publisher
+from schemas import AnyEnvelope, EnvelopeError, decode
+
+log = logging.getLogger(__name__)
+
+
+class NotReady(Exception):
+    """The envelope cannot be handled yet; `reason` says what it waits for."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Handler(Protocol):
+    def tracking_id(self, envelope: AnyEnvelope) -> str:
+        """The id recorded on `sync.applied` once the envelope's effect is done."""
+
+    async def handle(self, envelope: AnyEnvelope) -> list[Outgoing]:
+        """Apply the envelope; return the messages to publish (raise `NotReady` to wait)."""
+
+    async def give_up(self, envelope: AnyEnvelope, reason: str, tries: int) -> list[Outgoing]:
+        """The messages to publish when a `NotReady` envelope waited its whole budget."""
+
+
+@dataclass(frozen=True)
+class ConsumerConfig:
+    bootstrap: str
+    topics: Sequence[str]
+    group_id: str
+    applied_topic: str
+    wait_budget: float = 60.0  # seconds a NotReady envelope may wait in all
+    first_wait: float = 0.5
+    max_wait: float = 8.0
+    poll_ms: int = 500
+
+
+@dataclass
+class _Parked:
+    message: Any  # aiokafka ConsumerRecord
+    envelope: AnyEnvelope
+    since: float
+    retry_at: float
+    wait: float
+    tries: int
+    reason: str
+
+
+class TrackingConsumer:
+    def __init__(self, config: ConsumerConfig, handler: Handler) -> None:
+        self.config = config
+        self.handler = handler
+        self.applied: dict[str, bytes] = {}
+        self.handled = 0
+        self.replays = 0
+        # Waiting envelopes per (partition, key), oldest first.
+        self._waiting: dict[tuple[TopicPartition, bytes | None], deque[_Parked]] = {}
+        self._next: dict[TopicPartition, int] = {}
+        self._committed: dict[TopicPartition, int] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        # One transactional id per running instance: a crashed one's open transaction is
+        # aborted by the broker on timeout, and the tracking record makes replays safe.
+        self._publisher = Publisher(
+            config.bootstrap,
+            client_id=config.group_id,
+            transactional_id=f"{config.group_id}.{uuid.uuid4().hex[:12]}",
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set; exceptions from the handler stop the consumer."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.config.bootstrap,
+            group_id=self.config.group_id,
+            client_id=self.config.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
+        self._consumer = consumer
+        await self._publisher.start()
+        try:
+            await consumer.start()
+            try:
+                consumer.subscribe(list(self.config.topics), listener=_Listener(self))
+                while not stop.is_set():
+                    batches = await consumer.getmany(timeout_ms=self.config.poll_ms)
+                    for messages in batches.values():
+                        for message in messages:
+                            await self._receive(message)
+                    await self._retry_due()
+                    await self._commit()
+            finally:
+                await consumer.stop()
+        finally:
+            await self._publisher.stop()
+
+    # -- messages
+
+    async def _receive(self, message: Any) -> None:
+        tp = TopicPartition(message.topic, message.partition)
+        self._next[tp] = message.offset + 1
+        try:
+            envelope = decode(message.value)
+        except EnvelopeError as exc:
+            log.error("%s offset %d is not an envelope, ignored: %s", tp, message.offset, exc)
+            return
+        queue = self._waiting.get((tp, message.key))
+        now = time.monotonic()
+        parked = _Parked(message, envelope, now, now, self.config.first_wait, 0, "")
+        if queue:
+            parked.reason = "an earlier message with the same key"
+            queue.append(parked)
+            return
+        await self._attempt(tp, message.key, parked)
+
+    async def _attempt(self, tp: TopicPartition, key: bytes | None, parked: _Parked) -> bool:
+        """Handle one envelope; True when done, False when it must wait (it is queued)."""
+        envelope = parked.envelope
+        ident = self.handler.tracking_id(envelope)
+        previous = self.applied.get(ident)
+        if previous is not None:
+            self.replays += 1
+            log.info("%s was applied before: its outcome is published again", ident)
+            await self._publisher.publish_all(replayed(previous))
+            return True
+        parked.tries += 1
+        try:
+            outgoing = await self.handler.handle(envelope)
+        except NotReady as exc:
+            now = time.monotonic()
+            if now - parked.since < self.config.wait_budget:
+                parked.reason = exc.reason
+                parked.retry_at = now + parked.wait
+                parked.wait = min(parked.wait * 2, self.config.max_wait)
+                queue = self._waiting.setdefault((tp, key), deque())
+                if not queue or queue[0] is not parked:
+                    queue.appendleft(parked)
+                log.info("%s waits (%s); retry in %.1fs", ident, exc.reason, parked.retry_at - now)
+                return False
+            outgoing = await self.handler.give_up(envelope, exc.reason, parked.tries)
+        record = stored(outgoing)
+        await self._publisher.publish_all(
+            [*outgoing, Outgoing(self.config.applied_topic, ident, record)]
+        )
+        self.applied[ident] = record
+        self.handled += 1
+        return True
+
+    async def _retry_due(self) -> None:
+        now = time.monotonic()
+        for (tp, key), queue in list(self._waiting.items()):
+            while queue and queue[0].retry_at <= now:
+                if not await self._attempt(tp, key, queue[0]):
+                    break
+                queue.popleft()
+                if queue:  # the next one was only waiting for this one
+                    queue[0].retry_at = now
+            if not queue:
+                self._waiting.pop((tp, key), None)
+
+    # -- offsets
+
+    def _safe_offsets(self) -> dict[TopicPartition, int]:
+        """Per partition, the offset before which everything is done."""
+        safe = dict(self._next)
+        for (tp, _key), queue in self._waiting.items():
+            if queue and tp in safe:
+                safe[tp] = min(safe[tp], min(p.message.offset for p in queue))
+        return safe
+
+    async def _commit(self) -> None:
+        assert self._consumer is not None
+        due = {
+            tp: OffsetAndMetadata(offset, "")
+            for tp, offset in self._safe_offsets().items()
+            if self._committed.get(tp) != offset
+        }
+        if due:
+            await self._consumer.commit(due)
+            self._committed.update({tp: meta.offset for tp, meta in due.items()})
+
+    async def on_revoked(self, partitions: set[TopicPartition]) -> None:
+        try:
+            await self._commit()
+        except Exception as exc:  # noqa: BLE001 - the group moved on; redelivery is safe
+            log.warning("could not commit before the rebalance: %s", exc)
+        for tp in partitions:
+            self._next.pop(tp, None)
+            self._committed.pop(tp, None)
+        for waiting in [k for k in self._waiting if k[0] in partitions]:
+            del self._waiting[waiting]  # their offsets were not committed: redelivered
+
+    async def on_assigned(self, partitions: set[TopicPartition]) -> None:
+        self.applied = await load_applied(self.config.bootstrap, self.config.applied_topic)
+        log.info(
+            "assigned %s; %d applied commands on record",
+            ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions)) or "nothing",
+            len(self.applied),
+        )
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: TrackingConsumer) -> None:
+        self.owner = owner
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.owner.on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.owner.on_assigned(assigned)

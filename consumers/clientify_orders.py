@@ -1,0 +1,97 @@
+"""Orders to Clientify: created once per `order_id`, never updated.
+
+Clientify's `/orders/` has GET and POST only. The writer looks the order up first: if it
+exists (written before, or by a run that crashed before its Result), a command's values
+are compared and reported (`unchanged`, or `skipped` with what Clientify holds and a
+note that the API cannot update an order), never posted again. A new order hangs off
+its customer's contact, found by the business key in its `contact` field: when that
+contact is not in Clientify yet the command waits (`NotReady`) for it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from consumers.base import NotReady
+from consumers.plan import Plan, plan
+from processors.mapper import Canonical
+from processors.transforms import read_clientify
+from schemas import Command, Result
+from schemas.keys import normalise_sku
+
+if TYPE_CHECKING:
+    from consumers.clientify_writer import ClientifyTarget
+
+CONTACT_FIELD = "contact"
+NO_UPDATE = "Clientify's API has no order update: the order exists, changes are not written"
+
+
+class OrderWriter:
+    def __init__(self, target: ClientifyTarget) -> None:
+        self.target = target
+
+    async def apply(self, command: Command) -> Result:
+        existing = await self._find(command)
+        if existing is not None:
+            current = await self._current(command.entity, existing)
+            plan_ = plan(command, current)
+            # Nothing can be written: what differs is reported as skipped, with its value.
+            for name, value in plan_.write.items():
+                plan_.skipped[name] = value
+                plan_.found[name] = current.get(name)
+            note = NO_UPDATE if plan_.skipped else None
+            plan_.write = {}
+            return plan_.result(command, str(existing["id"]), note=note)
+        mapper = self.target.mappers[command.entity]
+        payload = mapper.to_clientify(command.fields, create=True)
+        payload[mapper.flow.key.clientify] = command.business_key
+        customer = command.fields.get(CONTACT_FIELD)
+        if customer is not None:
+            payload[CONTACT_FIELD] = await self._contact_url(str(customer))
+        created = await self.target.client.orders.create(payload)
+        return Plan(write=dict(command.fields)).result(command, str(created["id"]))
+
+    async def _find(self, command: Command) -> dict[str, Any] | None:
+        key_field = self.target.mappers[command.entity].flow.key.clientify
+        async for order in self.target.client.orders.list({key_field: command.business_key}):
+            if normalise_sku(str(order.get(key_field) or "")) == command.business_key:
+                return order
+        return None
+
+    async def _contact_url(self, key: str) -> str:
+        contact = await self.target.find(CONTACT_FIELD, key, None)
+        if contact is None:
+            raise NotReady(f"the Clientify contact {key} (this order's customer)")
+        return str(contact["url"])
+
+    async def _current(self, entity: str, order: dict[str, Any]) -> Canonical:
+        """The order's canonical values: its contact as a business key, items as lines."""
+        reader = self.target.readers[entity]
+        current = reader.from_clientify(order)
+        url = order.get(CONTACT_FIELD)
+        if isinstance(url, str) and CONTACT_FIELD in current:
+            contact_id = resource_id(url)
+            contact = (
+                await self.target.records(CONTACT_FIELD).get(contact_id) if contact_id else None
+            )
+            current[CONTACT_FIELD] = (
+                None if contact is None else self.target.key_of(CONTACT_FIELD, contact)
+            )
+        lines = reader.flow.lines
+        if lines is not None and isinstance(order.get(lines.clientify), list):
+            current[lines.clientify] = [
+                {
+                    f.name: read_clientify(f, item.get(f.clientify))
+                    for f in lines.fields
+                    if f.clientify is not None and f.clientify in item
+                }
+                for item in order[lines.clientify]
+            ]
+        return current
+
+
+def resource_id(url: str) -> str | None:
+    """`https://api.clientify.net/v1/contacts/42/` -> "42"."""
+    match = re.search(r"/(\d+)/?$", url)
+    return match.group(1) if match else None

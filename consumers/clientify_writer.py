@@ -1,0 +1,197 @@
+"""The Clientify writer: commands for companies, contacts and products (orders: below).
+
+Per command: find the record by its linked id or by business key (the client's lookups
+re-check the key exactly), read it, compare canonically (`plan`), then create it with
+every field, or PUT only the fields to write. Clientify replaces a sub-list (`phones`,
+`addresses`) as a whole on PUT, so the written entries are merged into the record's
+existing ones: a new mobile keeps the main phone, a new city keeps the street.
+
+A company partner's contact is linked to its Clientify company (`company` = the
+company's name on write, as Clientify links by name) and, having no name of its own in
+the mapping, takes the company's: it waits for that company when it is not there yet.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from connectors.clientify import ClientifyClient
+from connectors.clientify.client import Records
+from connectors.clientify.errors import (
+    ClientifyAuthError,
+    ClientifyError,
+    ClientifyNotFound,
+    ClientifyServerError,
+    ClientifyThrottled,
+)
+from consumers.base import NotReady
+from consumers.clientify_orders import OrderWriter
+from consumers.plan import Plan, plan, reader_for
+from processors.mapper import Canonical, FlowMapper
+from schemas import Command, Result, System
+from schemas.mapping import Direction, KeyNormalizer, MappingFile, Transform
+
+log = logging.getLogger(__name__)
+Record = dict[str, Any]
+CLIENT_STATUS = "client"
+
+
+class ClientifyTarget:
+    system = System.CLIENTIFY
+
+    def __init__(self, client: ClientifyClient, mapping: MappingFile) -> None:
+        self.client = client
+        self.mappers: dict[str, FlowMapper] = {
+            name: FlowMapper(flow, mapping.order_status) for name, flow in mapping.flows.items()
+        }
+        self.readers: dict[str, FlowMapper] = {
+            name: reader_for(flow, Direction.ODOO_TO_CLIENTIFY)
+            for name, flow in mapping.flows.items()
+        }
+        self.orders = OrderWriter(self)
+
+    def transient(self, exc: Exception) -> bool:
+        return isinstance(exc, ClientifyServerError | ClientifyThrottled)
+
+    def fatal(self, exc: Exception) -> bool:
+        return isinstance(exc, ClientifyAuthError)
+
+    def records(self, entity: str) -> Records:
+        resource = self.mappers[entity].flow.clientify.resource
+        listing = getattr(self.client, resource)
+        if not isinstance(listing, Records):
+            raise ClientifyError(f"Clientify {resource} cannot be looked up by id")
+        return listing
+
+    async def apply(self, command: Command) -> Result:
+        mapper = self.mappers.get(command.entity)
+        if mapper is None:
+            raise ClientifyError(f"no flow {command.entity!r} in the mapping")
+        if mapper.flow.clientify.resource == "orders":
+            return await self.orders.apply(command)
+        record = await self.find(command.entity, command.business_key, command.target_id)
+        if record is None:
+            return await self._create(command)
+        plan_ = plan(command, self.current(command.entity, record))
+        self._unrepresentable(command.entity, plan_)
+        if plan_.write:
+            payload = self._update_payload(command.entity, plan_.write, record)
+            await self.records(command.entity).update(record["id"], payload)
+        return plan_.result(command, str(record["id"]))
+
+    # -- reading
+
+    async def find(self, entity: str, key: str, target_id: str | None) -> Record | None:
+        """The full record with business key `key`, by link first, else by key."""
+        records = self.records(entity)
+        if target_id is not None:
+            try:
+                record = await records.get(target_id)
+            except ClientifyNotFound:
+                record = None
+            if record is not None and self.key_of(entity, record) == key:
+                return record
+        flow = self.mappers[entity].flow
+        if flow.key.normalize is KeyNormalizer.TAX_ID:
+            found = await self.client.find_by_tax_id(records, key)
+        elif flow.clientify.resource == "products":
+            found = await self.client.find_products_by_sku(key)
+        else:
+            found = [
+                r async for r in records.list({flow.key.clientify: key})
+                if self.key_of(entity, r) == key
+            ]  # fmt: skip
+        if not found:
+            return None
+        if len(found) > 1:
+            log.warning("%d Clientify %s share the key: the oldest is used", len(found), entity)
+        oldest = min(found, key=lambda r: int(r["id"]))
+        # List items lack some fields (a contact's addresses): read the whole record.
+        return await records.get(oldest["id"])
+
+    def key_of(self, entity: str, record: Record) -> str | None:
+        return self.mappers[entity].clientify_key(record)
+
+    def current(self, entity: str, record: Record) -> Canonical:
+        current = self.readers[entity].from_clientify(record)
+        for field in self.readers[entity].flow.fields:
+            if field.transform is Transform.CUSTOMER_STATUS and field.name in current:
+                # Only `client` says "a current customer"; the lead stages mean "not yet".
+                current[field.name] = (
+                    CLIENT_STATUS if current[field.name] == CLIENT_STATUS else None
+                )
+        return current
+
+    def _unrepresentable(self, entity: str, plan_: Plan) -> None:
+        """Clientify has no status for "no longer a customer": the lead stage is left to
+        the user, so that write is skipped with what Clientify holds."""
+        for field in self.mappers[entity].flow.fields:
+            customer = field.transform is Transform.CUSTOMER_STATUS
+            if customer and field.name in plan_.write and plan_.write[field.name] is None:
+                del plan_.write[field.name]
+                plan_.skipped[field.name] = None
+                plan_.found[field.name] = CLIENT_STATUS
+
+    # -- writing
+
+    async def _create(self, command: Command) -> Result:
+        mapper = self.mappers[command.entity]
+        fields = {
+            name: value
+            for name, value in command.fields.items()
+            if not (value is None and _is_customer_status(mapper, name))
+        }
+        payload = mapper.to_clientify(fields, create=True)
+        payload[mapper.flow.key.clientify] = command.business_key
+        if mapper.flow.clientify.resource == "contacts":
+            await self._link_company(command, payload)
+        created = await self.records(command.entity).create(payload)
+        log.info("created Clientify %s %s (id %s)", command.entity, command.business_key,
+                 created.get("id"))  # fmt: skip
+        written = Plan(write=dict(command.fields))
+        return written.result(command, str(created["id"]))
+
+    async def _link_company(self, command: Command, payload: dict[str, Any]) -> None:
+        companies = await self.client.find_by_tax_id(self.client.companies, command.business_key)
+        if companies:
+            company = min(companies, key=lambda r: int(r["id"]))
+            payload["company"] = company["name"]
+            if not payload.get("first_name"):
+                payload["first_name"] = company["name"]
+        elif not payload.get("first_name"):
+            raise NotReady(f"the Clientify company {command.business_key} (this contact's name)")
+
+    def _update_payload(self, entity: str, written: Canonical, record: Record) -> dict[str, Any]:
+        """The PUT body: written fields, with sub-lists merged into the record's own."""
+        mapper = self.mappers[entity]
+        payload = mapper.to_clientify(written)
+        # Each phone field owns the entries of its type, also when it is cleared (None
+        # adds no entry, yet the old one must go).
+        owned: dict[str, set[int | None]] = {}
+        for field in mapper.flow.fields:
+            if field.transform is Transform.PHONE and field.clientify and field.name in written:
+                owned.setdefault(field.clientify, set()).add(field.phone_type)
+        for name, value in payload.items():
+            if not isinstance(value, list):
+                continue
+            existing = [
+                {k: v for k, v in item.items() if k != "id"}
+                for item in record.get(name) or []
+                if isinstance(item, dict)
+            ]
+            if name in owned:
+                kept = [item for item in existing if item.get("type") not in owned[name]]
+                payload[name] = kept + value
+            else:
+                merged = existing + value[len(existing) :]
+                for index, item in enumerate(value[: len(existing)]):
+                    merged[index] = {**existing[index], **item}
+                payload[name] = merged
+        return payload
+
+
+def _is_customer_status(mapper: FlowMapper, name: str) -> bool:
+    return any(
+        f.name == name and f.transform is Transform.CUSTOMER_STATUS for f in mapper.flow.fields
+    )

@@ -1,0 +1,91 @@
+"""What a writer does with each field of a command, decided against the target's record.
+
+Both writers read the target record, map it to canonical fields with a *reader* (the
+flow's mapper, for the fields that flow towards that target) and compare field by field
+(`sync_state.Write`): equal to the command's value -> `unchanged`; the target no longer
+holds the `expected` value -> `skipped`, with what it holds in `found`; otherwise the
+field is written. A field the target does not carry at all (Odoo 19 has no `mobile`;
+another flow owns it there) cannot be written: it is `skipped` with `found` None and
+named in the Result's note.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from processors.mapper import Canonical, FlowMapper
+from schemas.envelope import Command, Result, ResultStatus, utc_now
+from schemas.mapping import Direction, Flow
+
+
+def reader_for(flow: Flow, towards: Direction) -> FlowMapper:
+    """A mapper that reads, from the target system's own records, the canonical value
+    of every field that flows towards that system (the processors' mapper reads only
+    the fields flowing away from a system)."""
+    fields = [
+        f.model_copy(update={"direction": Direction.BOTH}) for f in flow.fields_towards(towards)
+    ]
+    return FlowMapper(flow.model_copy(update={"fields": fields, "direction": Direction.BOTH}))
+
+
+@dataclass
+class Plan:
+    write: Canonical = field(default_factory=dict)
+    unchanged: Canonical = field(default_factory=dict)
+    skipped: Canonical = field(default_factory=dict)
+    found: Canonical = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def not_carried(self, name: str, value: Any, why: str) -> None:
+        self.skipped[name] = value
+        self.found[name] = None
+        self.notes.append(f"{name}: {why}")
+
+    def result(self, command: Command, target_id: str | None, *, note: str | None = None) -> Result:
+        notes = [*self.notes, *([note] if note else [])]
+        return Result(
+            command_id=command.command_id,
+            target=command.target,
+            entity=command.entity,
+            business_key=command.business_key,
+            status=ResultStatus.APPLIED,
+            target_id=target_id,
+            written=self.write,
+            unchanged=self.unchanged,
+            skipped=self.skipped,
+            found=self.found,
+            error="; ".join(notes) or None,
+            finished_at=utc_now(),
+        )
+
+
+def plan(command: Command, current: Canonical) -> Plan:
+    """Compare each command field with the target's current canonical value."""
+    out = Plan()
+    for name, value in command.fields.items():
+        if name not in current:
+            out.not_carried(name, value, "the target record has no such field; not written")
+        elif current[name] == value:
+            out.unchanged[name] = value
+        elif name in command.expected and current[name] != command.expected[name]:
+            out.skipped[name] = value
+            out.found[name] = current[name]
+        else:
+            out.write[name] = value
+    return out
+
+
+def failed(command: Command, reason: str) -> Result:
+    """A command that could not be applied: every field skipped, nothing found."""
+    return Result(
+        command_id=command.command_id,
+        target=command.target,
+        entity=command.entity,
+        business_key=command.business_key,
+        status=ResultStatus.FAILED,
+        target_id=command.target_id,
+        skipped=dict(command.fields),
+        error=reason,
+        finished_at=utc_now(),
+    )

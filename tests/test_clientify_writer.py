@@ -1,0 +1,152 @@
+"""The Clientify writer against the sandbox over HTTP, command by command and field by
+field: creates, partial updates that keep the other phones and address fields, skips
+where Clientify changed meanwhile, company contacts, and orders created once."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from connectors.clientify import ClientifyClient
+from connectors.clientify.errors import ClientifyValidationError
+from consumers.base import NotReady
+from consumers.clientify_writer import ClientifyTarget
+from schemas import Command, System
+from schemas.mapping import load_mapping
+from tests.clientify_fixtures import sandbox_at
+
+_ids = itertools.count()
+
+
+def command(entity: str, key: str, fields: dict[str, Any], **extra: Any) -> Command:
+    return Command.for_fact(
+        fact_id=f"fact-{next(_ids)}", target=System.CLIENTIFY, entity=entity,
+        business_key=key, fields=fields, **extra,
+    )  # fmt: skip
+
+
+ACME = {
+    "display_name": "Acme Soluciones SL", "name": "Acme Soluciones", "phone": "+34 911 111 111",
+    "street": "Calle Mayor 1", "city": "Madrid", "state": "Madrid", "country": "Spain",
+    "zip": "28001",
+}  # fmt: skip
+
+
+@pytest.fixture
+async def target() -> AsyncIterator[tuple[ClientifyTarget, ClientifyClient]]:
+    async with sandbox_at() as (sandbox, url), ClientifyClient(url, sandbox.api_key) as client:
+        yield ClientifyTarget(client, load_mapping()), client
+
+
+async def test_company_created_then_updated_field_by_field(
+    target: tuple[ClientifyTarget, ClientifyClient],
+) -> None:
+    writer, client = target
+    created = await writer.apply(command("company", "B12345678", ACME))
+    assert created.written == ACME and created.target_id
+    record = await client.companies.get(created.target_id)
+    assert record["taxpayer_identification_number"] == "B12345678"
+    assert record["name"] == "Acme Soluciones SL" and record["business_name"] == "Acme Soluciones"
+    assert record["addresses"][0]["state"] == "Madrid"
+
+    # One address field: the others stay. Linked by id, as the processors send it.
+    moved = await writer.apply(
+        command("company", "B12345678", {"city": "Getafe"}, expected={"city": "Madrid"},
+                target_id=created.target_id)
+    )  # fmt: skip
+    assert moved.written == {"city": "Getafe"}
+    address = (await client.companies.get(created.target_id))["addresses"][0]
+    assert (address["street"], address["city"], address["postal_code"]) == (
+        "Calle Mayor 1", "Getafe", "28001",
+    )  # fmt: skip
+
+    # The same value again: unchanged, nothing sent.
+    again = await writer.apply(command("company", "B12345678", {"city": "Getafe"}))
+    assert again.unchanged == {"city": "Getafe"} and not again.written
+
+    # Clientify changed the street meanwhile: the command's street is not written.
+    await client.companies.update(created.target_id, {"addresses": [{**address, "street": "X 2"}]})
+    stale = await writer.apply(
+        command("company", "B12345678", {"street": "Calle Nueva 3"},
+                expected={"street": "Calle Mayor 1"})
+    )  # fmt: skip
+    assert stale.skipped == {"street": "Calle Nueva 3"} and stale.found == {"street": "X 2"}
+    assert (await client.companies.get(created.target_id))["addresses"][0]["street"] == "X 2"
+
+
+async def test_contact_phones_main_and_mobile_are_merged(
+    target: tuple[ClientifyTarget, ClientifyClient],
+) -> None:
+    writer, client = target
+    person = {"first_name": "Ana Ruiz", "phone": "911000000", "mobile": None,
+              "country": "Spain", "customer": None}  # fmt: skip
+    created = await writer.apply(command("contact", "12345678Z", person))
+    assert created.target_id
+    contact = await client.contacts.get(created.target_id)
+    assert contact["status"] == "cold-lead"  # not a customer: Clientify's own default
+    mobile = await writer.apply(command("contact", "12345678Z", {"mobile": "600111222"}))
+    assert mobile.written == {"mobile": "600111222"}
+    phones = (await client.contacts.get(created.target_id))["phones"]
+    assert sorted((p["type"], p["phone"]) for p in phones) == [(1, "911000000"), (2, "600111222")]
+    # Main cleared, mobile kept; then a customer.
+    await writer.apply(command("contact", "12345678Z", {"phone": None, "customer": "client"}))
+    contact = await client.contacts.get(created.target_id)
+    assert [(p["type"], p["phone"]) for p in contact["phones"]] == [(2, "600111222")]
+    assert contact["status"] == "client"
+
+
+async def test_company_partner_contact_is_linked_to_its_company(
+    target: tuple[ClientifyTarget, ClientifyClient],
+) -> None:
+    writer, client = target
+    # The contact of a company partner has no name of its own: it waits for the company.
+    contact_command = command("contact", "B12345678", {"phone": "+34 911 111 111"})
+    with pytest.raises(NotReady, match="company B12345678"):
+        await writer.apply(contact_command)
+    company = await writer.apply(command("company", "B-12.345.678", ACME))
+    contact = await writer.apply(contact_command)
+    record = await client.contacts.get(contact.target_id or "")
+    assert record["first_name"] == "Acme Soluciones SL"
+    assert record["company_details"]["id"] == int(company.target_id or 0)
+
+
+async def test_order_waits_for_its_contact_and_is_created_once(
+    target: tuple[ClientifyTarget, ClientifyClient],
+) -> None:
+    writer, client = target
+    lines = [
+        {"name": "Widget", "sku": "8400000000017", "price": 10.0, "quantity": 3.0},
+        {"name": "Gadget", "sku": "GAD-1", "price": 5.5, "quantity": 1.0},  # barcode fallback
+        {"name": "Gizmo", "sku": "GIZ-1", "price": 2.25, "quantity": 4.0},  # qty fallback
+    ]
+    fields = {"contact": "12345678Z", "order_date": "2024-05-01T10:00:00+00:00",
+              "currency": "EUR", "items": lines}  # fmt: skip
+    order = command("order", "S00042", fields)
+    with pytest.raises(NotReady, match="contact 12345678Z"):
+        await writer.apply(order)
+    await writer.apply(command("contact", "12345678Z", {"first_name": "Ana"}))
+    created = await writer.apply(order)
+    assert created.written == fields
+    [stored] = [o async for o in client.orders.list()]
+    assert stored["order_id"] == "S00042" and stored["status"] == "confirmed"
+    assert stored["ecommerce"] == "Odoo" and len(stored["items"]) == 3
+    assert stored["items"][2] == {"name": "Gizmo", "sku": "GIZ-1", "price": "2.25",
+                                  "quantity": "4.00"}  # fmt: skip
+
+    # Redelivered: unchanged. Changed in Odoo later: reported, never posted again.
+    assert (await writer.apply(order)).unchanged == fields
+    changed = await writer.apply(command("order", "S00042", {"currency": "USD"}))
+    assert changed.skipped == {"currency": "USD"} and changed.found == {"currency": "EUR"}
+    assert changed.error and "no order update" in changed.error and not changed.written
+    assert len([o async for o in client.orders.list()]) == 1
+
+
+async def test_a_rejected_record_raises_the_validation_error(
+    target: tuple[ClientifyTarget, ClientifyClient],
+) -> None:
+    writer, _client = target
+    with pytest.raises(ClientifyValidationError, match="name"):
+        await writer.apply(command("company", "A11111111", {**ACME, "display_name": None}))
