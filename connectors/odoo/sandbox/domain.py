@@ -60,7 +60,18 @@ def compile_domain(domain: Any, resolver: Resolver) -> Predicate:
             stack.append(_leaf(token, resolver))
     # Terms left side by side are joined by an implicit `&`.
     predicates = list(reversed(stack))
-    return lambda row: all(predicate(row) for predicate in predicates)
+    if len(predicates) == 1:
+        return predicates[0]
+
+    def every(row: Row) -> bool:
+        # Plain loops, not all()/any() over generators: every search evaluates the
+        # domain on every row of the table, and the generators cost a third of that.
+        for predicate in predicates:  # noqa: SIM110
+            if not predicate(row):
+                return False
+        return True
+
+    return every
 
 
 def _pop(stack: list[Predicate], domain: Any) -> Predicate:
@@ -151,9 +162,15 @@ def _operator(operator: str, value: Any) -> Callable[[list[Any]], bool]:
         return found if operator == "in" else (lambda values: not found(values))
     if operator in COMPARISONS:
         compare = COMPARISONS[operator]
-        return lambda values: any(
-            not _empty(v) and _comparable(v, value) and compare(v, value) for v in values
-        )
+        accepts = _same_kind(value)
+
+        def ordered(values: list[Any]) -> bool:
+            for v in values:  # noqa: SIM110 - see `every` above
+                if accepts(v) and compare(v, value):
+                    return True
+            return False
+
+        return ordered
     return _like(operator, value)
 
 
@@ -176,11 +193,14 @@ def _member(options: Sequence[Any]) -> Callable[[list[Any]], bool]:
     return found
 
 
-def _comparable(value: Any, target: Any) -> bool:
-    numbers = (int, float)
-    if isinstance(value, numbers) and isinstance(target, numbers):
-        return True
-    return type(value) is type(target) or (isinstance(value, datetime) and type(target) is date)
+def _same_kind(target: Any) -> Callable[[Any], bool]:
+    """Comparisons never match empty values (SQL NULL) nor values of another type."""
+    if isinstance(target, int | float) and not isinstance(target, bool):
+        return lambda v: isinstance(v, int | float) and not isinstance(v, bool)
+    kind = type(target)
+    if kind is str:
+        return lambda v: type(v) is str and v != ""
+    return lambda v: type(v) is kind
 
 
 def _like(operator: str, value: Any) -> Callable[[list[Any]], bool]:
