@@ -139,6 +139,10 @@ def create_app(config: WorkerConfig) -> faust.App:
     partners = app.GlobalTable("odoo_partners", use_partitioner=True)
     products = app.GlobalTable("odoo_products", use_partitioner=True)
     waiting = app.GlobalTable("waiting_orders", use_partitioner=True)
+    # Partners with a confirmed order are current customers (Clientify status `client`);
+    # the last fact of each partner is kept to re-route it when it becomes one.
+    customers = app.GlobalTable("odoo_customers", use_partitioner=True)
+    partner_facts = app.GlobalTable("odoo_partner_facts", use_partitioner=True)
 
     router = Router(config.mapping)
     counters = Counters()
@@ -153,7 +157,7 @@ def create_app(config: WorkerConfig) -> faust.App:
         await skips.send(key=fact.source_id.encode(), value=encode(notice))
 
     async def route_fact(fact: Fact) -> None:
-        for outcome in router.routes(fact, partners, products):
+        for outcome in router.routes(fact, partners, products, customers):
             if isinstance(outcome, Route):
                 message = RoutedFact(
                     flow=outcome.flow, key=outcome.key, payload=outcome.payload, fact=fact
@@ -161,12 +165,22 @@ def create_app(config: WorkerConfig) -> faust.App:
                 await routed.send(
                     key=outcome.route_key.encode(), value=message.model_dump_json().encode()
                 )
+                if outcome.flow == "order":
+                    await mark_customer(str(outcome.payload["customer_id"]))
             elif isinstance(outcome, Waiting):
                 parked = waiting.get(str(outcome.partner_id)) or {}
                 parked[fact.source_id] = fact.model_dump(mode="json")
                 waiting[str(outcome.partner_id)] = parked
             elif isinstance(outcome, Unroutable):
                 await skip(fact, outcome.flow, outcome.reason)
+
+    async def mark_customer(partner_id: str) -> None:
+        if partner_id in customers:
+            return
+        customers[partner_id] = True
+        last = partner_facts.get(partner_id)
+        if last is not None:
+            await route_fact(Fact.model_validate(last))
 
     async def remember_lookups(fact: Fact) -> None:
         if fact.system is not System.ODOO:
@@ -175,6 +189,7 @@ def create_app(config: WorkerConfig) -> faust.App:
             products[fact.source_id] = product_entry(fact.payload)
         elif fact.entity == "partner":
             partners[fact.source_id] = partner_entry(fact.payload)
+            partner_facts[fact.source_id] = fact.model_dump(mode="json")
             parked = waiting.pop(fact.source_id, None)
             for order in (parked or {}).values():
                 await route_fact(Fact.model_validate(order))

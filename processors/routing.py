@@ -10,6 +10,8 @@ Orders need two things their fact does not carry: the tax id of the customer's
 commercial entity (the Clientify contact the order hangs off) and each line product's
 barcode and internal reference (the Clientify item SKU). Both come from lookups kept
 from partner and product facts; an order whose customer is not known yet waits for it.
+Partners get `is_customer`: a current customer has `customer_rank > 0` (only with the
+Invoicing app) or at least one confirmed order (from the `customers` lookup).
 """
 
 from __future__ import annotations
@@ -83,8 +85,10 @@ class Router:
         fact: Fact,
         partners: Mapping[str, dict[str, Any]],
         products: Mapping[str, dict[str, Any]],
+        customers: Mapping[str, Any],
     ) -> list[Route | Unroutable | Waiting]:
-        """Routes for `fact`; `partners`/`products` are the Odoo lookups by id."""
+        """Routes for `fact`; `partners`, `products` and `customers` (partners with a
+        confirmed order) are the Odoo lookups by id."""
         flows = FLOWS_OF.get((fact.system, fact.entity))
         if flows is None:
             return [Unroutable(None, f"no flow reads {fact.system.value} {fact.entity} records")]
@@ -94,6 +98,8 @@ class Router:
             if mapper is None or not mapper.flow.fields_towards(TOWARDS[fact.system]):
                 continue  # flow removed from the mapping or switched off this way
             payload = fact.payload
+            if (fact.system, fact.entity) == (System.ODOO, "partner"):
+                payload = {**payload, "is_customer": _is_customer(payload, customers)}
             if fact.system is System.ODOO and not mapper.selects(payload):
                 continue  # not this flow's records (a person for `company`, a draft order)
             if name == "order":
@@ -123,6 +129,12 @@ class Router:
                 continue
             out.append(Route(name, key, fact, payload))
         return out
+
+
+def _is_customer(partner: dict[str, Any], customers: Mapping[str, Any]) -> bool:
+    rank = partner.get("customer_rank")
+    has_rank = isinstance(rank, int | float) and not isinstance(rank, bool) and rank > 0
+    return has_rank or str(partner.get("id")) in customers
 
 
 def partner_entry(payload: dict[str, Any]) -> dict[str, Any]:
@@ -162,4 +174,5 @@ def _enrich_order(
         for line in order.get("lines", [])
         if isinstance(line, dict)
     ]
-    return {**order, "partner_key": customer_key, "lines": lines}
+    customer_id = commercial.get("commercial") or partner_id
+    return {**order, "partner_key": customer_key, "customer_id": customer_id, "lines": lines}

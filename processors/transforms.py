@@ -67,8 +67,7 @@ def read_odoo(field: FieldMap, value: Any) -> Any:
             return _iso_datetime(value, ODOO_DATETIME)
         case Transform.CUSTOMER_STATUS:
             # A current customer ("tipo de cliente") becomes Clientify's `client`.
-            is_customer = not _empty(value) and _number(value) not in (None, 0.0)
-            return "client" if is_customer else None
+            return "client" if value is True else None
         case _:
             return _text(value)
 

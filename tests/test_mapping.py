@@ -25,7 +25,7 @@ ACME_ODOO_16: dict[str, Any] = {
     "ref": "B-12.345.678", "is_company": True, "phone": "+34 911 111 111",
     "mobile": "+34 600 000 000", "street": "Calle Mayor 1", "city": "Madrid",
     "state_id": [46, "Madrid"], "country_id": [68, "Spain"], "zip": "28001",
-    "customer_rank": 3, "write_date": "2024-05-01 10:30:00",
+    "is_customer": True, "write_date": "2024-05-01 10:30:00",
 }  # fmt: skip
 
 
@@ -67,7 +67,7 @@ def test_person_partner_maps_name_and_address_and_odoo_19_has_no_mobile() -> Non
     person_19 = {
         "id": 9, "name": "Ana Ruiz", "ref": "12345678Z", "is_company": False,
         "phone": False, "street": "C/ Sol 2", "city": "Sevilla", "country_id": [68, "Spain"],
-        "zip": "41001", "customer_rank": 0,
+        "zip": "41001", "is_customer": False,
     }  # fmt: skip
     fields = CONTACT.from_odoo(person_19)
     assert "mobile" not in fields  # absent on 19: never read as "empty"

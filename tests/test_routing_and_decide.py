@@ -41,7 +41,7 @@ def clientify_fact(entity: str, payload: dict[str, Any], when: datetime = WHEN) 
 
 
 def test_a_company_partner_feeds_the_company_and_the_contact_flow() -> None:
-    routes = ROUTER.routes(odoo_fact("partner", ACME), {}, {})
+    routes = ROUTER.routes(odoo_fact("partner", ACME), {}, {}, {})
     assert [(r.flow, r.key) for r in routes if isinstance(r, Route)] == [
         ("company", "B12345678"),
         ("contact", "B12345678"),
@@ -49,7 +49,7 @@ def test_a_company_partner_feeds_the_company_and_the_contact_flow() -> None:
 
 
 def test_a_partner_without_ref_is_skipped_with_its_reason() -> None:
-    [skip] = ROUTER.routes(odoo_fact("partner", ANA), {}, {})
+    [skip] = ROUTER.routes(odoo_fact("partner", ANA), {}, {}, {})
     assert isinstance(skip, Unroutable) and skip.flow == "contact"
     assert "has no ref" in skip.reason and "Fill it in" in skip.reason
 
@@ -62,18 +62,21 @@ def test_orders_wait_for_their_customer_and_then_carry_its_key_and_skus() -> Non
                    "price_unit": 10.0, "product_uom_qty": 2.0}],
     }  # fmt: skip
     fact = odoo_fact("sale_order", order)
-    assert ROUTER.routes(fact, {}, {}) == [Waiting(8)]
+    assert ROUTER.routes(fact, {}, {}, {}) == [Waiting(8)]
     partners = {"7": partner_entry(ACME), "8": partner_entry(ANA)}
     products = {"3": product_entry({"barcode": False, "default_code": "PW-1"})}
-    [route] = ROUTER.routes(fact, partners, products)
+    [route] = ROUTER.routes(fact, partners, products, {})
     assert isinstance(route, Route) and route.key == "S00004"
     assert route.payload["partner_key"] == "B-12.345.678"  # Ana's company's tax id
     assert route.payload["lines"][0]["default_code"] == "PW-1"
-    assert ROUTER.routes(odoo_fact("sale_order", {**order, "state": "draft"}), partners, {}) == []
+    assert route.payload["customer_id"] == 7  # Ana's company is the customer
+    assert (
+        ROUTER.routes(odoo_fact("sale_order", {**order, "state": "draft"}), partners, {}, {}) == []
+    )
 
 
 def test_the_loop_is_cut_a_change_goes_across_once_and_its_echo_stops() -> None:
-    [company, _contact] = ROUTER.routes(odoo_fact("partner", ACME), {}, {})
+    [company, _contact] = ROUTER.routes(odoo_fact("partner", ACME), {}, {}, {})
     assert isinstance(company, Route)
     state, link = RecordState(), Link()
     first = on_fact(company, ROUTER.mappers["company"], state, link)
@@ -96,7 +99,20 @@ def test_the_loop_is_cut_a_change_goes_across_once_and_its_echo_stops() -> None:
         "addresses": [{"street": "Calle Mayor 1", "city": "Madrid", "state": "Madrid",
                        "country": "Spain", "postal_code": "28001", "type": 1}],
     }  # fmt: skip
-    [back] = ROUTER.routes(clientify_fact("company", echo_record), {}, {})
+    [back] = ROUTER.routes(clientify_fact("company", echo_record), {}, {}, {})
     assert isinstance(back, Route) and back.route_key == company.route_key
     echo = on_fact(back, ROUTER.mappers["company"], state, link)
     assert echo.echo and echo.commands == [] and echo.conflicts == []
+
+
+def test_a_partner_is_a_current_customer_by_rank_or_by_a_confirmed_order() -> None:
+    person = {**ANA, "ref": "12345678Z", "customer_rank": 0}
+
+    def status(customers: dict[str, Any], partner: dict[str, Any]) -> Any:
+        routes = ROUTER.routes(odoo_fact("partner", partner), {}, {}, customers)
+        [contact] = [r for r in routes if isinstance(r, Route) and r.flow == "contact"]
+        return ROUTER.mappers["contact"].from_odoo(contact.payload)["customer"]
+
+    assert status({}, person) is None
+    assert status({"8": True}, person) == "client"  # has a confirmed order
+    assert status({}, {**person, "customer_rank": 2}) == "client"  # Invoicing app's rank

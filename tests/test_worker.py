@@ -163,3 +163,72 @@ async def test_worker_maps_links_skips_and_drops_its_echo(
             assert change.target_id == "501"
     finally:
         worker.stop()
+
+
+async def test_a_confirmed_order_makes_its_customer_a_client_and_waits_for_it(
+    kafka_bootstrap: str, topics: tuple[TopicSpec, ...], topic_prefix: str, tmp_path: Path
+) -> None:
+    worker = Worker(kafka_bootstrap, topic_prefix, tmp_path)
+    worker.start()
+    order = {
+        "id": 40, "name": "S00040", "state": "sale", "partner_id": [7, "Acme"],
+        "date_order": "2024-05-01 10:30:00", "currency_id": [1, "EUR"],
+        "lines": [{"id": 1, "name": "Widget", "product_id": [3, "[PW-1] Widget"],
+                   "price_unit": 10.0, "product_uom_qty": 2.0}],
+    }  # fmt: skip
+    order_fact = Fact.observe(
+        system=System.ODOO, entity="sale_order", source_id=40, version="o1", payload=order,
+        occurred_at=T0 + timedelta(seconds=30),
+    )  # fmt: skip
+    product_fact = Fact.observe(
+        system=System.ODOO, entity="product", source_id=3, version="p1", occurred_at=T0,
+        payload={"id": 3, "name": "Widget", "default_code": "PW-1", "barcode": "8412345678905",
+                 "list_price": 10.0},
+    )  # fmt: skip
+    try:
+        async with (
+            Publisher(kafka_bootstrap) as publisher,
+            Reader(kafka_bootstrap, topic_prefix + "sync.commands.clientify") as commands,
+        ):
+            # The order comes before its customer: it waits, then goes once Acme is known.
+            await publisher.publish_all([
+                Outgoing(topic_prefix + "odoo.product", "3", product_fact),
+                Outgoing(topic_prefix + "odoo.sale_order", "40", order_fact),
+            ])  # fmt: skip
+            assert [c.entity for c in await commands.until(1)] == ["product"]
+            await publisher.publish(
+                Outgoing(topic_prefix + "odoo.partner", "7", partner_fact(ACME, 0))
+            )
+            seen = await commands.until(4)
+            by_flow: dict[str, list[Command]] = {}
+            for command in seen:
+                assert isinstance(command, Command)
+                by_flow.setdefault(command.entity, []).append(command)
+            [order_command] = by_flow["order"]
+            assert order_command.fields["contact"] == "B12345678"
+            assert order_command.fields["items"][0]["sku"] == "8412345678905"
+            # The order made Acme a current customer before its contact was first sent.
+            [contact] = by_flow["contact"]
+            assert contact.fields["customer"] == "client", worker.tail()
+            # A later partner with its first confirmed order: its contact turns `client`.
+            person = {**ACME, "id": 9, "ref": "12345678Z", "is_company": False,
+                      "commercial_partner_id": [9, "Ana"], "name": "Ana Ruiz"}  # fmt: skip
+            await publisher.publish(
+                Outgoing(topic_prefix + "odoo.partner", "9", partner_fact(person, 40))
+            )
+            [ana] = (await commands.until(5))[4:]
+            assert isinstance(ana, Command) and ana.fields.get("customer") is None
+            second = Fact.observe(
+                system=System.ODOO, entity="sale_order", source_id=41, version="o2",
+                payload={**order, "id": 41, "name": "S00041", "partner_id": [9, "Ana"]},
+                occurred_at=T0 + timedelta(seconds=50),
+            )  # fmt: skip
+            await publisher.publish(Outgoing(topic_prefix + "odoo.sale_order", "41", second))
+            after = await commands.until(7)
+            assert {(c.entity, c.business_key) for c in after[5:]} == {
+                ("order", "S00041"), ("contact", "12345678Z"),
+            }  # fmt: skip
+            [turned] = [c for c in after[5:] if c.entity == "contact"]
+            assert turned.fields == {"customer": "client"}
+    finally:
+        worker.stop()
