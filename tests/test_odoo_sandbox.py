@@ -636,3 +636,25 @@ async def test_x2many_commands() -> None:
             sandbox.execute("sale.order", "write", [order], {"order_line": [[9, 0, {}]]})
         )
         assert error.faultCode == 1 and "invalid command" in error.faultString
+
+
+async def test_dotted_paths_and_names_for_many2one() -> None:
+    async with running_sandbox(18) as sandbox:
+        spain, france = [
+            (await sandbox.execute("res.country", "search", [["code", "=", code]]))[0]
+            for code in ("ES", "FR")
+        ]
+        ids = await sandbox.execute("res.partner", "create", [
+            {"name": "Madrileña", "country_id": spain}, {"name": "Parisienne",
+                                                         "country_id": france},
+        ])  # fmt: skip
+        for domain in ([["country_id.code", "=", "ES"]], [["country_id", "=", "Spain"]],
+                       [["country_id", "ilike", "spa"]]):  # fmt: skip
+            assert await sandbox.execute("res.partner", "search", domain) == [ids[0]], domain
+        product = await sandbox.execute("product.product", "create", {"name": "Casco"})
+        order = await sandbox.execute("sale.order", "create", {
+            "partner_id": ids[1], "order_line": [[0, 0, {"product_id": product}]]})  # fmt: skip
+        found = await sandbox.execute(
+            "sale.order", "search", [["order_line.product_id.name", "=", "Casco"]]
+        )
+        assert found == [order]
