@@ -216,3 +216,18 @@ async def test_field_lists_follow_the_server(caplog: pytest.LogCaptureFixture) -
         await client.create("res.partner", {"name": "Solo"})
         rows = await client.search_read("res.partner", [], ["mobile"])
         assert rows == [{"id": rows[0]["id"]}]
+
+
+async def test_a_new_custom_field_is_known_at_once(connected: tuple[Sandbox, OdooClient]) -> None:
+    _sandbox, client = connected
+    assert "x_clientify_status" not in await client.fields("res.partner")
+    assert await client.available("res.partner", ["name", "x_clientify_status"]) == ["name"]
+    (model,) = await client.search("ir.model", [("model", "=", "res.partner")])
+    await client.create("ir.model.fields", {
+        "name": "x_clientify_status", "model_id": model, "ttype": "char",
+        "field_description": "Estado en Clientify",
+    })  # fmt: skip
+    assert "x_clientify_status" in await client.fields("res.partner")
+    partner = await client.create("res.partner", {"name": "C", "x_clientify_status": "client"})
+    rows = await client.read("res.partner", [partner], ["x_clientify_status"])
+    assert rows[0]["x_clientify_status"] == "client"

@@ -350,7 +350,12 @@ class OdooClient:
 
     async def _call(self, call: Call, *, idempotent: bool) -> Any:
         transport = self._require()
-        return await self._with_retries(lambda: transport.call(call), idempotent=idempotent)
+        result = await self._with_retries(lambda: transport.call(call), idempotent=idempotent)
+        if call.model == "ir.model.fields" and call.method in ("create", "write", "unlink"):
+            # A custom field was added or changed: what fields_get said is stale.
+            self._fields.clear()
+            self._available.clear()
+        return result
 
     async def _with_retries(
         self,
