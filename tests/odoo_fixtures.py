@@ -100,8 +100,10 @@ async def running_sandbox(
     version: int,
     modules: frozenset[str] = ALL_MODULES,
     data_dir: Path | None = None,
+    saas_minor: int = 0,
 ) -> AsyncIterator[Sandbox]:
-    database = open_database(Profile(version, modules), Credentials(DB, LOGIN, API_KEY), data_dir)
+    profile = Profile(version, modules, saas_minor)
+    database = open_database(profile, Credentials(DB, LOGIN, API_KEY), data_dir)
     faults = Faults(seed=1)
     app = create_app(database, faults)
     server = TestServer(app, host="127.0.0.1", port=0)

@@ -17,7 +17,7 @@ import pytest
 from pydantic import SecretStr
 
 from clientify_odoo.topics import TopicSpec
-from connectors.odoo import OdooClient, OdooConfig
+from connectors.odoo import OdooClient, OdooConfig, OdooVersion
 from connectors.odoo.sandbox import seed
 from tests.odoo_fixtures import API_KEY, DB, LOGIN, facts_on, running_sandbox
 
@@ -73,10 +73,11 @@ async def running(
 async def test_sandbox_command_prints_its_credentials_and_serves(tmp_path: Path) -> None:
     args = (
         "sandbox", "odoo", "--port", "0", "--profile", "19", "--data-dir", str(tmp_path),
-        "--seed", "12", "--db", "demo", "--login", "ana", "--api-key", "k" * 40,
+        "--seed", "12", "--db", "demo", "--login", "ana", "--api-key", "k" * 40, "--saas", "1",
     )  # fmt: skip
     env = {**os.environ, "COLUMNS": "250"}
     async with running(*args, env=env, ready="Ctrl-C stops", stop=signal.SIGINT) as printed:
+        assert "Odoo saas~19.1+e sandbox" in printed
         assert "database: demo" in printed and "login:    ana" in printed
         assert "API key:  " + "k" * 40 in printed and "Seeded 12 partners" in printed
         match = re.search(r"listening at (http://127\.0\.0\.1:\d+)", printed)
@@ -85,6 +86,7 @@ async def test_sandbox_command_prints_its_credentials_and_serves(tmp_path: Path)
         config = OdooConfig(url=match.group(1), db="demo", login="ana", api_key=key)
         async with OdooClient(config) as client:
             assert client.protocol == "json2"
+            assert client.version == OdooVersion(19, 1, saas=True)
             assert await client.search_count("res.partner", []) == 12
     assert (tmp_path / "odoo.sqlite3").exists()
 

@@ -231,3 +231,15 @@ async def test_a_new_custom_field_is_known_at_once(connected: tuple[Sandbox, Odo
     partner = await client.create("res.partner", {"name": "C", "x_clientify_status": "client"})
     rows = await client.read("res.partner", [partner], ["x_clientify_status"])
     assert rows[0]["x_clientify_status"] == "client"
+
+
+@pytest.mark.parametrize("version", [17, 19])
+async def test_saas_versions_over_the_wire(version: int) -> None:
+    async with running_sandbox(version, saas_minor=2) as sandbox:
+        raw = await sandbox.xmlrpc("common", "version")
+        assert raw["server_version_info"][:2] == [f"saas~{version}", 2]
+        assert raw["server_version"] == f"saas~{version}.2+e"
+        async with sandbox.client() as client:
+            assert client.version == OdooVersion(version, 2, saas=True)
+            assert client.protocol == ("json2" if version >= 19 else "xmlrpc")
+            assert await client.search_count("res.country", [("code", "=", "ES")]) == 1

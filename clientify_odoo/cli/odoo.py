@@ -64,7 +64,7 @@ def _sandbox(args: argparse.Namespace, context: Context) -> int:
     if args.latency_ms < 0 or args.seed < 0:
         raise CommandError("--latency-ms and --seed must not be negative", exit_code=2)
     try:
-        profile = Profile(args.profile, parse_modules(args.modules))
+        profile = Profile(args.profile, parse_modules(args.modules), args.saas)
         data_dir = args.data_dir or _default_sandbox_dir(args.profile)
         database = open_database(
             profile, Credentials(args.db, args.login, args.api_key or ""), data_dir
@@ -122,6 +122,10 @@ def register_sandbox(kinds: Any) -> None:
     parser.add_argument(
         "--profile", type=int, choices=SUPPORTED_VERSIONS, default=DEFAULT_PROFILE,
         help=f"Odoo version to behave as (default {DEFAULT_PROFILE})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--saas", type=int, default=0, metavar="MINOR",
+        help="report the Odoo Online version saas~<profile>.MINOR instead of <profile>.0",
     )  # fmt: skip
     parser.add_argument(
         "--data-dir", type=Path, default=None,

@@ -35,6 +35,9 @@ def parse_modules(text: str) -> frozenset[str]:
 class Profile:
     version: int
     modules: frozenset[str] = DEFAULT_MODULES
+    # Odoo Online builds between majors report e.g. "saas~17.2" (pitfall 11); 0 means an
+    # on-premise x.0 release.
+    saas_minor: int = 0
 
     def __post_init__(self) -> None:
         if self.version not in SUPPORTED_VERSIONS:
@@ -43,15 +46,21 @@ class Profile:
                 + ", ".join(str(v) for v in SUPPORTED_VERSIONS)
             )
         parse_modules(",".join(self.modules))
+        if not 0 <= self.saas_minor <= 9:
+            raise ProfileError(f"a SaaS minor version is 1 to 9, not {self.saas_minor}")
 
     # -- identity, as `common.version()` and `/web/version` report it
 
     @property
     def server_version(self) -> str:
+        if self.saas_minor:
+            return f"saas~{self.version}.{self.saas_minor}+e"
         return f"{self.version}.0"
 
     @property
     def version_info(self) -> list[int | str]:
+        if self.saas_minor:
+            return [f"saas~{self.version}", self.saas_minor, 0, "final", 0, "e"]
         return [self.version, 0, 0, "final", 0, ""]
 
     # -- protocols

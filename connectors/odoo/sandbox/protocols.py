@@ -34,7 +34,7 @@ def version_info(database: Database) -> dict[str, Any]:
     return {
         "server_version": profile.server_version,
         "server_version_info": profile.version_info,
-        "server_serie": profile.server_version,
+        "server_serie": profile.server_version.removesuffix("+e"),
         "protocol_version": 1,
     }
 
