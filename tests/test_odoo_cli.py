@@ -199,3 +199,14 @@ async def test_sandbox_command_rejects_bad_options(
         "sandbox", "odoo", "--data-dir", str(tmp_path), "--port", "0", *args, env=env
     )
     assert code == 2 and expected in err, err
+
+
+async def test_sandbox_command_on_a_taken_port(tmp_path: Path) -> None:
+    async with running_sandbox(17) as sandbox:
+        port = sandbox.url.rsplit(":", 1)[1]
+        code, _out, err = await run(
+            "sandbox", "odoo", "--port", port, "--data-dir", str(tmp_path),
+            env={**os.environ, "COLUMNS": "250"},
+        )  # fmt: skip
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and "choose another --port" in lines[0], err

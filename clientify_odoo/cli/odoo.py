@@ -97,7 +97,17 @@ def _sandbox(args: argparse.Namespace, context: Context) -> int:
             soft_wrap=True,
         )
 
-    asyncio.run(serve_until_stopped(create_app(database, faults), args.host, args.port, started))
+    try:
+        asyncio.run(
+            serve_until_stopped(create_app(database, faults), args.host, args.port, started)
+        )
+    except OSError as exc:
+        database.close()
+        raise CommandError(
+            f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc}): "
+            "choose another --port (0 picks a free one)",
+            exit_code=2,
+        ) from None
     return 0
 
 
