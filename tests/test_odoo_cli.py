@@ -120,7 +120,7 @@ async def test_backfill_survives_kill_9_at_random_points(
     partner_topic = next(spec.name for spec in topics if spec.name.endswith(".odoo.partner"))
     async with running_sandbox(16) as sandbox:
         seed(sandbox.database, partners=5000, products=0, orders=0)
-        sandbox.faults.latency_ms = 15  # a real Odoo is slower than the sandbox
+        sandbox.faults.latency_ms = 10  # a real Odoo is slower than the sandbox
         env = environment(sandbox.url, kafka_bootstrap, topic_prefix)
         args = ("poll", "odoo", "--backfill", "--page-size", "100")
         rng = random.Random()
@@ -130,7 +130,13 @@ async def test_backfill_survives_kill_9_at_random_points(
                 COMMAND, *args, env=env, cwd="/tmp",
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
             )  # fmt: skip
-            await asyncio.sleep(rng.uniform(2.0, 4.0))
+            # Kill after a random number of requests: past start-up (about a dozen
+            # calls), somewhere among the backfill's 50 pages, whatever the machine load.
+            target = sandbox.stats.requests + rng.randint(12, 40)
+            for _tick in range(6000):  # at most a minute
+                if sandbox.stats.requests >= target or process.returncode is not None:
+                    break
+                await asyncio.sleep(0.01)
             if process.returncode is None:
                 process.kill()  # SIGKILL: no cleanup, a transaction may be left open
             await process.wait()
