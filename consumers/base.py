@@ -9,8 +9,8 @@ effect produced. The base does the rest, the same way for every consumer:
 - *tracking*: the handler's id for an envelope (a command id) is recorded on the
   compacted `sync.applied` topic in one Kafka transaction with the messages, so a
   redelivered envelope is not handled again: its stored messages are published again
-  (the record is read to its end whenever partitions are assigned, so it also covers
-  what another instance applied before a rebalance);
+  (the record is read to its end before the first message of a newly assigned
+  partition, so it also covers what another instance applied before a rebalance);
 - `NotReady`: an envelope that depends on something not there yet is retried with
   backoff for a bounded time while other keys go on; later envelopes with the same key
   wait behind it (order per key is kept) and offsets are not committed past it.
@@ -93,6 +93,9 @@ class TrackingConsumer:
         self._next: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
         self._consumer: AIOKafkaConsumer | None = None
+        # Partitions whose applied records are loaded: aiokafka may hand out records of a
+        # new assignment before its listener has run, so the check is made per record.
+        self._loaded_for: set[TopicPartition] = set()
         # One transactional id per running instance: a crashed one's open transaction is
         # aborted by the broker on timeout, and the tracking record makes replays safe.
         self._publisher = Publisher(
@@ -133,6 +136,8 @@ class TrackingConsumer:
 
     async def _receive(self, message: Any) -> None:
         tp = TopicPartition(message.topic, message.partition)
+        if tp not in self._loaded_for:
+            await self._load_applied()
         self._next[tp] = message.offset + 1
         try:
             envelope = decode(message.value)
@@ -219,17 +224,20 @@ class TrackingConsumer:
             await self._commit()
         except Exception as exc:  # noqa: BLE001 - the group moved on; redelivery is safe
             log.warning("could not commit before the rebalance: %s", exc)
+        self._loaded_for -= partitions
         for tp in partitions:
             self._next.pop(tp, None)
             self._committed.pop(tp, None)
         for waiting in [k for k in self._waiting if k[0] in partitions]:
             del self._waiting[waiting]  # their offsets were not committed: redelivered
 
-    async def on_assigned(self, partitions: set[TopicPartition]) -> None:
+    async def _load_applied(self) -> None:
+        assert self._consumer is not None
+        self._loaded_for = set(self._consumer.assignment())
         self.applied = await load_applied(self.config.bootstrap, self.config.applied_topic)
         log.info(
-            "assigned %s; %d applied commands on record",
-            ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions)) or "nothing",
+            "handling %s; %d applied commands on record",
+            ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in self._loaded_for)),
             len(self.applied),
         )
 
@@ -242,4 +250,4 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         await self.owner.on_revoked(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        await self.owner.on_assigned(assigned)
+        """Nothing to do here: the applied record is loaded when a record needs it."""

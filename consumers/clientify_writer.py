@@ -27,7 +27,7 @@ from connectors.clientify.errors import (
 )
 from consumers.base import NotReady
 from consumers.clientify_orders import OrderWriter
-from consumers.plan import Plan, plan, reader_for
+from consumers.plan import Plan, mappers_towards, plan
 from processors.mapper import Canonical, FlowMapper
 from schemas import Command, Result, System
 from schemas.mapping import Direction, KeyNormalizer, MappingFile, Transform
@@ -42,13 +42,7 @@ class ClientifyTarget:
 
     def __init__(self, client: ClientifyClient, mapping: MappingFile) -> None:
         self.client = client
-        self.mappers: dict[str, FlowMapper] = {
-            name: FlowMapper(flow, mapping.order_status) for name, flow in mapping.flows.items()
-        }
-        self.readers: dict[str, FlowMapper] = {
-            name: reader_for(flow, Direction.ODOO_TO_CLIENTIFY)
-            for name, flow in mapping.flows.items()
-        }
+        self.mappers, self.readers = mappers_towards(mapping, Direction.ODOO_TO_CLIENTIFY)
         self.orders = OrderWriter(self)
 
     def transient(self, exc: Exception) -> bool:

@@ -17,8 +17,7 @@ from typing import Any
 
 from connectors.odoo import OdooClient
 from connectors.odoo.errors import OdooAccessDenied, OdooConfigError, OdooError
-from consumers.plan import Plan, plan, reader_for
-from processors.mapper import FlowMapper
+from consumers.plan import Plan, mappers_towards, plan
 from processors.routing import many2one_id
 from schemas import Command, Result, System
 from schemas.mapping import Direction, KeyNormalizer, MappingFile
@@ -45,13 +44,7 @@ class OdooTarget:
 
     def __init__(self, client: OdooClient, mapping: MappingFile) -> None:
         self.client = client
-        self.mappers: dict[str, FlowMapper] = {
-            name: FlowMapper(flow, mapping.order_status) for name, flow in mapping.flows.items()
-        }
-        self.readers: dict[str, FlowMapper] = {
-            name: reader_for(flow, Direction.CLIENTIFY_TO_ODOO)
-            for name, flow in mapping.flows.items()
-        }
+        self.mappers, self.readers = mappers_towards(mapping, Direction.CLIENTIFY_TO_ODOO)
         self._ids: dict[tuple[str, str, int | None], int] = {}
 
     def transient(self, exc: Exception) -> bool:

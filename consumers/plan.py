@@ -16,7 +16,7 @@ from typing import Any
 
 from processors.mapper import Canonical, FlowMapper
 from schemas.envelope import Command, Result, ResultStatus, utc_now
-from schemas.mapping import Direction, Flow
+from schemas.mapping import Direction, Flow, MappingFile
 
 
 def reader_for(flow: Flow, towards: Direction) -> FlowMapper:
@@ -27,6 +27,16 @@ def reader_for(flow: Flow, towards: Direction) -> FlowMapper:
         f.model_copy(update={"direction": Direction.BOTH}) for f in flow.fields_towards(towards)
     ]
     return FlowMapper(flow.model_copy(update={"fields": fields, "direction": Direction.BOTH}))
+
+
+def mappers_towards(
+    mapping: MappingFile, towards: Direction
+) -> tuple[dict[str, FlowMapper], dict[str, FlowMapper]]:
+    """Per flow, the mapper that builds the target's payloads and the reader of the
+    target's records."""
+    flows: dict[str, Flow] = {name: flow for name, flow in mapping.flows.items()}
+    mappers = {name: FlowMapper(flow, mapping.order_status) for name, flow in flows.items()}
+    return mappers, {name: reader_for(flow, towards) for name, flow in flows.items()}
 
 
 @dataclass
@@ -42,14 +52,21 @@ class Plan:
         self.found[name] = None
         self.notes.append(f"{name}: {why}")
 
-    def result(self, command: Command, target_id: str | None, *, note: str | None = None) -> Result:
+    def result(
+        self,
+        command: Command,
+        target_id: str | None,
+        *,
+        note: str | None = None,
+        status: ResultStatus = ResultStatus.APPLIED,
+    ) -> Result:
         notes = [*self.notes, *([note] if note else [])]
         return Result(
             command_id=command.command_id,
             target=command.target,
             entity=command.entity,
             business_key=command.business_key,
-            status=ResultStatus.APPLIED,
+            status=status,
             target_id=target_id,
             written=self.write,
             unchanged=self.unchanged,
@@ -78,14 +95,6 @@ def plan(command: Command, current: Canonical) -> Plan:
 
 def failed(command: Command, reason: str) -> Result:
     """A command that could not be applied: every field skipped, nothing found."""
-    return Result(
-        command_id=command.command_id,
-        target=command.target,
-        entity=command.entity,
-        business_key=command.business_key,
-        status=ResultStatus.FAILED,
-        target_id=command.target_id,
-        skipped=dict(command.fields),
-        error=reason,
-        finished_at=utc_now(),
+    return Plan(skipped=dict(command.fields)).result(
+        command, command.target_id, note=reason, status=ResultStatus.FAILED
     )

@@ -10,16 +10,18 @@ instead of being applied twice.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from producers.publisher import Outgoing
 from schemas import decode, encode
 
 END_WAIT_MS = 1000
+ASSIGN_TIMEOUT = 30.0
 
 
 def stored(records: Sequence[Outgoing]) -> bytes:
@@ -50,10 +52,12 @@ async def load_applied(bootstrap: str, topic: str) -> dict[str, bytes]:
     try:
         if topic not in await consumer.topics():
             raise RuntimeError(f"topic {topic} does not exist: run `clientify-odoo kafka topics`")
-        partitions = [
-            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        consumer.assign(partitions)
+        # Subscribing without a group assigns every partition (and fetches their metadata).
+        consumer.subscribe([topic])
+        async with asyncio.timeout(ASSIGN_TIMEOUT):
+            while not consumer.assignment():  # noqa: ASYNC110 - aiokafka offers no event
+                await asyncio.sleep(0.05)
+        partitions = sorted(consumer.assignment())
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
         applied: dict[str, bytes] = {}

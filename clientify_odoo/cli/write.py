@@ -1,0 +1,183 @@
+"""`clientify-odoo write clientify|odoo`: the writers that apply commands to each system."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from clientify_odoo.cli.common import (
+    CommandError,
+    Context,
+    add_bootstrap_argument,
+    bootstrap_servers,
+)
+from clientify_odoo.topics import (
+    APPLIED_COMMANDS,
+    COMMANDS_CLIENTIFY,
+    COMMANDS_ODOO,
+    DEAD_LETTERS,
+    DEFAULT_PARTITIONS,
+    RESULTS,
+    TopicConfigError,
+    ensure_topics,
+    registry,
+)
+from connectors.clientify import ClientifyClient
+from connectors.clientify.errors import ClientifyAuthError, ClientifyError
+from connectors.odoo import OdooClient, OdooConfig
+from connectors.odoo.errors import OdooConfigError, OdooError
+from consumers.base import ConsumerConfig, TrackingConsumer
+from consumers.clientify_writer import ClientifyTarget
+from consumers.odoo_writer import OdooTarget
+from consumers.writer import CommandWriter, Target, WriterTopics
+from schemas.mapping import DEFAULT_MAPPING, MappingError, MappingFile, load_mapping
+
+TargetFactory = Callable[[MappingFile], contextlib.AbstractAsyncContextManager[Target]]
+
+
+def _mapping(args: argparse.Namespace, context: Context) -> MappingFile:
+    path = args.mapping or context.settings.mapping_file or DEFAULT_MAPPING
+    try:
+        return load_mapping(Path(path))
+    except MappingError as exc:
+        raise CommandError(str(exc)) from None
+
+
+async def _ensure_topics(bootstrap: str, prefix: str, partitions: int) -> None:
+    try:
+        await ensure_topics(bootstrap, registry(prefix, partitions=partitions))
+    except TopicConfigError as exc:
+        raise CommandError(str(exc), 2) from None
+    except Exception as exc:  # noqa: BLE001 - any connection failure: say where and why
+        raise CommandError(
+            f"cannot reach Kafka at {bootstrap} ({type(exc).__name__}). Start it with "
+            "`clientify-odoo kafka up` or set KAFKA_BOOTSTRAP_SERVERS.",
+            2,
+        ) from None
+
+
+async def _run(
+    args: argparse.Namespace, context: Context, system: str, target: TargetFactory
+) -> int:
+    mapping = _mapping(args, context)
+    bootstrap = bootstrap_servers(args, context)
+    prefix = context.settings.topic_prefix
+    await _ensure_topics(bootstrap, prefix, args.partitions)
+    commands = COMMANDS_CLIENTIFY if system == "clientify" else COMMANDS_ODOO
+    config = ConsumerConfig(
+        bootstrap=bootstrap,
+        topics=[prefix + commands.name],
+        group_id=f"{prefix}clientify-odoo.writer.{system}",
+        applied_topic=prefix + APPLIED_COMMANDS.name,
+        wait_budget=args.wait_seconds,
+    )
+    topics = WriterTopics(results=prefix + RESULTS.name, dead_letters=prefix + DEAD_LETTERS.name)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with target(mapping) as chosen:
+        writer = CommandWriter(chosen, topics, attempts=args.attempts)
+        consumer = TrackingConsumer(config, writer)
+        context.console.print(
+            f"Writing commands from {config.topics[0]} to {system} (Kafka {bootstrap}; Ctrl-C "
+            "stops)",
+            highlight=False,
+        )
+        await consumer.run(stop)
+    context.console.print(
+        f"stopped: {consumer.handled} commands handled, {consumer.replays} redeliveries, "
+        f"{writer.dead} dead letters"
+    )
+    return 0
+
+
+def _failures_as_one_line(run: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    # Exit code 2, as for the other commands: a setting or a system needs fixing.
+    try:
+        return asyncio.run(run())
+    except (ClientifyAuthError, OdooConfigError) as exc:
+        raise CommandError(str(exc), 2) from None
+    except ClientifyError as exc:
+        raise CommandError(f"cannot use Clientify ({exc}); check CLIENTIFY_URL", 2) from None
+    except OdooError as exc:
+        raise CommandError(f"Odoo failed: {exc}", 2) from None
+
+
+def _write_clientify(args: argparse.Namespace, context: Context) -> int:
+    settings = context.settings
+    if settings.clientify_api_key is None:
+        raise CommandError("CLIENTIFY_API_KEY is not set (environment or .env)", 2)
+    api_key = settings.clientify_api_key
+
+    @contextlib.asynccontextmanager
+    async def target(mapping: MappingFile) -> AsyncIterator[Target]:
+        async with ClientifyClient(str(settings.clientify_url), api_key) as client:
+            await client.check_key()  # a rejected key stops here, not at the first command
+            yield ClientifyTarget(client, mapping)
+
+    return _failures_as_one_line(lambda: _run(args, context, "clientify", target))
+
+
+def _write_odoo(args: argparse.Namespace, context: Context) -> int:
+    try:
+        config = OdooConfig.from_settings(context.settings)
+    except OdooConfigError as exc:
+        raise CommandError(str(exc), 2) from None
+
+    @contextlib.asynccontextmanager
+    async def target(mapping: MappingFile) -> AsyncIterator[Target]:
+        async with OdooClient(config) as setup:
+            created = await OdooTarget(setup, mapping).ensure_custom_fields()
+        if created:
+            context.console.print(f"Created Odoo custom field(s): {', '.join(created)}")
+        # A fresh client: the set-up one has the field lists from before the creation.
+        async with OdooClient(config) as client:
+            yield OdooTarget(client, mapping)
+
+    return _failures_as_one_line(lambda: _run(args, context, "odoo", target))
+
+
+def register(subparsers: Any) -> None:
+    write = subparsers.add_parser(
+        "write",
+        help="run a writer: apply the processors' commands to Clientify or Odoo",
+        description=(
+            "Apply commands to one system idempotently: find the record by link or business "
+            "key, then create it or write only the fields that changed (a field the target "
+            "changed meanwhile is left alone and reported). Results go to sync.results; "
+            "what cannot be applied goes to sync.dead_letters with the reason. Applied "
+            "command ids are kept on sync.applied, so a redelivered command is a no-op."
+        ),
+    )
+    systems = write.add_subparsers(dest="system", metavar="<system>", required=True)
+    for name, handler, about in (
+        ("clientify", _write_clientify, "companies, contacts, products and orders to Clientify"),
+        ("odoo", _write_odoo, "partners and products to Odoo (creates x_clientify_status)"),
+    ):
+        parser = systems.add_parser(name, help=about, description=f"Write {about}.")
+        parser.add_argument(
+            "--mapping", type=Path, default=None,
+            help="mapping file (default: MAPPING_FILE, else the built-in mapping)",
+        )  # fmt: skip
+        parser.add_argument(
+            "--wait-seconds", type=float, default=60.0,
+            help="how long a command waits for a record it needs, e.g. an order for its "
+            "contact (default %(default)s)",
+        )  # fmt: skip
+        parser.add_argument(
+            "--attempts", type=int, default=3,
+            help="tries per command on transient errors before the dead letters "
+            "(default %(default)s)",
+        )  # fmt: skip
+        parser.add_argument(
+            "--partitions", type=int, default=DEFAULT_PARTITIONS,
+            help=f"partitions of the keyed topics (default {DEFAULT_PARTITIONS})",
+        )  # fmt: skip
+        add_bootstrap_argument(parser)
+        parser.set_defaults(handler=handler)

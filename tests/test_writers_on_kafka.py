@@ -1,0 +1,222 @@
+"""The writers on the real broker: commands in, Results and dead letters out, tracked on
+sync.applied so a redelivered command (also after a kill -9 before the offset commit)
+changes nothing; an order waits for its contact while the other commands go on."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.structs import OffsetAndMetadata
+
+from clientify_odoo.topics import TopicSpec
+from connectors.clientify import ClientifyClient
+from consumers.base import ConsumerConfig, TrackingConsumer
+from consumers.clientify_writer import ClientifyTarget
+from consumers.writer import CommandWriter, WriterTopics
+from producers.publisher import Outgoing, Publisher
+from schemas import AnyEnvelope, Command, DeadLetter, Result, ResultStatus, System, decode
+from schemas.mapping import load_mapping
+from tests.clientify_fixtures import sandbox_at
+
+pytestmark = pytest.mark.broker
+REPO = Path(__file__).resolve().parent.parent
+_ids = itertools.count()
+ACME = {"display_name": "Acme SL", "name": "Acme", "city": "Madrid", "country": "Spain"}
+
+
+def command(entity: str, key: str, fields: dict[str, Any]) -> Command:
+    return Command.for_fact(
+        fact_id=f"kafka-fact-{next(_ids)}", target=System.CLIENTIFY, entity=entity,
+        business_key=key, fields=fields,
+    )  # fmt: skip
+
+
+def outgoing(prefix: str, *commands: Command) -> list[Outgoing]:
+    return [
+        Outgoing(prefix + "sync.commands.clientify", f"{c.entity}:{c.business_key}", c)
+        for c in commands
+    ]
+
+
+class Reader:
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )  # fmt: skip
+        self.seen: list[AnyEnvelope] = []
+
+    async def until(self, count: int, within: float = 60) -> list[AnyEnvelope]:
+        async with asyncio.timeout(within):
+            while len(self.seen) < count:
+                batch = await self.consumer.getmany(timeout_ms=300)
+                for records in batch.values():
+                    self.seen += [decode(record.value) for record in records]
+        return self.seen
+
+
+@contextlib.asynccontextmanager
+async def reading(bootstrap: str, topic: str) -> AsyncIterator[Reader]:
+    reader = Reader(bootstrap, topic)
+    await reader.consumer.start()
+    try:
+        yield reader
+    finally:
+        await reader.consumer.stop()
+
+
+def test_a_dead_letter_keeps_the_whole_command() -> None:
+    original = command("company", "B1", {"name": "X"})
+    letter = DeadLetter(command=original, reason="400", attempts=1, at=original.issued_at)
+    assert decode(letter.model_dump_json()) == letter
+
+
+async def run_writer(
+    bootstrap: str, prefix: str, client: ClientifyClient, stop: asyncio.Event
+) -> TrackingConsumer:
+    config = ConsumerConfig(
+        bootstrap=bootstrap, topics=[prefix + "sync.commands.clientify"],
+        group_id=f"{prefix}writer", applied_topic=prefix + "sync.applied",
+        wait_budget=20, first_wait=0.2, poll_ms=200,
+    )  # fmt: skip
+    topics = WriterTopics(prefix + "sync.results", prefix + "sync.dead_letters")
+    writer = CommandWriter(ClientifyTarget(client, load_mapping()), topics, backoff=0.05)
+    consumer = TrackingConsumer(config, writer)
+    await consumer.run(stop)
+    return consumer
+
+
+async def test_batch_with_a_rejected_record_a_waiting_order_and_a_redelivery(
+    kafka_bootstrap: str, topics: tuple[TopicSpec, ...], topic_prefix: str
+) -> None:
+    prefix = topic_prefix
+    order = command("order", "S001", {
+        "contact": "12345678Z", "currency": "EUR",
+        "items": [{"name": "W", "sku": "W1", "price": 1.0, "quantity": 2.0}],
+    })  # fmt: skip
+    acme = command("company", "B12345678", ACME)
+    batch = [
+        order,  # its contact comes later in the batch
+        acme,
+        command("company", "A11111111", {**ACME, "display_name": None}),  # a 400
+        command("product", "W1", {"name": "Widget", "price": 1.0}),
+        command("contact", "12345678Z", {"first_name": "Ana"}),
+        acme,  # delivered twice
+    ]
+    async with (
+        sandbox_at() as (sandbox, url),
+        ClientifyClient(url, sandbox.api_key) as client,
+        Publisher(kafka_bootstrap) as publisher,
+        reading(kafka_bootstrap, prefix + "sync.results") as results,
+        reading(kafka_bootstrap, prefix + "sync.dead_letters") as dead,
+    ):
+        await publisher.publish_all(outgoing(prefix, *batch))
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_writer(kafka_bootstrap, prefix, client, stop))
+        seen = await results.until(6)
+        by_key: dict[str, list[Result]] = {}
+        for result in seen:
+            assert isinstance(result, Result)
+            by_key.setdefault(result.business_key, []).append(result)
+        first, second = by_key["B12345678"]
+        assert first == second  # the redelivery published the stored Result again
+        [failed] = by_key["A11111111"]
+        assert failed.status is ResultStatus.FAILED and failed.skipped["display_name"] is None
+        assert not failed.found and failed.error and "name" in failed.error
+        [letter] = await dead.until(1)
+        assert isinstance(letter, DeadLetter) and letter.command.business_key == "A11111111"
+        # The order waited for its contact and landed after it.
+        keys = [r.business_key for r in seen if isinstance(r, Result)]
+        assert keys.index("S001") > keys.index("12345678Z")
+        [stored] = [o async for o in client.orders.list()]
+        assert "/contacts/" in stored["contact"]
+        stop.set()
+        consumer = await task
+        assert consumer.replays == 1
+        companies = [c async for c in client.companies.list()]
+        assert [c["taxpayer_identification_number"] for c in companies] == ["B12345678"]
+
+        # Every offset committed: a restart reads nothing again and writes nothing.
+        before = sandbox.requests
+        stop = asyncio.Event()
+        again = asyncio.create_task(run_writer(kafka_bootstrap, prefix, client, stop))
+        await asyncio.sleep(3)
+        stop.set()
+        assert (await again).handled == 0 and sandbox.requests == before
+
+
+async def rewind_group(bootstrap: str, group: str, topic: str, within: float = 40) -> None:
+    """Commit offset 0 for `group`, once the killed member has left it."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                                enable_auto_commit=False)  # fmt: skip
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        async with asyncio.timeout(within):
+            while True:
+                try:
+                    await consumer.commit({tp: OffsetAndMetadata(0, "")})
+                    return
+                except KafkaError:
+                    await asyncio.sleep(1)
+    finally:
+        await consumer.stop()
+
+
+async def test_kill_9_before_the_offset_commit_writes_nothing_twice(
+    kafka_bootstrap: str, topics: tuple[TopicSpec, ...], topic_prefix: str, tmp_path: Path
+) -> None:
+    prefix = topic_prefix
+    log = tmp_path / "writer.log"
+    async with (
+        sandbox_at() as (sandbox, url),
+        ClientifyClient(url, sandbox.api_key) as client,
+        Publisher(kafka_bootstrap) as publisher,
+        reading(kafka_bootstrap, prefix + "sync.results") as results,
+    ):
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "TOPIC_PREFIX": prefix,
+               "CLIENTIFY_URL": url, "CLIENTIFY_API_KEY": sandbox.api_key}  # fmt: skip
+        argv = [sys.executable, "-m", "clientify_odoo", "write", "clientify", "--partitions", "1"]
+
+        def start() -> subprocess.Popen[bytes]:
+            return subprocess.Popen(argv, cwd=REPO, env=env, stdout=log.open("ab"),
+                                    stderr=subprocess.STDOUT)  # fmt: skip
+
+        writer = start()
+        try:
+            await publisher.publish_all(outgoing(prefix, command("company", "B12345678", ACME)))
+            [result] = await results.until(1)
+            assert isinstance(result, Result) and result.status is ResultStatus.APPLIED
+            writer.send_signal(signal.SIGKILL)
+            writer.wait()
+            record = await client.companies.get(result.target_id or "")
+            # As if it died between the write and the offset commit.
+            await rewind_group(
+                kafka_bootstrap, f"{prefix}clientify-odoo.writer.clientify",
+                prefix + "sync.commands.clientify",
+            )  # fmt: skip
+            writer = start()
+            replayed = (await results.until(2))[1]
+            assert replayed == result, log.read_text()
+            assert "was applied before" in log.read_text()
+            assert await client.companies.get(result.target_id or "") == record
+            assert len([c async for c in client.companies.list()]) == 1
+        finally:
+            writer.send_signal(signal.SIGTERM)
+            try:
+                writer.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                writer.kill()
