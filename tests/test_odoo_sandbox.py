@@ -658,3 +658,17 @@ async def test_dotted_paths_and_names_for_many2one() -> None:
             "sale.order", "search", [["order_line.product_id.name", "=", "Casco"]]
         )
         assert found == [order]
+
+
+async def test_execute_db_service_and_limit_zero(sandbox: Sandbox) -> None:
+    await sandbox.execute("res.partner", "create", [{"name": "A"}, {"name": "B"}])
+    count = await sandbox.xmlrpc(
+        "object", "execute", DB, 2, API_KEY, "res.partner", "search_count", []
+    )
+    assert count == 2
+    assert len(await sandbox.execute("res.partner", "search", [], limit=0)) == 2
+    assert len(await sandbox.execute("res.partner", "search", [], limit=1, offset=1)) == 1
+    assert await sandbox.xmlrpc("db", "list") == [DB]
+    assert await sandbox.xmlrpc("db", "server_version") == f"{sandbox.version}.0"
+    error = await fault(sandbox.xmlrpc("common", "no_such_call"))
+    assert error.faultCode == 1 and "Method not available" in error.faultString

@@ -223,7 +223,8 @@ class Model:
                 predicate = lambda row: bool(row.get("active")) and inner(row)  # noqa: E731
         rows = [row for row in env.store.table(self.name).values() if predicate(row)]
         rows = self._sorted(env, rows, order or self.order_for(env))
-        end = None if limit is None or limit is False else offset + int(limit)
+        # Odoo applies a limit only when it is truthy: 0, None and False mean "all".
+        end = offset + int(limit) if limit else None
         return rows[int(offset or 0) : end]
 
     def _sorted(self, env: Env, rows: list[Record], order: str) -> list[Record]:
