@@ -14,7 +14,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from consumers.base import NotReady
-from consumers.plan import Plan, plan
+from consumers.plan import plan
 from processors.mapper import Canonical
 from processors.transforms import read_clientify
 from schemas import Command, Result
@@ -50,7 +50,7 @@ class OrderWriter:
         if customer is not None:
             payload[CONTACT_FIELD] = await self._contact_url(str(customer))
         created = await self.target.client.orders.create(payload)
-        return Plan(write=dict(command.fields)).result(command, str(created["id"]))
+        return plan(command, None).result(command, str(created["id"]))
 
     async def _find(self, command: Command) -> dict[str, Any] | None:
         key_field = self.target.mappers[command.entity].flow.key.clientify

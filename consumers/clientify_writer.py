@@ -143,8 +143,7 @@ class ClientifyTarget:
         created = await self.records(command.entity).create(payload)
         log.info("created Clientify %s %s (id %s)", command.entity, command.business_key,
                  created.get("id"))  # fmt: skip
-        written = Plan(write=dict(command.fields))
-        return written.result(command, str(created["id"]))
+        return plan(command, None).result(command, str(created["id"]))
 
     async def _link_company(self, command: Command, payload: dict[str, Any]) -> None:
         companies = await self.client.find_by_tax_id(self.client.companies, command.business_key)

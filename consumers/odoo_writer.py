@@ -17,7 +17,7 @@ from typing import Any
 
 from connectors.odoo import OdooClient
 from connectors.odoo.errors import OdooAccessDenied, OdooConfigError, OdooError
-from consumers.plan import Plan, mappers_towards, plan
+from consumers.plan import mappers_towards, plan
 from processors.routing import many2one_id
 from schemas import Command, Result, System
 from schemas.mapping import Direction, KeyNormalizer, MappingFile
@@ -90,12 +90,13 @@ class OdooTarget:
         model = mapper.flow.odoo.model
         known = await self.client.fields(model)
         record = await self._find(command)
-        current = {} if record is None else self.readers[command.entity].from_odoo(record)
-        plan_ = plan(command, current) if record is not None else Plan(write=dict(command.fields))
-        for name in list(plan_.write):
-            odoo_field = self._odoo_field(command.entity, name)
-            if odoo_field is None or odoo_field not in known:
-                plan_.not_carried(name, plan_.write.pop(name), f"Odoo has no field {odoo_field}")
+        current = None if record is None else self.readers[command.entity].from_odoo(record)
+        lacking = {
+            name: f"Odoo {self.client.version} has no field {odoo_field}"
+            for name in command.fields
+            if (odoo_field := self._odoo_field(command.entity, name)) not in known
+        }
+        plan_ = plan(command, current, lacking)
         if record is None:
             vals = await self._vals(command.entity, plan_.write, None)
             vals[mapper.flow.key.odoo] = command.business_key

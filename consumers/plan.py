@@ -11,6 +11,7 @@ named in the Result's note.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,12 +78,20 @@ class Plan:
         )
 
 
-def plan(command: Command, current: Canonical) -> Plan:
-    """Compare each command field with the target's current canonical value."""
+def plan(
+    command: Command, current: Canonical | None, lacking: Mapping[str, str] | None = None
+) -> Plan:
+    """Compare each command field with the target's current canonical value (`None`: the
+    record is to be created, so every field is written). `lacking`: fields the target
+    system cannot hold at all, with why."""
     out = Plan()
     for name, value in command.fields.items():
-        if name not in current:
-            out.not_carried(name, value, "the target record has no such field; not written")
+        if lacking and name in lacking:
+            out.not_carried(name, value, lacking[name])
+        elif current is None:
+            out.write[name] = value
+        elif name not in current:
+            out.not_carried(name, value, "not held by this record (another flow owns it here)")
         elif current[name] == value:
             out.unchanged[name] = value
         elif name in command.expected and current[name] != command.expected[name]:

@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 
 from connectors.clientify import ClientifyClient
-from connectors.clientify.errors import ClientifyValidationError
+from connectors.clientify.errors import ClientifyAuthError, ClientifyValidationError
+from connectors.clientify.sandbox.app import SandboxOptions
 from consumers.base import NotReady
 from consumers.clientify_writer import ClientifyTarget
-from schemas import Command, System
+from consumers.writer import CommandWriter, WriterTopics
+from schemas import Command, DeadLetter, Result, ResultStatus, System
 from schemas.mapping import load_mapping
 from tests.clientify_fixtures import sandbox_at
 
@@ -150,3 +152,21 @@ async def test_a_rejected_record_raises_the_validation_error(
     writer, _client = target
     with pytest.raises(ClientifyValidationError, match="name"):
         await writer.apply(command("company", "A11111111", {**ACME, "display_name": None}))
+
+
+async def test_transient_failures_are_retried_then_dead_lettered_and_a_bad_key_stops() -> None:
+    topics = WriterTopics(results="results", dead_letters="dead")
+    options = SandboxOptions(error_rate=1.0, fault_seed=1)  # every request answers 503
+    async with sandbox_at(options) as (sandbox, url):
+        async with ClientifyClient(url, sandbox.api_key, max_attempts=2) as client:
+            writer = CommandWriter(ClientifyTarget(client, load_mapping()), topics, backoff=0.01)
+            letter, result = await writer.handle(command("product", "W1", {"name": "W"}))
+        assert isinstance(letter.value, DeadLetter) and letter.value.attempts == 3
+        assert "503" in letter.value.reason and letter.topic == "dead"
+        assert isinstance(result.value, Result) and result.value.status is ResultStatus.FAILED
+        assert result.key == "product:W1" and result.value.skipped == {"name": "W"}
+        async with ClientifyClient(url, "0" * 40) as client:
+            writer = CommandWriter(ClientifyTarget(client, load_mapping()), topics)
+            sandbox.faults.error_rate = 0.0
+            with pytest.raises(ClientifyAuthError):
+                await writer.handle(command("product", "W1", {"name": "W"}))
