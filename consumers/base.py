@@ -193,8 +193,8 @@ class TrackingConsumer:
                 if not await self._attempt(tp, key, queue[0]):
                     break
                 queue.popleft()
-                if queue:  # the next one was only waiting for this one
-                    queue[0].retry_at = now
+                if queue:  # the next one was only waiting for this one: its turn now
+                    queue[0].retry_at = queue[0].since = now
             if not queue:
                 self._waiting.pop((tp, key), None)
 

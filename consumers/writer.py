@@ -15,6 +15,7 @@ A `Target` applies one command to its system and returns the Result. Around it:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Protocol
@@ -23,7 +24,7 @@ from consumers.base import NotReady
 from consumers.plan import failed
 from processors.routing import route_key
 from producers.publisher import Outgoing
-from schemas import AnyEnvelope, Command, DeadLetter, Result, System
+from schemas import AnyEnvelope, Command, DeadLetter, Result, System, encode
 from schemas.envelope import utc_now
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,9 @@ class CommandWriter:
         self.dead = 0
 
     def tracking_id(self, envelope: AnyEnvelope) -> str:
-        return envelope.command_id if isinstance(envelope, Command) else f"ignored:{envelope}"
+        if isinstance(envelope, Command):
+            return envelope.command_id
+        return f"ignored:{envelope.kind}:{hashlib.sha256(encode(envelope)).hexdigest()[:32]}"
 
     async def handle(self, envelope: AnyEnvelope) -> list[Outgoing]:
         if not isinstance(envelope, Command) or envelope.target is not self.target.system:
