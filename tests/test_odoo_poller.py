@@ -7,7 +7,7 @@ import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -84,8 +84,10 @@ async def test_one_fact_per_change_on_the_right_topic(
 
         sandbox.advance(2)  # a price written on the template, not the variant
         (variant,) = await client.read("product.product", [product], ["product_tmpl_id"])
-        await client.write("product.template", [variant["product_tmpl_id"][0]], {"list_price": 3})
+        template = variant["product_tmpl_id"][0]
+        await client.write("product.template", [template], {"list_price": 3})
         assert (await poller.poll_once()).facts == {"product": 1}
+        (priced,) = await client.read("product.template", [template], ["write_date"])
 
         sandbox.advance(2)  # a line change, seen as a change of its order
         (row,) = await client.read("sale.order", [order], ["order_line"])
@@ -102,6 +104,10 @@ async def test_one_fact_per_change_on_the_right_topic(
     assert partners[0].business_key == "B12345674" and partners[0].entity == "partner"
     assert ("mobile" in partners[0].payload) is (version <= 18)
     assert [f.payload["list_price"] for f in products] == [2.0, 3.0]
+    # Dated when the template changed, also on 16 where the variant's write_date stays.
+    priced_at = datetime.strptime(priced["write_date"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    assert products[1].occurred_at == priced_at
+    assert (products[1].payload["write_date"] == priced["write_date"]) is (version >= 17)
     assert products[1].business_key == "SKU-1"
     assert [f.payload["state"] for f in orders] == ["draft", "draft", "sale"]
     assert orders[1].payload["lines"][0]["name"] == "Tornillo M8 x 3"

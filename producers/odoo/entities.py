@@ -28,6 +28,15 @@ class Lines:
 
 
 @dataclass(frozen=True)
+class Parent:
+    """A record whose writes change the entity without always moving its write_date
+    (a variant reads its price from its template): its write_date also dates the fact."""
+
+    link: str  # the many2one from the entity to it
+    model: str
+
+
+@dataclass(frozen=True)
 class Entity:
     name: str
     model: str
@@ -35,6 +44,7 @@ class Entity:
     fields: tuple[str, ...]
     key_field: str
     lines: Lines | None = None
+    parent: Parent | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,7 @@ PRODUCT = Entity(
         "active", *LOG_FIELDS,
     ),
     "default_code",
+    parent=Parent("product_tmpl_id", "product.template"),
 )  # fmt: skip
 SALE_ORDER = Entity(
     "sale_order",

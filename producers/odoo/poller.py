@@ -303,7 +303,8 @@ class OdooPoller:
         records = rows if not stream.indirect else await self._load(entity, _targets(stream, rows))
         if entity.lines is not None:
             await self._attach_lines(entity, records)
-        observed = [observe(entity, record) for record in records]
+        parents = await self._parent_stamps(entity, records)
+        observed = [observe(entity, record, parents.get(record["id"])) for record in records]
         await self._settle()  # the previous page is in Kafka, so `_seen` is up to date
         facts = [fact for fact in observed if self._new(fact)]
         self._inflight = asyncio.create_task(
@@ -377,6 +378,20 @@ class OdooPoller:
         for record in records:
             record[lines.payload_key] = by_parent[record["id"]]
 
+    async def _parent_stamps(self, entity: Entity, records: list[Record]) -> dict[int, str]:
+        """record id -> write_date of its parent (a variant's template), read whichever
+        stream saw the record, so the fact's date does not depend on the stream."""
+        parent = entity.parent
+        if parent is None or not records:
+            return {}
+        links = {record["id"]: _id(record.get(parent.link)) for record in records}
+        rows = await self.client.search_read(
+            parent.model, [("id", "in", sorted(set(links.values()) - {0}))], ["write_date"],
+            context=ALL_RECORDS,
+        )  # fmt: skip
+        stamps = {row["id"]: row["write_date"] for row in rows if row.get("write_date")}
+        return {rid: stamps[link] for rid, link in links.items() if link in stamps}
+
     def _new(self, fact: Fact) -> bool:
         return self._seen.get((fact.entity, int(fact.source_id))) != fact.event_id
 
@@ -405,16 +420,18 @@ def _targets(stream: Stream, rows: list[Record]) -> list[int]:
     return sorted(ids)
 
 
-def observe(entity: Entity, record: Record) -> Fact:
+def observe(entity: Entity, record: Record, parent_stamp: str | None = None) -> Fact:
     """The fact for one record version. The version is the newest write_date of the
     record (and its lines) plus a hash of the whole payload, so a change that does not
     move write_date (a template price on 16) is still a new version, and re-reading an
-    unchanged record gives the same event id."""
+    unchanged record gives the same event id. The fact is dated by the newest of those
+    and its parent's write_date: when the template's price changed, not the variant."""
     lines = entity.lines
     stamps = [record.get("write_date")]
     if lines is not None:
         stamps += [line.get("write_date") for line in record.get(lines.payload_key, [])]
-    occurred = max(stamp for stamp in stamps if isinstance(stamp, str))
+    own = max(stamp for stamp in stamps if isinstance(stamp, str))
+    occurred = max(own, parent_stamp) if parent_stamp else own
     digest = hashlib.sha256(
         json.dumps(record, sort_keys=True, separators=(",", ":"), default=str).encode()
     ).hexdigest()[:20]
@@ -423,7 +440,7 @@ def observe(entity: Entity, record: Record) -> Fact:
         system=System.ODOO,
         entity=entity.name,
         source_id=record["id"],
-        version=f"{occurred}|{digest}",
+        version=f"{own}|{digest}",
         payload=record,
         occurred_at=parse_wire(occurred),
         business_key=str(key) if key not in (None, False, "") else None,
