@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
-import uuid
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -64,6 +64,10 @@ class ConsumerConfig:
     topics: Sequence[str]
     group_id: str
     applied_topic: str
+    # Names this running copy: unique per copy, stable across its restarts (the host
+    # name by default), so a restart fences the crashed copy's producer and aborts its
+    # open transaction at once instead of leaving readers blocked until it times out.
+    instance: str = field(default_factory=socket.gethostname)
     wait_budget: float = 60.0  # seconds a NotReady envelope may wait in all
     first_wait: float = 0.5
     max_wait: float = 8.0
@@ -96,12 +100,10 @@ class TrackingConsumer:
         # Partitions whose applied records are loaded: aiokafka may hand out records of a
         # new assignment before its listener has run, so the check is made per record.
         self._loaded_for: set[TopicPartition] = set()
-        # One transactional id per running instance: a crashed one's open transaction is
-        # aborted by the broker on timeout, and the tracking record makes replays safe.
         self._publisher = Publisher(
             config.bootstrap,
             client_id=config.group_id,
-            transactional_id=f"{config.group_id}.{uuid.uuid4().hex[:12]}",
+            transactional_id=f"{config.group_id}.{config.instance}",
         )
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import socket
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,7 @@ async def _run(
         group_id=f"{prefix}clientify-odoo.writer.{system}",
         applied_topic=prefix + APPLIED_COMMANDS.name,
         wait_budget=args.wait_seconds,
+        instance=args.instance or socket.gethostname(),
     )
     topics = WriterTopics(results=prefix + RESULTS.name, dead_letters=prefix + DEAD_LETTERS.name)
     stop = asyncio.Event()
@@ -174,6 +176,11 @@ def register(subparsers: Any) -> None:
             "--attempts", type=int, default=3,
             help="tries per command on transient errors before the dead letters "
             "(default %(default)s)",
+        )  # fmt: skip
+        parser.add_argument(
+            "--instance", default=None,
+            help="name of this running copy, unique among copies and kept across restarts "
+            "(default: the host name)",
         )  # fmt: skip
         parser.add_argument(
             "--partitions", type=int, default=DEFAULT_PARTITIONS,
