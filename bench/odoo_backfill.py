@@ -100,6 +100,7 @@ async def bench(args: argparse.Namespace, bootstrap: str) -> Table:
     )
     try:
         async with OdooClient(config) as client:
+            protocol = client.protocol
             raw_rows, raw_seconds = await raw_read(client, args.page_size)
             publisher = Publisher(bootstrap, transactional_id=f"{prefix}bench-poller")
             async with publisher:
@@ -114,7 +115,7 @@ async def bench(args: argparse.Namespace, bootstrap: str) -> Table:
     raw_rate = raw_rows / raw_seconds
     backfill_rate = report.published / report.seconds
     table = Table(
-        title=f"Odoo {args.profile} sandbox -> Kafka ({seeded.partners} partners, "
+        title=f"Odoo {args.profile} sandbox ({protocol}) -> Kafka ({seeded.partners} partners, "
         f"{seeded.products} products, {seeded.orders} orders; pages of {args.page_size}; "
         f"{args.latency_ms:g} ms added per request)"
     )
