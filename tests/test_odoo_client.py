@@ -8,10 +8,14 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from pydantic import SecretStr
 
 from connectors.odoo import (
     OdooAccessError,
     OdooClient,
+    OdooConfig,
     OdooConfigError,
     OdooFault,
     OdooMissingRecord,
@@ -243,3 +247,22 @@ async def test_saas_versions_over_the_wire(version: int) -> None:
             assert client.version == OdooVersion(version, 2, saas=True)
             assert client.protocol == ("json2" if version >= 19 else "xmlrpc")
             assert await client.search_count("res.country", [("code", "=", "ES")]) == 1
+
+
+async def test_a_web_page_is_not_odoo() -> None:
+    async def page(_request: web.Request) -> web.Response:
+        return web.Response(text="<html><body>Welcome</body></html>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", page)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        config = OdooConfig(
+            url=str(server.make_url("")), db="x", login="y", api_key=SecretStr("z" * 40)
+        )
+        for protocol in ("auto", "jsonrpc"):
+            with pytest.raises(OdooConfigError, match=r"does not answer like Odoo.*ODOO_URL"):
+                await OdooClient(config.model_copy(update={"protocol": protocol})).connect()
+    finally:
+        await server.close()

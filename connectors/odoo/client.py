@@ -136,22 +136,20 @@ class OdooClient:
         try:
             self.version = OdooVersion.parse(await self._startup(lambda: self._probe_version(http)))
             name = self._choose_protocol(self.version)
-            self._transport = TRANSPORTS[name](http)
-            transport = self._transport
+            transport = self._transport = TRANSPORTS[name](http)
             uid = await self._startup(transport.authenticate)
+            if uid is False:
+                raise OdooConfigError(
+                    f"Odoo at {config.url} refused login {config.login!r} on database "
+                    f"{config.db!r}: check ODOO_USER and ODOO_API_KEY ({KEY_HELP})"
+                )
+            assert isinstance(uid, int)
+            self.uid = uid
+            if name == "json2":
+                await self._check_login()
         except BaseException:
             await self.close()
             raise
-        if uid is False:
-            await self.close()
-            raise OdooConfigError(
-                f"Odoo at {config.url} refused login {config.login!r} on database "
-                f"{config.db!r}: check ODOO_USER and ODOO_API_KEY ({KEY_HELP})"
-            )
-        assert isinstance(uid, int)
-        self.uid = uid
-        if name == "json2":
-            await self._check_login()
         log.info(
             "connected to Odoo %s at %s (db %s, uid %s, %s)",
             self.version, config.url, config.db, uid, name,

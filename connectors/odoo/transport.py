@@ -217,9 +217,13 @@ class Json2(Transport):
 
     async def version(self) -> Any:
         status, reply, _type = await self.http.request("GET", "/web/version", data=b"", headers={})
-        if status != 200:
+        try:
+            answer = json.loads(reply) if status == 200 else None
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
             raise _not_odoo("/web/version", status)
-        return json.loads(reply)
+        return answer
 
     async def authenticate(self) -> int | bool:
         context = await self.call(Call("res.users", "context_get"))
