@@ -7,13 +7,14 @@ import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from clientify_odoo.topics import TopicSpec
-from connectors.odoo import OdooClient
+from connectors.odoo import OdooAccessDenied, OdooClient
 from connectors.odoo.sandbox import SUPPORTED_VERSIONS, seed
 from producers.odoo import OdooPoller, PollerError, PollerOptions
 from producers.odoo.cursor import Cursor, CursorError, load_cursors, read_committed
@@ -295,3 +296,29 @@ async def test_reading_back_is_bounded_by_time_and_count(
     assert len(await read_committed(kafka_bootstrap, name, since=datetime(2000, 1, 1))) == 10
     with pytest.raises(CursorError, match="does not exist"):
         await read_committed(kafka_bootstrap, name + ".typo")
+
+
+async def test_run_waits_out_concurrency_faults_but_stops_on_real_ones(
+    kafka_bootstrap: str, topics: tuple[TopicSpec, ...], topic_prefix: str
+) -> None:
+    async with polling(17, kafka_bootstrap, topic_prefix, interval=0.1, overlap=5) as (
+        sandbox,
+        client,
+        poller,
+    ):
+        await client.create("res.partner", {"name": "Insistente"})
+        sandbox.database.serialization_failures = 12  # more than the client's retries
+        stop = asyncio.Event()
+        running = asyncio.create_task(poller.run(stop))
+        for _tick in range(100):
+            if sandbox.database.serialization_failures == 0:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
+        assert not running.done()  # transient: waited out
+        # Revoking the key is not transient: run() stops with the error.
+        sandbox.database.credentials = replace(sandbox.database.credentials, api_key="revoked")
+        with pytest.raises(OdooAccessDenied):
+            await asyncio.wait_for(running, 10)
+        facts = await facts_on(kafka_bootstrap, topic(topics, "odoo.partner"))
+    assert [f.payload["name"] for f in facts] == ["Insistente"]

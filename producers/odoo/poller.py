@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from aiokafka.errors import KafkaError
 
 from clientify_odoo.topics import ODOO_CURSORS, TopicSpec, registry
-from connectors.odoo import OdooClient, OdooUnavailable
+from connectors.odoo import OdooClient, OdooError
 from producers.odoo.cursor import (
     EPOCH,
     Cursor,
@@ -221,7 +221,9 @@ class OdooPoller:
                 report = await self.poll_once()
                 if report.published:
                     log.info("published %s", dict(report.facts))
-            except (OdooUnavailable, KafkaError) as exc:
+            except (OdooError, KafkaError) as exc:
+                if isinstance(exc, OdooError) and not exc.transient:
+                    raise  # a fault that will not go away by waiting: stop and say so
                 log.warning("poll failed, retrying in %.0fs: %s", self.options.interval, exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.options.interval)
