@@ -125,3 +125,19 @@ async def test_products_and_unknown_countries(odoo: tuple[OdooTarget, OdooClient
         await writer.apply(
             command("contact", "Y7654321G", {"first_name": "X", "country": "Narnia"})
         )
+
+
+async def test_a_company_partners_contact_leaves_the_company_fields_alone(
+    odoo: tuple[OdooTarget, OdooClient],
+) -> None:
+    writer, client = odoo
+    company = await writer.apply(
+        command("company", "B12345678", {"name": "Acme", "city": "Madrid"})
+    )
+    result = await writer.apply(
+        command("contact", "B12345678", {"city": "Toledo", "clientify_status": "client"})
+    )
+    assert result.target_id == company.target_id  # the same partner: no second one
+    assert result.written == {"clientify_status": "client"}
+    assert result.skipped == {"city": "Toledo"} and result.found == {"city": None}
+    assert (await read(client, "res.partner", company.target_id))["city"] == "Madrid"
