@@ -111,7 +111,10 @@ class OdooPoller:
         self._prefix = topic_prefix
         self._cursor_topic = self._topic(ODOO_CURSORS)
         self._seen: OrderedDict[tuple[str, int], str] = OrderedDict()
-        self._inflight: asyncio.Task[None] | None = None
+        # Per entity, the page being committed while the next one is read; entities are
+        # polled side by side, their transactions one at a time (one producer).
+        self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._publishing = asyncio.Lock()
 
     def _topic(self, spec: TopicSpec) -> str:
         (named,) = registry(self._prefix, specs=(spec,))
@@ -205,13 +208,27 @@ class OdooPoller:
     ) -> PollReport:
         report = PollReport()
         started = time.monotonic()
+
+        async def poll(streams: list[Stream]) -> None:
+            for stream in streams:
+                cursor = await self._drain(stream, self.cursors[stream.model], report, progress)
+                self.cursors[stream.model] = cursor
+                if rescan and self.options.overlap > 0:
+                    window = Cursor(cursor.second - timedelta(seconds=self.options.overlap))
+                    await self._drain(stream, window, report, None, persist=False)
+
+        # Entities side by side (Odoo answers a few calls at once), the streams of one
+        # entity in turn, so one entity's versions are deduplicated in one place.
+        groups: dict[str, list[Stream]] = {}
         for stream in self.streams:
-            cursor = await self._drain(stream, self.cursors[stream.model], report, progress)
-            self.cursors[stream.model] = cursor
-            if rescan and self.options.overlap > 0:
-                window = Cursor(cursor.second - timedelta(seconds=self.options.overlap))
-                await self._drain(stream, window, report, None, persist=False)
+            groups.setdefault(stream.entity.name, []).append(stream)
+        outcomes = await asyncio.gather(
+            *(poll(streams) for streams in groups.values()), return_exceptions=True
+        )
         report.seconds = time.monotonic() - started
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome  # every entity got as far as it could; report the first error
         return report
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -243,9 +260,9 @@ class OdooPoller:
             # Let the page already handed to Kafka finish (its transaction is whole);
             # the error that stopped the drain is the one to report.
             with contextlib.suppress(Exception):
-                await self._settle()
+                await self._settle(stream.entity)
             raise
-        await self._settle()
+        await self._settle(stream.entity)
         return cursor
 
     async def _pages(
@@ -307,14 +324,14 @@ class OdooPoller:
             await self._attach_lines(entity, records)
         parents = await self._parent_stamps(entity, records)
         observed = [observe(entity, record, parents.get(record["id"])) for record in records]
-        await self._settle()  # the previous page is in Kafka, so `_seen` is up to date
+        await self._settle(entity)  # the previous page is in Kafka: `_seen` is up to date
         facts = [fact for fact in observed if self._new(fact)]
-        self._inflight = asyncio.create_task(
+        self._inflight[entity.name] = asyncio.create_task(
             self._publish(stream, len(rows), facts, cursor, report, progress)
         )
 
-    async def _settle(self) -> None:
-        task, self._inflight = self._inflight, None
+    async def _settle(self, entity: Entity) -> None:
+        task = self._inflight.pop(entity.name, None)
         if task is not None:
             await task
 
@@ -333,7 +350,7 @@ class OdooPoller:
             outgoing.append(self._cursor_record(stream, cursor))
         if outgoing:
             try:
-                async with asyncio.timeout(self.options.publish_timeout):
+                async with self._publishing, asyncio.timeout(self.options.publish_timeout):
                     await self.publisher.publish_all(outgoing)
             except TimeoutError:
                 raise PollerError(
