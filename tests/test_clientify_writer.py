@@ -16,6 +16,7 @@ from connectors.clientify.sandbox.app import SandboxOptions
 from consumers.base import NotReady
 from consumers.clientify_writer import ClientifyTarget
 from consumers.writer import CommandWriter, WriterTopics
+from processors.mapper import FlowMapper
 from schemas import Command, DeadLetter, Result, ResultStatus, System
 from schemas.mapping import load_mapping
 from tests.clientify_fixtures import sandbox_at
@@ -119,13 +120,23 @@ async def test_order_waits_for_its_contact_and_is_created_once(
     target: tuple[ClientifyTarget, ClientifyClient],
 ) -> None:
     writer, client = target
-    lines = [
-        {"name": "Widget", "sku": "8400000000017", "price": 10.0, "quantity": 3.0},
-        {"name": "Gadget", "sku": "GAD-1", "price": 5.5, "quantity": 1.0},  # barcode fallback
-        {"name": "Gizmo", "sku": "GIZ-1", "price": 2.25, "quantity": 4.0},  # qty fallback
-    ]
-    fields = {"contact": "12345678Z", "order_date": "2024-05-01T10:00:00+00:00",
-              "currency": "EUR", "items": lines}  # fmt: skip
+    # The canonical fields as the processors map a confirmed Odoo order: the item SKU is
+    # the barcode, else the internal reference; the quantity is qty_to_deliver, else
+    # product_uom_qty (Odoo without the Inventory app has no qty_to_deliver).
+    raw = {
+        "name": "S00042", "partner_key": "12345678Z", "date_order": "2024-05-01 10:00:00",
+        "currency_id": [1, "EUR"], "state": "sale",
+        "lines": [
+            {"name": "Widget", "barcode": "8400000000017", "default_code": "WID-1",
+             "price_unit": 10.0, "qty_to_deliver": 3.0, "product_uom_qty": 3.0},
+            {"name": "Gadget", "barcode": False, "default_code": "GAD-1",
+             "price_unit": 5.5, "qty_to_deliver": 1.0, "product_uom_qty": 1.0},
+            {"name": "Gizmo", "barcode": False, "default_code": "GIZ-1",
+             "price_unit": 2.25, "product_uom_qty": 4.0},
+        ],
+    }  # fmt: skip
+    fields = FlowMapper(load_mapping().flows["order"]).from_odoo(raw)
+    assert [item["sku"] for item in fields["items"]] == ["8400000000017", "GAD-1", "GIZ-1"]
     order = command("order", "S00042", fields)
     with pytest.raises(NotReady, match="contact 12345678Z"):
         await writer.apply(order)
