@@ -48,6 +48,18 @@ async def test_a_rejected_key_or_a_missing_setting_is_one_line(
     assert (code, err.strip()) == (2, "error: CLIENTIFY_API_KEY is not set (environment or .env)")
     code, err = await run("write", "odoo", env=base)
     assert code == 2 and err.count("\n") == 1 and "ODOO_URL" in err, err
+    nowhere = "http://127.0.0.1:9"  # the discard port: nothing listens there
+    unreachable = {
+        "CLIENTIFY_URL": ({"CLIENTIFY_URL": f"{nowhere}/v1", "CLIENTIFY_API_KEY": "k"},
+                          "clientify"),
+        "ODOO_URL": ({"ODOO_URL": nowhere, "ODOO_DB": DB, "ODOO_USER": LOGIN,
+                      "ODOO_API_KEY": API_KEY}, "odoo"),
+    }  # fmt: skip
+    no_kafka = {**base, "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9", "CLIENTIFY_API_KEY": "k"}
+    unreachable["KAFKA_BOOTSTRAP_SERVERS"] = (no_kafka, "clientify")
+    for setting, (settings, system) in unreachable.items():
+        code, err = await run("write", system, "--partitions", "1", env={**base, **settings})
+        assert code == 2 and err.count("\n") == 1 and setting in err, err
 
 
 async def test_odoo_writer_creates_its_field_and_applies_a_command(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import signal
 import socket
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -50,6 +51,10 @@ def _mapping(args: argparse.Namespace, context: Context) -> MappingFile:
 
 
 async def _ensure_topics(bootstrap: str, prefix: str, partitions: int) -> None:
+    # aiokafka logs each refused connection itself; the one line below says it all.
+    kafka_log = logging.getLogger("aiokafka")
+    level = kafka_log.level
+    kafka_log.setLevel(logging.CRITICAL)
     try:
         await ensure_topics(bootstrap, registry(prefix, partitions=partitions))
     except TopicConfigError as exc:
@@ -60,6 +65,8 @@ async def _ensure_topics(bootstrap: str, prefix: str, partitions: int) -> None:
             "`clientify-odoo kafka up` or set KAFKA_BOOTSTRAP_SERVERS.",
             2,
         ) from None
+    finally:
+        kafka_log.setLevel(level)
 
 
 async def _run(
