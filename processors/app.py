@@ -101,6 +101,7 @@ class WorkerConfig:
     mapping: MappingFile
     partitions: int
     store: str = "rocksdb://"
+    suppress_echoes: bool = True
 
 
 def create_app(config: WorkerConfig) -> faust.App:
@@ -219,7 +220,7 @@ def create_app(config: WorkerConfig) -> faust.App:
             key_text = key.decode()
             state = RecordState.from_json(states.get(key_text))
             link = Link.from_json(links.get(key_text))
-            outcome = _decide_one(value, router, state, link)
+            outcome = _decide_one(value, router, state, link, config.suppress_echoes)
             if outcome is None:
                 yield None
                 continue
@@ -239,7 +240,9 @@ def create_app(config: WorkerConfig) -> faust.App:
     return app
 
 
-def _decide_one(value: bytes, router: Router, state: RecordState, link: Link) -> Outcome | None:
+def _decide_one(
+    value: bytes, router: Router, state: RecordState, link: Link, suppress_echoes: bool
+) -> Outcome | None:
     try:
         raw = json.loads(value)
         if isinstance(raw, dict) and raw.get("kind") == "result":
@@ -254,7 +257,8 @@ def _decide_one(value: bytes, router: Router, state: RecordState, link: Link) ->
     if mapper is None:
         log.warning("flow %s is no longer in the mapping; fact ignored", routed.flow)
         return None
-    return on_fact(Route(routed.flow, routed.key, routed.fact, routed.payload), mapper, state, link)
+    route = Route(routed.flow, routed.key, routed.fact, routed.payload)
+    return on_fact(route, mapper, state, link, suppress_echoes=suppress_echoes)
 
 
 async def _publish(

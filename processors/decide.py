@@ -47,7 +47,14 @@ class Outcome:
     stale: bool = False
 
 
-def on_fact(route: Route, mapper: FlowMapper, state: RecordState, link: Link) -> Outcome:
+def on_fact(
+    route: Route,
+    mapper: FlowMapper,
+    state: RecordState,
+    link: Link,
+    *,
+    suppress_echoes: bool = True,
+) -> Outcome:
     """Fold a fact of this route into `state` and `link` (both mutated)."""
     fact, payload = route.fact, route.payload
     if fact.system is System.ODOO:
@@ -57,7 +64,9 @@ def on_fact(route: Route, mapper: FlowMapper, state: RecordState, link: Link) ->
     else:
         link.clientify_id = fact.source_id
         canonical = mapper.from_clientify(payload, is_company=link.odoo_is_company)
-    decision = apply_fact(state, fact.system, canonical, fact.occurred_at)
+    decision = apply_fact(
+        state, fact.system, canonical, fact.occurred_at, suppress_echoes=suppress_echoes
+    )
     return _outcome(route.flow, route.key, fact.event_id, decision, link)
 
 

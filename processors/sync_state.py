@@ -160,9 +160,18 @@ def _stamp(moment: datetime) -> str:
 
 
 def apply_fact(
-    state: RecordState, source: System, canonical: Fields, occurred_at: datetime
+    state: RecordState,
+    source: System,
+    canonical: Fields,
+    occurred_at: datetime,
+    *,
+    suppress_echoes: bool = True,
 ) -> Decision:
-    """Fold one fact into `state` (mutated) and decide what to write where."""
+    """Fold one fact into `state` (mutated) and decide what to write where.
+
+    `suppress_echoes=False` relays every field a fact changes to the other side, as a
+    naive integration does: only for showing what the suppression prevents (a loop).
+    """
     when = _stamp(occurred_at)
     mine = state.side(source)
     decision = Decision()
@@ -173,7 +182,7 @@ def apply_fact(
         return decision
     mine.last_occurred_at = when
     for name, value in canonical.items():
-        if _seen_back(mine, name, value):
+        if suppress_echoes and _seen_back(mine, name, value):
             mine.known[name] = value
             decision.echoed.append(name)
             continue
@@ -185,12 +194,19 @@ def apply_fact(
         # Facts come in order: our writes reported done before this version are
         # behind it, whether or not a poll showed them.
         mine.landed.pop(name, None)
-        _decide_edit(state, source, name, value, when, decision)
+        _decide_edit(state, source, name, value, when, decision, relay=not suppress_echoes)
     return decision
 
 
 def _decide_edit(
-    state: RecordState, source: System, name: str, value: Any, when: str, decision: Decision
+    state: RecordState,
+    source: System,
+    name: str,
+    value: Any,
+    when: str,
+    decision: Decision,
+    *,
+    relay: bool = False,
 ) -> None:
     """An edit of `name` on `source`: the latest edit of a field wins everywhere."""
     target = _other(source)
@@ -207,7 +223,7 @@ def _decide_edit(
         # `source` was edited while an older winner was being written to it.
         decision.conflicts.append(Conflict(name, source, value, winner, when, winner_time))
     state.base[name], state.base_times[name] = value, when
-    if _effective(state.side(target), name) != value:
+    if relay or _effective(state.side(target), name) != value:
         _record_write(state, decision, target, name, value)
     if in_flight:
         # Our older write may still land after this edit: write the winner back too.

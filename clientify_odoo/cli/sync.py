@@ -44,6 +44,7 @@ def _worker(args: argparse.Namespace, context: Context) -> int:
         datadir=args.data_dir,
         mapping=mapping,
         partitions=args.partitions,
+        suppress_echoes=not args.no_echo_suppression,
     )
     context.console.print(
         f"Sync worker on {bootstrap}, mapping {path}, state in {args.data_dir} (Ctrl-C stops)"
@@ -83,6 +84,11 @@ def register(subparsers: Any) -> None:
     worker.add_argument(
         "--faust-log-level", default="warning", choices=["debug", "info", "warning", "error"],
         help="how much Faust itself logs (default warning)",
+    )  # fmt: skip
+    worker.add_argument(
+        "--no-echo-suppression", action="store_true",
+        help="diagnostic only: relay every changed field like a naive integration, to "
+        "see the loop the suppression prevents; never in production",
     )  # fmt: skip
     add_bootstrap_argument(worker)
     worker.set_defaults(handler=_worker)

@@ -1,0 +1,141 @@
+"""End to end, every service running as in production: a change made in one sandbox
+reaches the other once, and the sync's own write coming back is dropped (the loop test).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from schemas import Command
+from tests.stack_fixtures import SyncStack, topic_messages
+
+pytestmark = pytest.mark.broker
+T = TypeVar("T")
+KEY = "B12345678"
+FIELDS = ["name", "phone", "street", "city", "zip", "country_id", "x_clientify_status"]
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], stack: SyncStack, what: str, within: float = 90
+) -> T:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        found = await probe()
+        if found:
+            return found
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"never happened: {what}\n{stack.logs()}")
+
+
+async def commands_for(stack: SyncStack, target: str) -> list[Command]:
+    messages = await topic_messages(stack.bootstrap, f"{stack.prefix}sync.commands.{target}")
+    return [m for m in messages if isinstance(m, Command) and m.business_key == KEY]
+
+
+async def create_acme(stack: SyncStack) -> int:
+    async with stack.odoo() as odoo:
+        [spain] = await odoo.search("res.country", [("code", "=", "ES")])
+        partner_id: int = await odoo.create(
+            "res.partner",
+            {
+                "name": "Acme Soluciones", "ref": "B-12.345.678", "is_company": True,
+                "phone": "+34 911 111 111", "street": "Calle Mayor 1", "city": "Madrid",
+                "zip": "28001", "country_id": spain,
+            },
+        )  # fmt: skip
+        return partner_id
+
+
+async def clientify_company(stack: SyncStack) -> dict[str, Any] | None:
+    async with stack.clientify() as clientify:
+        found = await clientify.find_by_tax_id(clientify.companies, KEY)
+        return found[0] if len(found) == 1 else None
+
+
+async def test_changes_cross_once_both_ways_and_echoes_stop(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    stack = SyncStack(kafka_bootstrap, topic_prefix, tmp_path)
+    await stack.up()
+    try:
+        partner_id = await create_acme(stack)
+        async with stack.odoo() as odoo:
+            [before] = await odoo.read("res.partner", [partner_id], FIELDS)
+
+        # Odoo -> Clientify: the company and its contact are created, once.
+        company = await eventually(lambda: clientify_company(stack), stack, "company created")
+        assert company["business_name"] == "Acme Soluciones"
+        assert company["name"] == "Acme Soluciones"
+        await asyncio.sleep(6)  # the webhooks of those saves come back meanwhile
+        to_clientify = await commands_for(stack, "clientify")
+        assert sorted(c.entity for c in to_clientify) == ["company", "contact"], stack.logs()
+        # What came back to Odoo is only what Clientify owns: the status it gave the new
+        # contact ("estado en Clientify"); none of the fields the sync wrote there.
+        back = await commands_for(stack, "odoo")
+        assert [(c.entity, c.fields) for c in back] == [
+            ("contact", {"clientify_status": "cold-lead"})
+        ]
+        async with stack.clientify() as clientify:
+            assert len(await clientify.find_by_tax_id(clientify.contacts, KEY)) == 1
+
+        async def status_landed() -> dict[str, Any] | None:
+            async with stack.odoo() as odoo:
+                [partner] = await odoo.read("res.partner", [partner_id], FIELDS)
+            return partner if partner["x_clientify_status"] == "cold-lead" else None
+
+        after = await eventually(status_landed, stack, "status written to Odoo")
+        assert {f: after[f] for f in FIELDS[:-1]} == {f: before[f] for f in FIELDS[:-1]}
+        await asyncio.sleep(4)  # the poller sees that write; it must go no further
+        assert len(await commands_for(stack, "clientify")) == 2
+        assert len(await commands_for(stack, "odoo")) == 1
+
+        # Clientify -> Odoo: a rename arrives by webhook, and its echo stops too.
+        async with stack.clientify() as clientify:
+            await clientify.companies.update(company["id"], {"business_name": "Acme Group"})
+
+        async def renamed() -> bool:
+            async with stack.odoo() as odoo:
+                [partner] = await odoo.read("res.partner", [partner_id], ["name"])
+            return bool(partner["name"] == "Acme Group")
+
+        await eventually(renamed, stack, "Odoo partner renamed")
+        await asyncio.sleep(6)  # the poller sees the writer's change meanwhile
+        to_odoo = await commands_for(stack, "odoo")
+        assert [c.fields for c in to_odoo][1:] == [{"name": "Acme Group"}]
+        # Odoo recomputed display_name from the new name, and display_name is Clientify's
+        # company `name` (Odoo -> Clientify only): that goes across, and then it is quiet.
+        to_clientify = await commands_for(stack, "clientify")
+        assert [c.fields for c in to_clientify][2:] == [{"display_name": "Acme Group"}]
+        await asyncio.sleep(4)
+        assert len(await commands_for(stack, "clientify")) == 3, stack.logs()
+        assert len(await commands_for(stack, "odoo")) == 2
+    finally:
+        stack.down()
+
+
+async def test_without_echo_suppression_the_echo_bounces_back(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    # The same change with the suppression switched off: the sync's own Clientify save
+    # comes back as a change and is written to Odoo, which the test above forbids.
+    stack = SyncStack(
+        kafka_bootstrap, topic_prefix, tmp_path, worker_flags=("--no-echo-suppression",)
+    )
+    await stack.up()
+    try:
+        await create_acme(stack)
+        await eventually(lambda: clientify_company(stack), stack, "company created")
+
+        async def echoed_back() -> list[Command]:
+            back = await commands_for(stack, "odoo")
+            return [c for c in back if "name" in c.fields or "phone" in c.fields]
+
+        await eventually(echoed_back, stack, "the sync's own write sent back to Odoo", 30)
+    finally:
+        stack.down()
