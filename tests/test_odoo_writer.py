@@ -28,22 +28,13 @@ def command(entity: str, key: str, fields: dict[str, Any], **extra: Any) -> Comm
     )  # fmt: skip
 
 
-async def writer_for(client: OdooClient) -> OdooTarget:
-    mapping = load_mapping()
-    assert await OdooTarget(client, mapping).ensure_custom_fields() == [
-        "res.partner.x_clientify_status"
-    ]
-    # What the `write odoo` command does: a fresh client sees the new field.
-    return OdooTarget(client, mapping)
-
-
 @pytest.fixture(params=[17, 19])
 async def odoo(request: pytest.FixtureRequest) -> AsyncIterator[tuple[OdooTarget, OdooClient]]:
-    async with running_sandbox(request.param) as sandbox:
-        async with sandbox.client() as setup:
-            await writer_for(setup)
-        async with sandbox.client() as client:
-            yield OdooTarget(client, load_mapping()), client
+    async with running_sandbox(request.param) as sandbox, sandbox.client() as client:
+        writer = OdooTarget(client, load_mapping())
+        assert await writer.ensure_custom_fields() == ["res.partner.x_clientify_status"]
+        assert await writer.ensure_custom_fields() == []  # once is enough
+        yield writer, client
 
 
 async def read(client: OdooClient, model: str, record_id: str | None) -> dict[str, Any]:

@@ -141,13 +141,12 @@ def _write_odoo(args: argparse.Namespace, context: Context) -> int:
 
     @contextlib.asynccontextmanager
     async def target(mapping: MappingFile) -> AsyncIterator[Target]:
-        async with OdooClient(config) as setup:
-            created = await OdooTarget(setup, mapping).ensure_custom_fields()
-        if created:
-            context.console.print(f"Created Odoo custom field(s): {', '.join(created)}")
-        # A fresh client: the set-up one has the field lists from before the creation.
         async with OdooClient(config) as client:
-            yield OdooTarget(client, mapping)
+            writer = OdooTarget(client, mapping)
+            created = await writer.ensure_custom_fields()
+            if created:
+                context.console.print(f"Created Odoo custom field(s): {', '.join(created)}")
+            yield writer
 
     return _failures_as_one_line(lambda: _run(args, context, "odoo", target))
 
