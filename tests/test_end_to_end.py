@@ -139,3 +139,56 @@ async def test_without_echo_suppression_the_echo_bounces_back(
         await eventually(echoed_back, stack, "the sync's own write sent back to Odoo", 30)
     finally:
         stack.down()
+
+
+async def test_concurrent_edits_both_survive_and_the_later_wins_a_conflict(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    stack = SyncStack(kafka_bootstrap, topic_prefix, tmp_path)
+    await stack.up()
+    try:
+        partner_id = await create_acme(stack)
+        company = await eventually(lambda: clientify_company(stack), stack, "company created")
+        await asyncio.sleep(3)
+        # Writers down: the edits below are made before either side hears of the other.
+        stack.stop("clientify-writer")
+        stack.stop("odoo-writer")
+        async with stack.clientify() as clientify:
+            address = dict(company["addresses"][0])
+            await clientify.companies.update(
+                company["id"],
+                {"addresses": [{**address, "street": "Calle Sol 2", "postal_code": "08001"}]},
+            )
+        await asyncio.sleep(2)  # Odoo's edits are later
+        async with stack.odoo() as odoo:
+            await odoo.write(
+                "res.partner", [partner_id], {"street": "Gran Via 9", "phone": "+34 900 000 000"}
+            )
+            await odoo.write("res.partner", [partner_id], {"city": "Barcelona"})
+        await asyncio.sleep(4)  # the poller and the worker see both
+        stack.start("clientify-writer")
+        stack.start("odoo-writer")
+
+        async def settled() -> dict[str, Any] | None:
+            found = await clientify_company(stack)
+            if found is None:
+                return None
+            async with stack.odoo() as odoo:
+                [partner] = await odoo.read("res.partner", [partner_id], FIELDS)
+            address = found["addresses"][0]
+            same = (address["street"], address["city"]) == (partner["street"], partner["city"])
+            return {"odoo": partner, "clientify": found} if same else None
+
+        both = await eventually(settled, stack, "both sides agree")
+        partner, found = both["odoo"], both["clientify"]
+        # Different fields on both sides both survived; the same field: the later edit.
+        assert partner["street"] == found["addresses"][0]["street"] == "Gran Via 9"
+        assert partner["city"] == found["addresses"][0]["city"] == "Barcelona"
+        assert partner["zip"] == found["addresses"][0]["postal_code"] == "08001"
+        assert [p["phone"] for p in found["phones"] if p["type"] == 1] == ["+34 900 000 000"]
+        conflicts = await topic_messages(stack.bootstrap, f"{stack.prefix}sync.conflicts")
+        assert [(c.field, c.winning_value, c.losing_value) for c in conflicts] == [
+            ("street", "Gran Via 9", "Calle Sol 2")
+        ], stack.logs()
+    finally:
+        stack.down()
