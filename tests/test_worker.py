@@ -145,6 +145,9 @@ async def test_worker_maps_links_skips_and_drops_its_echo(
             await publisher.publish_all([
                 Outgoing(topic_prefix + "sync.results", "company:B12345678", result),
                 Outgoing(topic_prefix + "clientify.company", "501", echo),
+                # Every fact delivered twice changes nothing the second time.
+                Outgoing(topic_prefix + "clientify.company", "501", echo),
+                Outgoing(topic_prefix + "odoo.partner", "7", partner_fact(ACME, 0)),
             ])  # fmt: skip
             assert len(await commands.quiet_for(8)) == 2
 
