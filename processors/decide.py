@@ -13,7 +13,7 @@ from typing import Any
 from processors.mapper import FlowMapper
 from processors.routing import Route
 from processors.sync_state import Decision, RecordState, apply_fact, apply_result
-from schemas.envelope import Command, ConflictReport, Result, System, utc_now
+from schemas.envelope import Command, ConflictReport, Result, ResultStatus, System, utc_now
 
 
 @dataclass
@@ -77,16 +77,18 @@ def on_result(result: Result, state: RecordState, link: Link) -> Outcome:
             link.odoo_id = result.target_id
         else:
             link.clientify_id = result.target_id
-    # A failed command (dead-lettered) reports its fields as skipped with nothing found,
-    # so they stop being awaited and are not retried from here.
-    decision = apply_result(
-        state,
-        result.target,
-        written=result.written,
-        unchanged=result.unchanged,
-        skipped=result.skipped,
-        found=result.found,
-    )
+    if result.status is ResultStatus.FAILED:
+        # Dead-lettered: the writer reports every field as skipped, nothing found.
+        decision = apply_result(state, result.target, failed=result.skipped)
+    else:
+        decision = apply_result(
+            state,
+            result.target,
+            written=result.written,
+            unchanged=result.unchanged,
+            skipped=result.skipped,
+            found=result.found,
+        )
     return _outcome(result.entity, result.business_key, result.command_id, decision, link)
 
 

@@ -196,5 +196,5 @@ class FlowMapper:
         return [
             field.odoo
             for field in self._to_odoo
-            if field.odoo is not None and field.transform is Transform.MANY2ONE
+            if field.odoo is not None and field.transform in (Transform.MANY2ONE, Transform.STATE)
         ]

@@ -257,6 +257,7 @@ def apply_result(
     unchanged: Fields | None = None,
     skipped: Fields | None = None,
     found: Fields | None = None,
+    failed: Fields | None = None,
 ) -> Decision:
     """Fold a writer's report for one command into `state`.
 
@@ -269,11 +270,17 @@ def apply_result(
     a write that did not land), so a value that is still the winner is written again
     against it. Otherwise the target changed after its last fact: that fact is on its
     way and will be resolved against our value when it arrives.
+
+    `failed`: the command was dead-lettered (rejected, or out of retries). Its writes
+    stop being awaited and are not sent again from here: the dead letter is where a
+    user fixes and requeues it, and re-sending would only fail the same way, forever.
     """
     decision = Decision()
     side = state.side(target)
     for name, value in ((written or {}) | (unchanged or {})).items():
         _forget_write(side, name, value, landed=True)
+    for name, value in (failed or {}).items():
+        _forget_write(side, name, value, landed=False)
     for name, value in (skipped or {}).items():
         _forget_write(side, name, value, landed=False)
         still_wins = state.base.get(name, MISSING) == value

@@ -7,12 +7,15 @@ Canonical values are plain JSON: str, float, or None for "no value" (Odoo's Fals
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 from schemas.mapping import FieldMap, Transform
 
 ODOO_DATETIME = "%Y-%m-%d %H:%M:%S"
+# res.country.state's display name carries its country's code: "Madrid (ES)".
+_STATE_COUNTRY_SUFFIX = re.compile(r"\s\([A-Z]{2}\)$")
 
 
 class TransformError(ValueError):
@@ -53,16 +56,23 @@ def _iso_datetime(value: Any, naive_format: str | None) -> str | None:
     return parsed.astimezone(UTC).isoformat()
 
 
+def _many2one_name(value: Any) -> str | None:
+    # [id, "name"] on the wire; a bare name is accepted from older facts.
+    if isinstance(value, list | tuple) and len(value) == 2:
+        return _text(value[1])
+    return _text(value)
+
+
 def read_odoo(field: FieldMap, value: Any) -> Any:
     """Canonical value of an Odoo field value."""
     match field.transform:
         case Transform.NUMBER:
             return _number(value)
         case Transform.MANY2ONE:
-            # [id, "name"] on the wire; a bare name is accepted from older facts.
-            if isinstance(value, list | tuple) and len(value) == 2:
-                return _text(value[1])
-            return _text(value)
+            return _many2one_name(value)
+        case Transform.STATE:
+            name = _many2one_name(value)
+            return None if name is None else _STATE_COUNTRY_SUFFIX.sub("", name)
         case Transform.DATETIME:
             return _iso_datetime(value, ODOO_DATETIME)
         case Transform.CUSTOMER_STATUS:

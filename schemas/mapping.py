@@ -50,6 +50,7 @@ class Transform(StrEnum):
     TEXT = "text"  # Odoo False/"" and Clientify ""/null are all "no value"
     NUMBER = "number"  # prices and quantities, as floats rounded to the cents
     MANY2ONE = "many2one"  # Odoo [id, name] <-> the name; the Odoo writer resolves ids
+    STATE = "state"  # a many2one to res.country.state, whose name Odoo shows "Madrid (ES)"
     PHONE = "phone"  # Clientify typed phones list <-> one number of `phone_type`
     DATETIME = "datetime"  # Odoo naive UTC "YYYY-MM-DD HH:MM:SS" <-> ISO 8601
     CUSTOMER_STATUS = "customer_status"  # Odoo "is a current customer" -> `client`

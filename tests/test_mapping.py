@@ -24,7 +24,7 @@ ACME_ODOO_16: dict[str, Any] = {
     "id": 7, "name": "Acme Soluciones", "display_name": "Acme Soluciones SL",
     "ref": "B-12.345.678", "is_company": True, "phone": "+34 911 111 111",
     "mobile": "+34 600 000 000", "street": "Calle Mayor 1", "city": "Madrid",
-    "state_id": [46, "Madrid"], "country_id": [68, "Spain"], "zip": "28001",
+    "state_id": [46, "Madrid (ES)"], "country_id": [68, "Spain"], "zip": "28001",
     "is_customer": True, "write_date": "2024-05-01 10:30:00",
 }  # fmt: skip
 

@@ -116,3 +116,17 @@ def test_a_partner_is_a_current_customer_by_rank_or_by_a_confirmed_order() -> No
     assert status({}, person) is None
     assert status({"8": True}, person) == "client"  # has a confirmed order
     assert status({}, {**person, "customer_rank": 2}) == "client"  # Invoicing app's rank
+
+
+def test_a_dead_lettered_command_is_not_sent_again() -> None:
+    [company, _contact] = ROUTER.routes(odoo_fact("partner", ACME), {}, {}, {})
+    assert isinstance(company, Route)
+    state, link = RecordState(), Link()
+    [command] = on_fact(company, ROUTER.mappers["company"], state, link).commands
+    failed = Result(
+        command_id=command.command_id, target=System.CLIENTIFY, entity="company",
+        business_key="B12345678", status=ResultStatus.FAILED, skipped=command.fields,
+        error="400: name: This field is required.", finished_at=WHEN,
+    )  # fmt: skip
+    assert on_result(failed, state, link).commands == []
+    assert state.clientify.pending == {}
