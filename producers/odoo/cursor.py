@@ -23,6 +23,8 @@ WIRE = "%Y-%m-%d %H:%M:%S"
 EPOCH = datetime(1970, 1, 1)
 ONE_SECOND = timedelta(seconds=1)
 READ_TIMEOUT = 120.0
+# Checks, 0.25 s apart, that a topic exists before calling it missing.
+TOPIC_CHECKS = 12
 
 
 class CursorError(Exception):
@@ -97,7 +99,12 @@ async def read_committed(
     )
     await consumer.start()
     try:
-        if topic not in await consumer.topics():
+        # A topic created a moment ago may not be in every broker's metadata yet.
+        for _attempt in range(TOPIC_CHECKS):
+            if topic in await consumer.topics():  # fetches fresh metadata
+                break
+            await asyncio.sleep(0.25)
+        else:
             raise CursorError(
                 f"topic {topic} does not exist: create the topics with "
                 "`clientify-odoo kafka topics`"
