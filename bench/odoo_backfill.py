@@ -13,21 +13,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import socket
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
-from clientify_odoo.broker import LocalBroker
+from clientify_odoo.broker import throwaway_broker
 from clientify_odoo.topics import ensure_topics, registry
 from connectors.faults import Faults
 from connectors.odoo import OdooClient, OdooConfig
@@ -37,34 +31,6 @@ from producers.odoo.entities import STREAMS
 from producers.publisher import Publisher
 
 KEY = "b" * 40
-
-
-def _free_port_pair() -> int:
-    while True:
-        with socket.socket() as first:
-            first.bind(("127.0.0.1", 0))
-            port = int(first.getsockname()[1])
-        with socket.socket() as second:
-            try:
-                second.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-
-
-@contextmanager
-def kafka() -> Iterator[str]:
-    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if external:
-        yield external
-        return
-    with tempfile.TemporaryDirectory(prefix="bench-kafka-") as data:
-        broker = LocalBroker(data_dir=Path(data), port=_free_port_pair())
-        broker.up(on_progress=lambda _line: None)
-        try:
-            yield broker.bootstrap
-        finally:
-            broker.down()
 
 
 async def raw_read(client: OdooClient, page: int) -> tuple[int, float]:
@@ -143,7 +109,7 @@ def main() -> None:
         help="added to every sandbox request, like a remote Odoo's network and workers",
     )  # fmt: skip
     args = parser.parse_args()
-    with kafka() as bootstrap:
+    with throwaway_broker("bench-kafka-") as bootstrap:
         Console().print(asyncio.run(bench(args, bootstrap)))
 
 

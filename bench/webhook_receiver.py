@@ -20,15 +20,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
-import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -37,9 +32,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.console import Console
 from rich.table import Table
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `tests` for free_port_pair
-
-from clientify_odoo.broker import LocalBroker
+from clientify_odoo.broker import throwaway_broker
 from clientify_odoo.topics import ensure_topics, registry
 from connectors.clientify import AdaptiveRateLimiter, ClientifyClient
 from connectors.clientify.sandbox.app import ClientifySandbox, SandboxOptions
@@ -47,7 +40,6 @@ from producers.clientify.cursors import partitions_of
 from producers.clientify.facts import ClientifyTopics, to_fact
 from producers.clientify.receiver import ReceiverConfig, WebhookReceiver
 from producers.publisher import Publisher
-from tests.conftest import free_port_pair
 
 SECRET = "bench-secret-" + "x" * 20
 KEY = "bench-key-0123456789"
@@ -215,21 +207,6 @@ async def bench(args: argparse.Namespace, bootstrap: str) -> Table:
     return table
 
 
-@contextmanager
-def broker() -> Iterator[str]:
-    """KAFKA_BOOTSTRAP_SERVERS, or a throw-away local broker on free ports."""
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        yield os.environ["KAFKA_BOOTSTRAP_SERVERS"]
-        return
-    with tempfile.TemporaryDirectory(prefix="bench-webhooks-") as data:
-        local = LocalBroker(data_dir=Path(data), port=free_port_pair())
-        local.up(on_progress=lambda _line: None)
-        try:
-            yield local.bootstrap
-        finally:
-            local.down()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=3000)
@@ -238,7 +215,7 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=3)
     args = parser.parse_args()
     console = Console()
-    with broker() as bootstrap:
+    with throwaway_broker("bench-webhooks-") as bootstrap:
         console.print(asyncio.run(bench(args, bootstrap)))
 
 

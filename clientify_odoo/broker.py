@@ -18,9 +18,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -458,6 +459,34 @@ def _log4j2(server_log: Path) -> str:
       - name: kafka.request.logger
         level: WARN
 """
+
+
+def free_port_pair() -> int:
+    """A port p with p and p+1 free on 127.0.0.1 (client and controller listeners)."""
+    for _ in range(50):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port < 65000 and not _port_open(port + 1):
+            return port
+    raise BrokerError("no two consecutive free ports found on 127.0.0.1")
+
+
+@contextlib.contextmanager
+def throwaway_broker(prefix: str = "kafka-") -> Iterator[str]:
+    """KAFKA_BOOTSTRAP_SERVERS when set, else a local broker on free ports in a
+    temporary dir, removed afterwards (benchmarks and one-off runs)."""
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield external
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as data:
+        broker = LocalBroker(data_dir=Path(data), port=free_port_pair())
+        broker.up(on_progress=lambda _line: None)
+        try:
+            yield broker.bootstrap
+        finally:
+            broker.down()
 
 
 def _port_open(port: int) -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from clientify_odoo.broker import LocalBroker
+from clientify_odoo.broker import LocalBroker, free_port_pair
 from clientify_odoo.topics import TopicSpec, ensure_topics, registry
 
 # Two cores shared with a broker and servers: judge properties, not generation speed.
@@ -26,26 +25,6 @@ settings.register_profile(
     "shared-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile("shared-machine")
-
-
-def free_port_pair() -> int:
-    """A port p with p and p+1 free (client and controller listeners)."""
-    for _ in range(50):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port < 65000 and _free(port + 1):
-            return port
-    raise RuntimeError("no free port pair found")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 @pytest.fixture(scope="session")

@@ -19,10 +19,10 @@ from typing import Any
 import aiohttp
 from aiokafka import AIOKafkaConsumer
 
+from clientify_odoo.broker import free_port_pair
 from connectors.clientify import ClientifyClient
 from connectors.odoo.client import OdooClient, OdooConfig
 from schemas import AnyEnvelope, decode
-from tests.conftest import free_port_pair
 
 REPO = Path(__file__).resolve().parent.parent
 ODOO_KEY = secrets.token_hex(20)

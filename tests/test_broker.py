@@ -14,7 +14,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from clientify_odoo.broker import BrokerError, KafkaJars, LocalBroker, check_java
+from clientify_odoo.broker import BrokerError, KafkaJars, LocalBroker, check_java, free_port_pair
 from clientify_odoo.topics import (
     Cleanup,
     TopicConfigError,
@@ -25,7 +25,6 @@ from clientify_odoo.topics import (
 )
 from producers.publisher import Outgoing, Publisher
 from schemas import Fact, System, decode
-from tests.conftest import free_port_pair
 
 pytestmark = pytest.mark.broker
 WHEN = datetime(2024, 1, 1, tzinfo=UTC)

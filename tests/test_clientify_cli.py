@@ -13,12 +13,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from clientify_odoo.broker import free_port_pair
 from clientify_odoo.cli import main
 from connectors.clientify import ClientifyClient
 from connectors.clientify.sandbox.app import SandboxOptions
 from producers.clientify.facts import ClientifyTopics
 from tests.clientify_fixtures import read_facts, sandbox_at
-from tests.conftest import free_port_pair
 
 # The installed console script, next to this interpreter (as a user would run it).
 COMMAND = [str(Path(sys.executable).parent / "clientify-odoo")]

@@ -13,11 +13,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from clientify_odoo.broker import LocalBroker
+from clientify_odoo.broker import LocalBroker, free_port_pair
 from clientify_odoo.topics import CLIENTIFY_CONTACT, ensure_topics, registry
 from producers.clientify.facts import ClientifyTopics
 from tests.clientify_fixtures import read_facts, receiver_at
-from tests.conftest import free_port_pair
 
 pytestmark = pytest.mark.broker
 PREFIX = "outage."

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from clientify_odoo.broker import LocalBroker
+from clientify_odoo.broker import LocalBroker, free_port_pair
 from clientify_odoo.topics import ALL_TOPICS
-from tests.conftest import free_port_pair
 
 pytestmark = pytest.mark.broker
 REPO = Path(__file__).resolve().parent.parent

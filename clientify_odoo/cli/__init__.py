@@ -84,14 +84,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(args.env_file)
     except SettingsError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         return 2
     setup_logging(args.log_level, settings.secret_values())
     context = Context(settings=settings, console=Console(), errors=console)
     try:
         code: int = args.handler(args, context)
     except CommandError as exc:
-        console.print(f"[red]error:[/red] {secret_filter().redact(str(exc))}", highlight=False)
+        console.print(
+            f"[red]error:[/red] {secret_filter().redact(str(exc))}", highlight=False, soft_wrap=True
+        )
         return exc.exit_code
     except KeyboardInterrupt:
         console.print("interrupted")
