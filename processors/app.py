@@ -50,6 +50,8 @@ from processors.routing import (
 )
 from processors.sync_state import RecordState
 from schemas.envelope import (
+    Command,
+    ConflictReport,
     EnvelopeError,
     Fact,
     Result,
@@ -216,15 +218,32 @@ def create_app(config: WorkerConfig) -> faust.App:
 
     @app.agent(routed_and_results, concurrency=1)
     async def decide(stream: Any) -> AsyncIterator[None]:
-        async for key, value in stream.items():
+        async for event in stream.events():
+            key, value = event.key, event.value
             key_text = key.decode()
-            state = RecordState.from_json(states.get(key_text))
+            stored = states.get(key_text) or {}
+            # Where the message sits in the log: the same place again is a redelivery.
+            place = f"{event.message.topic}:{event.message.partition}:{event.message.offset}"
+            outbox = stored.get("outbox") or {}
+            if outbox.get("place") == place:
+                # Seen before a crash: its state change may be in the changelog while
+                # what it emitted never left. Emit the same messages again (same ids,
+                # so the writers' tracking drops any that did arrive).
+                await _resend(outbox["messages"], key, commands, conflicts)
+                yield None
+                continue
+            state = RecordState.from_json(stored)
             link = Link.from_json(links.get(key_text))
             outcome = _decide_one(value, router, state, link, config.suppress_echoes)
             if outcome is None:
                 yield None
                 continue
-            states[key_text] = state.to_json()
+            emitted: list[Command | ConflictReport] = [*outcome.commands, *outcome.conflicts]
+            messages = [encode(message).decode() for message in emitted]
+            states[key_text] = {
+                **state.to_json(),
+                "outbox": {"place": place, "messages": messages},
+            }
             links[key_text] = link.to_json()
             await _publish(outcome, key, commands, conflicts, counters)
             yield None
@@ -259,6 +278,17 @@ def _decide_one(
         return None
     route = Route(routed.flow, routed.key, routed.fact, routed.payload)
     return on_fact(route, mapper, state, link, suppress_echoes=suppress_echoes)
+
+
+async def _resend(
+    messages: list[str], key: bytes, commands: dict[System, Any], conflicts: Any
+) -> None:
+    for text in messages:
+        message = decode(text)
+        if isinstance(message, Command):
+            await commands[message.target].send(key=key, value=text.encode())
+        else:
+            await conflicts.send(key=key, value=text.encode())
 
 
 async def _publish(

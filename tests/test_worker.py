@@ -235,3 +235,49 @@ async def test_a_confirmed_order_makes_its_customer_a_client_and_waits_for_it(
             assert turned.fields == {"customer": "client"}
     finally:
         worker.stop()
+
+
+async def test_a_redelivered_message_emits_the_same_commands_again_never_new_ones(
+    kafka_bootstrap: str, topics: tuple[TopicSpec, ...], topic_prefix: str, tmp_path: Path
+) -> None:
+    # A crash after the state change reached the changelog but before the commands
+    # left would lose them; redelivery of the same message re-emits them instead.
+    worker = Worker(kafka_bootstrap, topic_prefix, tmp_path)
+    worker.start()
+    try:
+        async with (
+            Publisher(kafka_bootstrap) as publisher,
+            Reader(kafka_bootstrap, topic_prefix + "sync.commands.clientify") as commands,
+        ):
+            await publisher.publish(
+                Outgoing(topic_prefix + "odoo.partner", "7", partner_fact(ACME, 0))
+            )
+            first = list(await commands.until(2))
+            worker.stop()
+            await rewind(
+                kafka_bootstrap, f"{topic_prefix}clientify-odoo-sync", topic_prefix + "sync.routed"
+            )
+            worker.start()
+            again = await commands.until(4)
+            ids = [c.command_id for c in again if isinstance(c, Command)]
+            assert sorted(ids[2:]) == sorted(c.command_id for c in first if isinstance(c, Command))
+            assert len(await commands.quiet_for(5)) == 4
+    finally:
+        worker.stop()
+
+
+async def rewind(bootstrap: str, group: str, topic: str) -> None:
+    """Move `group`'s committed offset on `topic` back to the start (worker stopped)."""
+    from aiokafka import TopicPartition
+    from aiokafka.structs import OffsetAndMetadata
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partition = TopicPartition(topic, 0)
+        consumer.assign([partition])
+        await consumer.commit({partition: OffsetAndMetadata(0, "")})
+    finally:
+        await consumer.stop()
