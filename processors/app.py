@@ -171,9 +171,9 @@ def create_app(config: WorkerConfig) -> faust.App:
                 if outcome.flow == "order":
                     await mark_customer(str(outcome.payload["customer_id"]))
             elif isinstance(outcome, Waiting):
-                parked = waiting.get(str(outcome.partner_id)) or {}
+                parked = waiting.get(outcome.on) or {}
                 parked[fact.source_id] = fact.model_dump(mode="json")
-                waiting[str(outcome.partner_id)] = parked
+                waiting[outcome.on] = parked
             elif isinstance(outcome, Unroutable):
                 await skip(fact, outcome.flow, outcome.reason)
 
@@ -193,9 +193,11 @@ def create_app(config: WorkerConfig) -> faust.App:
         elif fact.entity == "partner":
             partners[fact.source_id] = partner_entry(fact.payload)
             partner_facts[fact.source_id] = fact.model_dump(mode="json")
-            parked = waiting.pop(fact.source_id, None)
-            for order in (parked or {}).values():
-                await route_fact(Fact.model_validate(order))
+        else:
+            return
+        parked = waiting.pop(f"{fact.entity}:{fact.source_id}", None)
+        for order in (parked or {}).values():
+            await route_fact(Fact.model_validate(order))
 
     @app.agent(sources, concurrency=1)
     async def route(stream: Any) -> AsyncIterator[None]:

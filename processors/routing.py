@@ -9,7 +9,7 @@ becomes a `Skip` with its reason.
 Orders need two things their fact does not carry: the tax id of the customer's
 commercial entity (the Clientify contact the order hangs off) and each line product's
 barcode and internal reference (the Clientify item SKU). Both come from lookups kept
-from partner and product facts; an order whose customer is not known yet waits for it.
+from partner and product facts; an order waits until its customer and products are known.
 Partners get `is_customer`: a current customer has `customer_rank > 0` (only with the
 Invoicing app) or at least one confirmed order (from the `customers` lookup).
 """
@@ -58,9 +58,10 @@ class Unroutable:
 
 @dataclass(frozen=True)
 class Waiting:
-    """An order whose customer is not known yet: retried when that partner's fact comes."""
+    """An order whose customer or a line's product is not known yet: retried when that
+    record's fact comes (`on` is e.g. `partner:7` or `product:3`)."""
 
-    partner_id: int
+    on: str
 
 
 def route_key(flow: str, key: str) -> str:
@@ -159,7 +160,11 @@ def _enrich_order(
         return Unroutable("order", f"order {order.get('name')} has no customer: not synced")
     partner = partners.get(str(partner_id))
     if partner is None:
-        return Waiting(partner_id)
+        return Waiting(f"partner:{partner_id}")
+    for line in order.get("lines", []):
+        product_id = many2one_id(line.get("product_id")) if isinstance(line, dict) else None
+        if product_id is not None and str(product_id) not in products:
+            return Waiting(f"product:{product_id}")
     commercial = partners.get(str(partner.get("commercial")), partner)
     customer_key = commercial.get("ref") or partner.get("ref")
     if not customer_key:

@@ -30,7 +30,13 @@ ODOO_KEY = secrets.token_hex(20)
 
 class SyncStack:
     def __init__(
-        self, bootstrap: str, prefix: str, tmp: Path, *, worker_flags: tuple[str, ...] = ()
+        self,
+        bootstrap: str,
+        prefix: str,
+        tmp: Path,
+        *,
+        worker_flags: tuple[str, ...] = (),
+        odoo_profile: int = 17,
     ) -> None:
         self.bootstrap, self.prefix, self.tmp = bootstrap, prefix, tmp
         self.odoo_port, self.clientify_port, self.hook_port = (
@@ -53,7 +59,8 @@ class SyncStack:
         hook = f"http://127.0.0.1:{self.hook_port}/hooks/{self.webhook_secret}"
         self.commands: dict[str, list[str]] = {
             "odoo-sandbox": [
-                "sandbox", "odoo", "--port", str(self.odoo_port), "--profile", "17",
+                "sandbox", "odoo", "--port", str(self.odoo_port),
+                "--profile", str(odoo_profile), "--modules", "account,sale_stock",
                 "--data-dir", str(tmp / "odoo"), "--db", "odoo", "--login", "admin",
                 "--api-key", ODOO_KEY,
             ],

@@ -62,8 +62,9 @@ def test_orders_wait_for_their_customer_and_then_carry_its_key_and_skus() -> Non
                    "price_unit": 10.0, "product_uom_qty": 2.0}],
     }  # fmt: skip
     fact = odoo_fact("sale_order", order)
-    assert ROUTER.routes(fact, {}, {}, {}) == [Waiting(8)]
+    assert ROUTER.routes(fact, {}, {}, {}) == [Waiting("partner:8")]
     partners = {"7": partner_entry(ACME), "8": partner_entry(ANA)}
+    assert ROUTER.routes(fact, partners, {}, {}) == [Waiting("product:3")]
     products = {"3": product_entry({"barcode": False, "default_code": "PW-1"})}
     [route] = ROUTER.routes(fact, partners, products, {})
     assert isinstance(route, Route) and route.key == "S00004"
