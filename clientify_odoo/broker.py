@@ -13,6 +13,7 @@ import asyncio
 import base64
 import contextlib
 import os
+import random
 import re
 import shutil
 import signal
@@ -366,7 +367,9 @@ class LocalBroker:
                 self.pid_file.unlink(missing_ok=True)
                 raise BrokerError(
                     "the Kafka broker exited during start-up. Last log lines:\n"
-                    + _tail(self.log_dir / "server.out", 25)
+                    + _tail(self.log_dir / "server.out", 10)
+                    + "\n"
+                    + _errors(self.server_log)
                     + f"\nFull logs: {self.log_dir}"
                 )
             if _port_open(self.port) and asyncio.run(_accepts_clients(self.bootstrap)):
@@ -462,14 +465,26 @@ def _log4j2(server_log: Path) -> str:
 
 
 def free_port_pair() -> int:
-    """A port p with p and p+1 free on 127.0.0.1 (client and controller listeners)."""
-    for _ in range(50):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port < 65000 and not _port_open(port + 1):
+    """A port p with p and p+1 free on 127.0.0.1 (client and controller listeners).
+
+    Drawn below Linux's ephemeral range (32768+), where every outgoing connection of
+    this machine takes its local port, so a port found free stays free until bound.
+    """
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, 32000)
+        if _bindable(port) and _bindable(port + 1):
             return port
     raise BrokerError("no two consecutive free ports found on 127.0.0.1")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 @contextlib.contextmanager
@@ -519,6 +534,16 @@ def _cmdline(pid: int) -> str | None:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return None
+
+
+def _errors(server_log: Path) -> str:
+    """The ERROR lines and root causes of the broker's own log (where log4j writes)."""
+    try:
+        lines = server_log.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return ""
+    wanted = [line for line in lines if " ERROR " in line or line.startswith("Caused by:")]
+    return "\n".join(wanted[-8:])
 
 
 def _tail(path: Path, lines: int) -> str:
