@@ -73,6 +73,7 @@ RESULTS = _fact("sync.results", "writer outcomes: applied (with target id) or fa
 DEAD_LETTERS = _fact("sync.dead_letters", "commands that could not be applied, with reason")
 SKIPS = _fact("sync.skips", "records not synced (no or invalid business key), with reason")
 CONFLICTS = _fact("sync.conflicts", "same field changed on both sides: winner and loser")
+ECHOES = _fact("sync.echoes", "facts dropped as the sync's own writes coming back")
 
 # State: newest value per key, kept forever.
 ODOO_CURSORS = TopicSpec(
@@ -99,6 +100,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     DEAD_LETTERS,
     SKIPS,
     CONFLICTS,
+    ECHOES,
     ODOO_CURSORS,
     CLIENTIFY_CURSORS,
     APPLIED_COMMANDS,

@@ -32,6 +32,7 @@ from clientify_odoo.topics import (
     COMMANDS_CLIENTIFY,
     COMMANDS_ODOO,
     CONFLICTS,
+    ECHOES,
     ODOO_PARTNER,
     ODOO_PRODUCT,
     ODOO_SALE_ORDER,
@@ -40,6 +41,7 @@ from clientify_odoo.topics import (
     SKIPS,
 )
 from processors.decide import Link, Outcome, on_fact, on_result
+from processors.outbox import Outbox
 from processors.routing import (
     Route,
     Router,
@@ -131,6 +133,7 @@ def create_app(config: WorkerConfig) -> faust.App:
     routed = topic(ROUTED.name)
     skips = topic(SKIPS.name)
     conflicts = topic(CONFLICTS.name)
+    echoes = topic(ECHOES.name)
     commands = {
         System.ODOO: topic(COMMANDS_ODOO.name),
         System.CLIENTIFY: topic(COMMANDS_CLIENTIFY.name),
@@ -221,17 +224,13 @@ def create_app(config: WorkerConfig) -> faust.App:
     @app.agent(routed_and_results, concurrency=1)
     async def decide(stream: Any) -> AsyncIterator[None]:
         async for event in stream.events():
-            key, value = event.key, event.value
+            key, value, message = event.key, event.value, event.message
             key_text = key.decode()
             stored = states.get(key_text) or {}
-            # Where the message sits in the log: the same place again is a redelivery.
-            place = f"{event.message.topic}:{event.message.partition}:{event.message.offset}"
-            outbox = stored.get("outbox") or {}
-            if outbox.get("place") == place:
-                # Seen before a crash: its state change may be in the changelog while
-                # what it emitted never left. Emit the same messages again (same ids,
-                # so the writers' tracking drops any that did arrive).
-                await _resend(outbox["messages"], key, commands, conflicts)
+            outbox = Outbox.from_json(stored.get("outbox"))
+            again = outbox.emitted_by(message.topic, message.partition, message.offset)
+            if again is not None:
+                await send(key, again)
                 yield None
                 continue
             state = RecordState.from_json(stored)
@@ -240,15 +239,22 @@ def create_app(config: WorkerConfig) -> faust.App:
             if outcome is None:
                 yield None
                 continue
-            emitted: list[Command | ConflictReport] = [*outcome.commands, *outcome.conflicts]
-            messages = [encode(message).decode() for message in emitted]
-            states[key_text] = {
-                **state.to_json(),
-                "outbox": {"place": place, "messages": messages},
-            }
+            texts = [encode(emitted).decode() for emitted in outcome.messages]
+            outbox.record(message.topic, message.partition, message.offset, texts)
+            states[key_text] = {**state.to_json(), "outbox": outbox.to_json()}
             links[key_text] = link.to_json()
-            await _publish(outcome, key, commands, conflicts, counters)
+            _count(outcome, counters)
+            await send(key, texts)
             yield None
+
+    async def send(key: bytes, texts: list[str]) -> None:
+        for text in texts:
+            emitted = decode(text)
+            if isinstance(emitted, Command):
+                destination = commands[emitted.target]
+            else:
+                destination = conflicts if isinstance(emitted, ConflictReport) else echoes
+            await destination.send(key=key, value=text.encode())
 
     async def report() -> None:
         log.info(
@@ -282,34 +288,14 @@ def _decide_one(
     return on_fact(route, mapper, state, link, suppress_echoes=suppress_echoes)
 
 
-async def _resend(
-    messages: list[str], key: bytes, commands: dict[System, Any], conflicts: Any
-) -> None:
-    for text in messages:
-        message = decode(text)
-        if isinstance(message, Command):
-            await commands[message.target].send(key=key, value=text.encode())
-        else:
-            await conflicts.send(key=key, value=text.encode())
-
-
-async def _publish(
-    outcome: Outcome,
-    key: bytes,
-    commands: dict[System, Any],
-    conflicts: Any,
-    counters: Counters,
-) -> None:
-    counters.echoes += int(outcome.echo)
+def _count(outcome: Outcome, counters: Counters) -> None:
+    counters.echoes += len(outcome.echoes)
     counters.stale += int(outcome.stale)
-    for command in outcome.commands:
-        counters.commands += 1
-        await commands[command.target].send(key=key, value=encode(command))
+    counters.commands += len(outcome.commands)
+    counters.conflicts += len(outcome.conflicts)
     for conflict in outcome.conflicts:
-        counters.conflicts += 1
         log.info(
             "conflict on %s %s field %s: %s won (%r over %r)", conflict.flow,
             conflict.business_key, conflict.field, conflict.winner.value,
             conflict.winning_value, conflict.losing_value,
         )  # fmt: skip
-        await conflicts.send(key=key, value=encode(conflict))

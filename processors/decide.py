@@ -13,7 +13,15 @@ from typing import Any
 from processors.mapper import FlowMapper
 from processors.routing import Route
 from processors.sync_state import Decision, RecordState, apply_fact, apply_result
-from schemas.envelope import Command, ConflictReport, Result, ResultStatus, System, utc_now
+from schemas.envelope import (
+    Command,
+    ConflictReport,
+    EchoNotice,
+    Result,
+    ResultStatus,
+    System,
+    utc_now,
+)
 
 
 @dataclass
@@ -43,8 +51,13 @@ class Link:
 class Outcome:
     commands: list[Command] = field(default_factory=list)
     conflicts: list[ConflictReport] = field(default_factory=list)
-    echo: bool = False
+    echoes: list[EchoNotice] = field(default_factory=list)
     stale: bool = False
+
+    @property
+    def messages(self) -> list[Command | ConflictReport | EchoNotice]:
+        """Everything to publish, in order."""
+        return [*self.commands, *self.conflicts, *self.echoes]
 
 
 def on_fact(
@@ -67,7 +80,14 @@ def on_fact(
     decision = apply_fact(
         state, fact.system, canonical, fact.occurred_at, suppress_echoes=suppress_echoes
     )
-    return _outcome(route.flow, route.key, fact.event_id, decision, link)
+    outcome = _outcome(route.flow, route.key, fact.event_id, decision, link)
+    if decision.is_echo:
+        notice = EchoNotice(
+            event_id=fact.event_id, system=fact.system, flow=route.flow,
+            business_key=route.key, at=utc_now(),
+        )  # fmt: skip
+        outcome.echoes.append(notice)
+    return outcome
 
 
 def on_result(result: Result, state: RecordState, link: Link) -> Outcome:
@@ -121,4 +141,4 @@ def _outcome(flow: str, key: str, cause: str, decision: Decision, link: Link) ->
         )
         for conflict in decision.conflicts
     ]
-    return Outcome(commands, conflicts, decision.is_echo, decision.stale)
+    return Outcome(commands, conflicts, stale=decision.stale)

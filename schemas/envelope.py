@@ -216,12 +216,26 @@ class DeadLetter(_Envelope):
     at: datetime
 
 
-AnyEnvelope = Fact | Command | Result | Skip | ConflictReport | DeadLetter
+class EchoNotice(_Envelope):
+    """A fact recognised as the sync's own write coming back, and dropped: published so
+    that consumers (reporting, monitoring) can count what the suppression prevented."""
+
+    kind: Literal["echo"] = "echo"
+    schema_version: Literal[1] = 1
+    event_id: str = Field(description="id of the dropped fact")
+    system: System = Field(description="the side the echo came from")
+    flow: str
+    business_key: str
+    at: datetime
+
+
+AnyEnvelope = Fact | Command | Result | Skip | ConflictReport | DeadLetter | EchoNotice
 Envelope = Annotated[AnyEnvelope, Field(discriminator="kind")]
 _ENVELOPE: TypeAdapter[AnyEnvelope] = TypeAdapter(Envelope)
 
 CURRENT_VERSIONS = {
     "fact": 2, "command": 1, "result": 1, "skip": 1, "conflict": 1, "dead_letter": 1,
+    "echo": 1,
 }  # fmt: skip
 
 

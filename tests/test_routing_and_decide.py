@@ -103,7 +103,10 @@ def test_the_loop_is_cut_a_change_goes_across_once_and_its_echo_stops() -> None:
     [back] = ROUTER.routes(clientify_fact("company", echo_record), {}, {}, {})
     assert isinstance(back, Route) and back.route_key == company.route_key
     echo = on_fact(back, ROUTER.mappers["company"], state, link)
-    assert echo.echo and echo.commands == [] and echo.conflicts == []
+    assert echo.commands == [] and echo.conflicts == []
+    assert [(e.system, e.flow, e.business_key) for e in echo.echoes] == [
+        (System.CLIENTIFY, "company", back.key)
+    ]
 
 
 def test_a_partner_is_a_current_customer_by_rank_or_by_a_confirmed_order() -> None:
