@@ -128,9 +128,12 @@ class Command(_Envelope):
         target_id: str | None = None,
         issued_at: datetime | None = None,
     ) -> Command:
-        """A command whose id depends only on its cause and target: a re-run repeats it."""
+        """A command whose id depends only on its cause, target and content: a re-run
+        repeats it (and the writers' tracking drops the copy), while a different decision
+        from the same fact (re-routed once its partner became a customer) is a new one."""
+        content = json.dumps([fields, expected or {}], sort_keys=True, default=str)
         return cls(
-            command_id=deterministic_id("command", fact_id, target.value, entity),
+            command_id=deterministic_id("command", fact_id, target.value, entity, content),
             target=target,
             entity=entity,
             business_key=business_key,

@@ -90,6 +90,13 @@ def test_command_and_result_round_trip_and_command_ids_are_deterministic() -> No
         business_key="B12345678", fields={"name": "Acme SL"},
     )  # fmt: skip
     assert command.command_id == again.command_id
+    # Another decision from the same fact (its partner became a customer meanwhile) is
+    # another command: the writers' tracking must not take it for a redelivery.
+    other = Command.for_fact(
+        fact_id=fact.event_id, target=System.CLIENTIFY, entity="company",
+        business_key="B12345678", fields={"name": "Acme SL"}, expected={"name": "Acme"},
+    )  # fmt: skip
+    assert other.command_id != command.command_id
     assert decode(encode(command)) == command
     result = Result(
         command_id=command.command_id, target=System.CLIENTIFY, entity="company",
