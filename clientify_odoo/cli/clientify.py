@@ -160,11 +160,18 @@ def _env_file(args: argparse.Namespace) -> Path:
 
 
 def write_setting(path: Path, name: str, value: str) -> None:
-    """Set `name=value` in an env file, keeping every other line; the file is 0600."""
-    lines = path.read_text().splitlines() if path.exists() else []
+    """Set `name=value` in an env file, keeping every other line; the file is 0600, and
+    made so before the value is written (a secret is never readable by others)."""
+    path.touch(mode=0o600, exist_ok=True)
+    os.chmod(path, 0o600)
+    lines = path.read_text().splitlines()
     kept = [line for line in lines if not line.strip().startswith(f"{name}=")]
     path.write_text("\n".join([*kept, f"{name}={value}"]) + "\n")
-    os.chmod(path, 0o600)
+
+
+def new_webhook_secret() -> str:
+    """The secret path segment of the webhook URL: 43 URL-safe characters (256 bits)."""
+    return secrets.token_urlsafe(32)
 
 
 def _webhooks_secret(args: argparse.Namespace, context: Context) -> int:
@@ -173,7 +180,7 @@ def _webhooks_secret(args: argparse.Namespace, context: Context) -> int:
             "a webhook secret already exists (it was shown once, when it was made). "
             "Run with --rotate to replace it, then update the webhook URLs in Clientify."
         )
-    secret = secrets.token_urlsafe(32)
+    secret = new_webhook_secret()
     path = _env_file(args)
     write_setting(path, "WEBHOOK_SECRET", secret)
     context.console.print(
