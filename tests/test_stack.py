@@ -1,4 +1,5 @@
-"""`clientify-odoo up` (what `./dev up` runs): healthy stack, clean stop on Ctrl-C."""
+"""`clientify-odoo up` starts the local broker when no cluster is configured, and Ctrl-C
+stops it (the rest of `up`: test_up_stack.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from clientify_odoo.broker import LocalBroker, free_port_pair
-from clientify_odoo.topics import ALL_TOPICS
 
 pytestmark = pytest.mark.broker
 REPO = Path(__file__).resolve().parent.parent
@@ -80,27 +80,14 @@ def base_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def test_up_on_an_existing_cluster_reports_healthy_and_stops_on_ctrl_c(
-    kafka_bootstrap: str, topic_prefix: str
-) -> None:
-    env = base_env(KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, TOPIC_PREFIX=topic_prefix)
-    process = run_up([sys.executable, "-m", "clientify_odoo", "up", "--refresh", "0.5"], env)
-    try:
-        output = wait_for_line(process, "healthy", within=60)
-        assert any(f"Created {len(ALL_TOPICS)} topics" in line for line in output)
-        wait_for_line(process, "messages", within=30)  # the view of the topics
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
-    assert process.returncode == 0
-
-
 def test_up_starts_the_local_broker_and_ctrl_c_stops_it(tmp_path: Path) -> None:
     port = free_port_pair()
     data_dir = tmp_path / "kafka"
     argv = [
         sys.executable, "-m", "clientify_odoo", "up", "--port", str(port),
-        "--data-dir", str(data_dir),
+        "--data-dir", str(data_dir), "--stack-dir", str(tmp_path / "stack"), "--seed", "0",
+        "--odoo-port", str(free_port_pair()), "--clientify-port", str(free_port_pair()),
+        "--webhook-port", str(free_port_pair()),
     ]  # fmt: skip
     process = run_up(argv, base_env())
     broker = LocalBroker(data_dir=data_dir, port=port)

@@ -1,10 +1,10 @@
-"""`clientify-odoo sandbox odoo|clientify`: local stand-ins for the two real systems."""
+"""`clientify-odoo sandbox odoo|clientify|change`: local stand-ins for the two real systems."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from clientify_odoo.cli import clientify, odoo
+from clientify_odoo.cli import clientify, odoo, sandbox_change
 
 
 def register(subparsers: Any) -> None:
@@ -21,3 +21,4 @@ def register(subparsers: Any) -> None:
     kinds = sandbox.add_subparsers(dest="kind", metavar="<system>", required=True)
     odoo.register_sandbox(kinds)
     clientify.register_sandbox(kinds)
+    sandbox_change.register_sandbox(kinds)

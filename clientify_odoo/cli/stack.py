@@ -1,7 +1,8 @@
-"""`clientify-odoo up`: start what the product needs and show that it is healthy.
+"""`clientify-odoo up`: the whole product on this machine, supervised, with a live view.
 
-Today that is the broker and the topic registry; the services join the same supervised
-group as they land. Ctrl-C stops, in order, what this command started.
+The broker (unless KAFKA_BOOTSTRAP_SERVERS is set), the topics, the sandboxes (unless
+real Odoo/Clientify settings are given) and every service as a child process; a crashed
+service is restarted with backoff. Ctrl-C stops the services in order, then the broker.
 """
 
 from __future__ import annotations
@@ -11,95 +12,127 @@ import asyncio
 import contextlib
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+import aiohttp
 from rich.live import Live
-from rich.table import Table
 
-from clientify_odoo.cli.common import Context
+from clientify_odoo.cli.common import CommandError, Context
 from clientify_odoo.cli.kafka import (
     add_broker_arguments,
     ensure_registry,
     local_broker,
     start_broker,
 )
-from clientify_odoo.topics import TopicSpec, registry
+from clientify_odoo.flow_counts import FlowCounts, follow
+from clientify_odoo.lag import consumer_lag
+from clientify_odoo.stack_plan import (
+    DEFAULT_STACK_DIR,
+    STACK_ENV,
+    StackOptions,
+    StackPlan,
+    plan_stack,
+)
+from clientify_odoo.stack_view import render
+from clientify_odoo.supervisor import Supervisor
+
+SANDBOX_READY_WITHIN = 60.0
 
 
-async def topic_sizes(bootstrap: str, specs: tuple[TopicSpec, ...]) -> dict[str, int]:
-    """Messages currently held per declared topic (sum of end offsets)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        await consumer.topics()  # loads metadata for every topic
-        partitions = [
-            TopicPartition(spec.name, partition)
-            for spec in specs
-            for partition in sorted(consumer.partitions_for_topic(spec.name) or ())
-        ]
-        # aiokafka 0.14 raises CancelledError when stopping a consumer that never had
-        # an assignment, so give it one (nothing is fetched: we only ask for offsets).
-        consumer.assign(partitions)
-        ends: dict[TopicPartition, int] = (
-            await consumer.end_offsets(partitions) if partitions else {}
-        )
-    finally:
-        await consumer.stop()
-    sizes = {spec.name: 0 for spec in specs}
-    for partition, offset in ends.items():
-        sizes[partition.topic] += offset
-    return sizes
-
-
-def _view(
-    bootstrap: str, specs: tuple[TopicSpec, ...], sizes: dict[str, int] | None, started: float
-) -> Table:
-    healthy = sizes is not None
-    table = Table(
-        title=f"clientify-odoo - Kafka at {bootstrap}: "
-        + ("[green]healthy[/green]" if healthy else "[red]unreachable[/red]")
-        + f" - up {time.monotonic() - started:.0f}s - Ctrl-C to stop",
-        title_justify="left",
+async def _wait_ready(url: str, name: str, supervisor: Supervisor) -> None:
+    deadline = time.monotonic() + SANDBOX_READY_WITHIN
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as answer:
+                    if answer.status < 500:
+                        return
+            await asyncio.sleep(0.3)
+    raise CommandError(
+        f"the {name} did not answer at {url} within {SANDBOX_READY_WITHIN:.0f}s; its log "
+        f"is {supervisor.log_path(name)} (is the port taken? see `up --help` for the "
+        "port flags)"
     )
-    table.add_column("topic")
-    table.add_column("messages", justify="right")
-    table.add_column("purpose")
-    for spec in specs:
-        count = "-" if sizes is None else str(sizes.get(spec.name, 0))
-        table.add_row(spec.name, count, spec.purpose)
-    return table
 
 
-async def _watch(bootstrap: str, context: Context, interval: float) -> None:
-    """Refresh the view until SIGINT/SIGTERM. On a terminal it redraws in place; piped
-    (compose logs, CI) it prints the table again only when a figure changed."""
-    started = time.monotonic()
-    specs = registry(context.settings.topic_prefix)
+async def _run(plan: StackPlan, bootstrap: str, context: Context, args: argparse.Namespace) -> None:
+    supervisor = Supervisor(plan.services, args.stack_dir / "logs", plan.env)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    # Said only now that Ctrl-C is handled here: from this line on, it stops cleanly.
-    context.console.print("[green]healthy[/green]: broker reachable, all topics in place")
+    counts = FlowCounts()
+    follower = asyncio.create_task(follow(bootstrap, context.settings.topic_prefix, counts, stop))
+    try:
+        with context.console.status("Starting the services..."):
+            # The receiver first, so the Clientify sandbox's first webhooks land.
+            for spec in plan.services:
+                await supervisor.start(spec.name)
+                if spec.name in plan.sandboxes:
+                    await _wait_ready(plan.sandboxes[spec.name], spec.name, supervisor)
+        context.console.print(
+            f"[green]healthy[/green]: {len(plan.services)} services running; logs in "
+            f"{supervisor.log_dir}"
+        )
+        _how_to_change(plan, args, context)
+        await _watch(bootstrap, plan, supervisor, counts, context, args.refresh, stop)
+    finally:
+        with context.console.status("Stopping the services in order (producers first)..."):
+            await supervisor.stop(plan.stop_order)
+        stop.set()
+        await follower
+        context.console.print("All services stopped; nothing in flight is lost (it waits in Kafka)")
+
+
+def _how_to_change(plan: StackPlan, args: argparse.Namespace, context: Context) -> None:
+    if not plan.sandboxes:
+        return
+    context.console.print(
+        "Make a change in a sandbox and watch it arrive on the other side, e.g.:\n"
+        "  clientify-odoo sandbox change odoo partner <ref> city=Sevilla\n"
+        "  clientify-odoo sandbox change clientify contact <tax id> first_name=Ana\n"
+        f"(they read the sandbox keys from {args.stack_dir / STACK_ENV})",
+        highlight=False,
+    )
+
+
+async def _watch(
+    bootstrap: str,
+    plan: StackPlan,
+    supervisor: Supervisor,
+    counts: FlowCounts,
+    context: Context,
+    interval: float,
+    stop: asyncio.Event,
+) -> None:
+    """Refresh the view until Ctrl-C. On a terminal it redraws in place; piped (compose
+    logs, CI) it prints it again every `interval` seconds only when something changed."""
+    started = time.monotonic()
     live = Live(console=context.console, auto_refresh=False)
     if context.console.is_terminal:
         live.start()
-    shown: list[dict[str, int] | None] = []  # what was printed last, when piped
+    shown = ""
     try:
         while not stop.is_set():
             try:
-                sizes: dict[str, int] | None = await asyncio.wait_for(
-                    topic_sizes(bootstrap, specs), 10
+                lag: dict[str, int] | None = await asyncio.wait_for(
+                    consumer_lag(bootstrap, context.settings.topic_prefix), 10
                 )
             except Exception:  # noqa: BLE001 - shown as "unreachable" in the view
-                sizes = None
-            view = _view(bootstrap, specs, sizes, started)
+                lag = None
+            statuses = list(supervisor.status.values())
+            view = render(bootstrap, lag is not None, lag, counts, statuses, started)
             if context.console.is_terminal:
                 live.update(view, refresh=True)
-            elif shown != [sizes]:
-                context.console.print(view)
-                shown = [sizes]
+            else:
+                figures = repr((
+                    sorted(counts.by_flow.items()), lag,
+                    [(s.name, s.state, s.restarts, s.last_error) for s in statuses],
+                ))  # fmt: skip
+                if figures != shown:
+                    shown = figures
+                    context.console.print(view)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
     finally:
@@ -110,9 +143,15 @@ def _up(args: argparse.Namespace, context: Context) -> int:
     broker = local_broker(args)
     started_here = not context.settings.kafka_bootstrap_servers and broker.pid() is None
     bootstrap = start_broker(args, context)
-    ensure_registry(bootstrap, context)
     try:
-        asyncio.run(_watch(bootstrap, context, args.refresh))
+        ensure_registry(bootstrap, context)
+        options = StackOptions(
+            data_dir=args.stack_dir, odoo_port=args.odoo_port,
+            clientify_port=args.clientify_port, webhook_port=args.webhook_port,
+            seed=args.seed, poll_interval=args.poll_interval,
+        )  # fmt: skip
+        plan = plan_stack(context.settings, bootstrap, options)
+        asyncio.run(_run(plan, bootstrap, context, args))
     finally:
         if started_here and not args.keep_broker:
             with context.console.status("Stopping Kafka (clean shutdown)..."):
@@ -126,12 +165,44 @@ def register(subparsers: Any) -> None:
         "up",
         help="start the whole stack on this machine and show a live view (Ctrl-C stops)",
         description=(
-            "Start the local Kafka broker (unless KAFKA_BOOTSTRAP_SERVERS is set), create "
-            "the topics, and show a live view of the stack until Ctrl-C, which stops what "
-            "was started here, cleanly and in order."
+            "Run the whole sync on this machine: the local Kafka broker (unless "
+            "KAFKA_BOOTSTRAP_SERVERS is set) and its topics, the Odoo and Clientify "
+            "sandboxes (seeded with demo data; unless ODOO_URL or CLIENTIFY_API_KEY point "
+            "at real systems, which are then synced instead), the Odoo poller, the webhook "
+            "receiver, the reconciler, the Faust worker and both writers, each a "
+            "supervised process restarted with backoff if it crashes. A live view shows "
+            "per flow the facts in, commands out, writes done, echoes dropped, skips, "
+            "conflicts and dead letters, the services and the consumer lag. Ctrl-C stops "
+            "the services in order (producers first), then the broker; nothing is lost."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "examples:\n"
+            "  clientify-odoo up                       sandboxes, seeded: watch records flow\n"
+            "  clientify-odoo up --seed 0              empty sandboxes\n"
+            "  ODOO_URL=... clientify-odoo up          the real Odoo, the Clientify sandbox\n"
+            "  clientify-odoo up --keep-broker         leave Kafka running after Ctrl-C"
         ),
     )
     add_broker_arguments(up)
+    up.add_argument(
+        "--stack-dir", type=Path, default=DEFAULT_STACK_DIR,
+        help="sandbox data, worker state, service logs and sandbox keys (default: %(default)s)",
+    )  # fmt: skip
+    up.add_argument(
+        "--seed", type=int, default=10,
+        help="demo records in each sandbox: N partners, products and orders in an empty "
+        "Odoo, topped up to N companies, contacts and products in Clientify (default 10)",
+    )  # fmt: skip
+    up.add_argument("--odoo-port", type=int, default=8069, help="Odoo sandbox port (8069)")
+    up.add_argument(
+        "--clientify-port", type=int, default=8070, help="Clientify sandbox port (8070)"
+    )
+    up.add_argument("--webhook-port", type=int, default=8787, help="webhook receiver port (8787)")
+    up.add_argument(
+        "--poll-interval", type=float, default=5.0,
+        help="seconds between Odoo polls (default 5)",
+    )  # fmt: skip
     up.add_argument(
         "--refresh", type=float, default=2.0, help="seconds between view updates (default 2)"
     )
