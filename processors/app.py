@@ -10,20 +10,19 @@ Two agents, each with concurrency 1 (faust-streaming issue #606 loses messages a
   commands for the writers and conflict reports.
 
 Everything about one record is therefore handled in order, in one partition, by one
-worker; tables survive restarts (RocksDB locally, changelog topics in Kafka).
+worker; tables survive restarts (RocksDB locally, changelog topics in Kafka). What each
+step does lives in `processors.steps`, shared with `replay tables`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import faust
-from pydantic import BaseModel, ValidationError
 
 from clientify_odoo.topics import (
     CLIENTIFY_COMPANY,
@@ -40,23 +39,14 @@ from clientify_odoo.topics import (
     ROUTED,
     SKIPS,
 )
-from processors.decide import Link, Outcome, on_fact, on_result
-from processors.outbox import Outbox
-from processors.routing import (
-    Route,
-    Router,
-    Unroutable,
-    Waiting,
-    partner_entry,
-    product_entry,
-)
-from processors.sync_state import RecordState
+from processors.decide import Outcome
+from processors.routing import Router
+from processors.steps import DecideStep, RoutedFact, RouteStep, Unsynced
 from schemas.envelope import (
     Command,
     ConflictReport,
     EnvelopeError,
     Fact,
-    Result,
     Skip,
     System,
     decode,
@@ -75,16 +65,6 @@ SOURCES = (
     CLIENTIFY_COMPANY,
     CLIENTIFY_PRODUCT,
 )
-
-
-class RoutedFact(BaseModel):
-    """A fact re-keyed for one route, with what the lookups added to its payload."""
-
-    kind: Literal["routed"] = "routed"
-    flow: str
-    key: str
-    payload: dict[str, Any]
-    fact: Fact
 
 
 @dataclass
@@ -139,68 +119,32 @@ def create_app(config: WorkerConfig) -> faust.App:
         System.CLIENTIFY: topic(COMMANDS_CLIENTIFY.name),
     }
 
+    # Per route: the sync state and the link; partitioned like the routed facts.
     states = app.Table("states", partitions=config.partitions)
     links = app.Table("links", partitions=config.partitions)
-    # Lookups for orders, needed by whichever worker routes an order: global tables.
-    partners = app.GlobalTable("odoo_partners", use_partitioner=True)
-    products = app.GlobalTable("odoo_products", use_partitioner=True)
-    waiting = app.GlobalTable("waiting_orders", use_partitioner=True)
-    # Partners with a confirmed order are current customers (Clientify status `client`);
-    # the last fact of each partner is kept to re-route it when it becomes one.
-    customers = app.GlobalTable("odoo_customers", use_partitioner=True)
-    partner_facts = app.GlobalTable("odoo_partner_facts", use_partitioner=True)
-
     router = Router(config.mapping)
+    # The lookups orders need, read by whichever worker routes an order: global tables.
+    route_step = RouteStep(
+        router,
+        partners=app.GlobalTable("odoo_partners", use_partitioner=True),
+        products=app.GlobalTable("odoo_products", use_partitioner=True),
+        waiting=app.GlobalTable("waiting_orders", use_partitioner=True),
+        customers=app.GlobalTable("odoo_customers", use_partitioner=True),
+        partner_facts=app.GlobalTable("odoo_partner_facts", use_partitioner=True),
+    )
+    decide_step = DecideStep(router, states, links, config.suppress_echoes)
     counters = Counters()
 
-    async def skip(fact: Fact, flow: str | None, reason: str) -> None:
+    async def skip(unsynced: Unsynced) -> None:
+        fact = unsynced.fact
         counters.skips += 1
-        log.info("skipped %s %s %s: %s", fact.system.value, fact.entity, fact.source_id, reason)
+        log.info("skipped %s %s %s: %s", fact.system.value, fact.entity, fact.source_id,
+                 unsynced.reason)  # fmt: skip
         notice = Skip(
             event_id=fact.event_id, system=fact.system, entity=fact.entity,
-            source_id=fact.source_id, flow=flow, reason=reason, at=utc_now(),
+            source_id=fact.source_id, flow=unsynced.flow, reason=unsynced.reason, at=utc_now(),
         )  # fmt: skip
         await skips.send(key=fact.source_id.encode(), value=encode(notice))
-
-    async def route_fact(fact: Fact) -> None:
-        for outcome in router.routes(fact, partners, products, customers):
-            if isinstance(outcome, Route):
-                message = RoutedFact(
-                    flow=outcome.flow, key=outcome.key, payload=outcome.payload, fact=fact
-                )
-                await routed.send(
-                    key=outcome.route_key.encode(), value=message.model_dump_json().encode()
-                )
-                if outcome.flow == "order":
-                    await mark_customer(str(outcome.payload["customer_id"]))
-            elif isinstance(outcome, Waiting):
-                parked = waiting.get(outcome.on) or {}
-                parked[fact.source_id] = fact.model_dump(mode="json")
-                waiting[outcome.on] = parked
-            elif isinstance(outcome, Unroutable):
-                await skip(fact, outcome.flow, outcome.reason)
-
-    async def mark_customer(partner_id: str) -> None:
-        if partner_id in customers:
-            return
-        customers[partner_id] = True
-        last = partner_facts.get(partner_id)
-        if last is not None:
-            await route_fact(Fact.model_validate(last))
-
-    async def remember_lookups(fact: Fact) -> None:
-        if fact.system is not System.ODOO:
-            return
-        if fact.entity == "product":
-            products[fact.source_id] = product_entry(fact.payload)
-        elif fact.entity == "partner":
-            partners[fact.source_id] = partner_entry(fact.payload)
-            partner_facts[fact.source_id] = fact.model_dump(mode="json")
-        else:
-            return
-        parked = waiting.pop(f"{fact.entity}:{fact.source_id}", None)
-        for order in (parked or {}).values():
-            await route_fact(Fact.model_validate(order))
 
     @app.agent(sources, concurrency=1)
     async def route(stream: Any) -> AsyncIterator[None]:
@@ -217,34 +161,24 @@ def create_app(config: WorkerConfig) -> faust.App:
                 yield None
                 continue
             counters.facts += 1
-            await remember_lookups(fact)
-            await route_fact(fact)
+            for out in route_step.on_fact(fact):
+                if isinstance(out, RoutedFact):
+                    await routed.send(
+                        key=out.route_key.encode(), value=out.model_dump_json().encode()
+                    )
+                else:
+                    await skip(out)
             yield None
 
     @app.agent(routed_and_results, concurrency=1)
     async def decide(stream: Any) -> AsyncIterator[None]:
         async for event in stream.events():
-            key, value, message = event.key, event.value, event.message
-            key_text = key.decode()
-            stored = states.get(key_text) or {}
-            outbox = Outbox.from_json(stored.get("outbox"))
-            again = outbox.emitted_by(message.topic, message.partition, message.offset)
-            if again is not None:
-                await send(key, again)
-                yield None
-                continue
-            state = RecordState.from_json(stored)
-            link = Link.from_json(links.get(key_text))
-            outcome = _decide_one(value, router, state, link, config.suppress_echoes)
-            if outcome is None:
-                yield None
-                continue
-            texts = [encode(emitted).decode() for emitted in outcome.messages]
-            outbox.record(message.topic, message.partition, message.offset, texts)
-            states[key_text] = {**state.to_json(), "outbox": outbox.to_json()}
-            links[key_text] = link.to_json()
-            _count(outcome, counters)
-            await send(key, texts)
+            message = event.message
+            place = (message.topic, message.partition, message.offset)
+            outcome, texts = decide_step.on_message(event.key.decode(), event.value, place)
+            if outcome is not None:
+                _count(outcome, counters)
+            await send(event.key, texts)
             yield None
 
     async def send(key: bytes, texts: list[str]) -> None:
@@ -265,27 +199,6 @@ def create_app(config: WorkerConfig) -> faust.App:
 
     app.timer(30.0)(report)
     return app
-
-
-def _decide_one(
-    value: bytes, router: Router, state: RecordState, link: Link, suppress_echoes: bool
-) -> Outcome | None:
-    try:
-        raw = json.loads(value)
-        if isinstance(raw, dict) and raw.get("kind") == "result":
-            result = decode(raw)
-            if isinstance(result, Result):
-                return on_result(result, state, link)
-        routed = RoutedFact.model_validate(raw)
-    except (ValueError, EnvelopeError, ValidationError) as exc:
-        log.error("unreadable message on the routed/results topics, ignored: %s", exc)
-        return None
-    mapper = router.mappers.get(routed.flow)
-    if mapper is None:
-        log.warning("flow %s is no longer in the mapping; fact ignored", routed.flow)
-        return None
-    route = Route(routed.flow, routed.key, routed.fact, routed.payload)
-    return on_fact(route, mapper, state, link, suppress_echoes=suppress_echoes)
 
 
 def _count(outcome: Outcome, counters: Counters) -> None:

@@ -1,0 +1,156 @@
+"""The two steps of the processors, over any mutable mappings as their tables.
+
+`RouteStep` keeps the Odoo lookups orders need and turns a fact into routed facts and
+skips; `DecideStep` folds a routed fact or a result into a route's state and link and
+returns what to publish. The Faust agents call them with their tables; `replay tables`
+calls them with plain dicts to rebuild those tables from the log. One implementation,
+so a rebuild computes exactly what the live worker did.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from processors.decide import Link, Outcome, on_fact, on_result
+from processors.outbox import Outbox
+from processors.routing import Route, Router, Unroutable, Waiting, partner_entry, product_entry
+from processors.sync_state import RecordState
+from schemas.envelope import EnvelopeError, Fact, Result, System, decode, encode
+
+log = logging.getLogger(__name__)
+Table = MutableMapping[str, Any]
+
+
+class RoutedFact(BaseModel):
+    """A fact re-keyed for one route, with what the lookups added to its payload."""
+
+    kind: Literal["routed"] = "routed"
+    flow: str
+    key: str
+    payload: dict[str, Any]
+    fact: Fact
+
+    @property
+    def route_key(self) -> str:
+        return Route(self.flow, self.key, self.fact, self.payload).route_key
+
+
+@dataclass
+class Unsynced:
+    """A fact of `flow` that cannot be synced, with the reason (published as a skip)."""
+
+    fact: Fact
+    flow: str | None
+    reason: str
+
+
+@dataclass
+class RouteStep:
+    router: Router
+    partners: Table  # Odoo partner id -> what orders need of it
+    products: Table  # Odoo product id -> barcode and internal reference
+    waiting: Table  # "partner:N" / "product:N" -> orders parked until that record comes
+    # Partners with a confirmed order are current customers (Clientify status `client`);
+    # the last fact of each partner is kept to re-route it when it becomes one.
+    customers: Table
+    partner_facts: Table
+
+    def on_fact(self, fact: Fact) -> list[RoutedFact | Unsynced]:
+        # Lookups first: the orders this record releases go out before its own routes.
+        return self._remember(fact) + self._route(fact)
+
+    def _route(self, fact: Fact) -> list[RoutedFact | Unsynced]:
+        out: list[RoutedFact | Unsynced] = []
+        for outcome in self.router.routes(fact, self.partners, self.products, self.customers):
+            if isinstance(outcome, Route):
+                out.append(RoutedFact(flow=outcome.flow, key=outcome.key,
+                                      payload=outcome.payload, fact=fact))  # fmt: skip
+                if outcome.flow == "order":
+                    out += self._mark_customer(str(outcome.payload["customer_id"]))
+            elif isinstance(outcome, Waiting):
+                parked = self.waiting.get(outcome.on) or {}
+                parked[fact.source_id] = fact.model_dump(mode="json")
+                self.waiting[outcome.on] = parked
+            elif isinstance(outcome, Unroutable):
+                out.append(Unsynced(fact, outcome.flow, outcome.reason))
+        return out
+
+    def _mark_customer(self, partner_id: str) -> list[RoutedFact | Unsynced]:
+        if partner_id in self.customers:
+            return []
+        self.customers[partner_id] = True
+        last = self.partner_facts.get(partner_id)
+        return self._route(Fact.model_validate(last)) if last is not None else []
+
+    def _remember(self, fact: Fact) -> list[RoutedFact | Unsynced]:
+        """Keep the lookups; route the orders that waited for this record."""
+        if fact.system is not System.ODOO:
+            return []
+        if fact.entity == "product":
+            self.products[fact.source_id] = product_entry(fact.payload)
+        elif fact.entity == "partner":
+            self.partners[fact.source_id] = partner_entry(fact.payload)
+            self.partner_facts[fact.source_id] = fact.model_dump(mode="json")
+        else:
+            return []
+        parked = self.waiting.pop(f"{fact.entity}:{fact.source_id}", None)
+        out: list[RoutedFact | Unsynced] = []
+        for order in (parked or {}).values():
+            out += self._route(Fact.model_validate(order))
+        return out
+
+
+@dataclass
+class DecideStep:
+    router: Router
+    states: Table  # route key -> RecordState (JSON) and the route's outbox
+    links: Table  # route key -> Link (JSON)
+    suppress_echoes: bool = True
+
+    def on_message(
+        self, key: str, value: bytes, place: tuple[str, int, int] | None
+    ) -> tuple[Outcome | None, list[str]]:
+        """Fold one message of `sync.routed`/`sync.results` at `place` (topic, partition,
+        offset; None when rebuilding) into the tables: the outcome (None when nothing
+        was decided) and the messages to publish, encoded."""
+        stored = self.states.get(key) or {}
+        outbox = Outbox.from_json(stored.get("outbox"))
+        if place is not None:
+            again = outbox.emitted_by(*place)
+            if again is not None:
+                return None, again
+        state = RecordState.from_json(stored)
+        link = Link.from_json(self.links.get(key))
+        outcome = self._decide(value, state, link)
+        if outcome is None:
+            return None, []
+        texts = [encode(message).decode() for message in outcome.messages]
+        if place is not None:
+            outbox.record(*place, texts)
+        self.states[key] = {**state.to_json(), "outbox": outbox.to_json()}
+        self.links[key] = link.to_json()
+        return outcome, texts
+
+    def _decide(self, value: bytes, state: RecordState, link: Link) -> Outcome | None:
+        try:
+            raw = json.loads(value)
+            if isinstance(raw, dict) and raw.get("kind") == "result":
+                result = decode(raw)
+                if isinstance(result, Result):
+                    return on_result(result, state, link)
+            routed = RoutedFact.model_validate(raw)
+        except (ValueError, EnvelopeError, ValidationError) as exc:
+            log.error("unreadable message on the routed/results topics, ignored: %s", exc)
+            return None
+        mapper = self.router.mappers.get(routed.flow)
+        if mapper is None:
+            log.warning("flow %s is no longer in the mapping; fact ignored", routed.flow)
+            return None
+        route = Route(routed.flow, routed.key, routed.fact, routed.payload)
+        return on_fact(route, mapper, state, link, suppress_echoes=self.suppress_echoes)
