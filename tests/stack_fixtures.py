@@ -37,6 +37,7 @@ class SyncStack:
         *,
         worker_flags: tuple[str, ...] = (),
         odoo_profile: int = 17,
+        odoo_modules: str = "account,sale_stock",
     ) -> None:
         self.bootstrap, self.prefix, self.tmp = bootstrap, prefix, tmp
         self.odoo_port, self.clientify_port, self.hook_port = (
@@ -60,7 +61,7 @@ class SyncStack:
         self.commands: dict[str, list[str]] = {
             "odoo-sandbox": [
                 "sandbox", "odoo", "--port", str(self.odoo_port),
-                "--profile", str(odoo_profile), "--modules", "account,sale_stock",
+                "--profile", str(odoo_profile), "--modules", odoo_modules,
                 "--data-dir", str(tmp / "odoo"), "--db", "odoo", "--login", "admin",
                 "--api-key", ODOO_KEY,
             ],
