@@ -74,6 +74,8 @@ DEAD_LETTERS = _fact("sync.dead_letters", "commands that could not be applied, w
 SKIPS = _fact("sync.skips", "records not synced (no or invalid business key), with reason")
 CONFLICTS = _fact("sync.conflicts", "same field changed on both sides: winner and loser")
 ECHOES = _fact("sync.echoes", "facts dropped as the sync's own writes coming back")
+# Kept as long as the dead letters they describe.
+REQUEUES = _fact("sync.requeues", "dead letters sent back to their writer, with the new id")
 
 # State: newest value per key, kept forever.
 ODOO_CURSORS = TopicSpec(
@@ -101,6 +103,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     SKIPS,
     CONFLICTS,
     ECHOES,
+    REQUEUES,
     ODOO_CURSORS,
     CLIENTIFY_CURSORS,
     APPLIED_COMMANDS,

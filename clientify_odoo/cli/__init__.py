@@ -11,13 +11,24 @@ from pathlib import Path
 
 from rich.console import Console
 
-from clientify_odoo.cli import clientify, connect, kafka, odoo, report, sandbox, stack, sync, write
+from clientify_odoo.cli import (
+    clientify,
+    connect,
+    dlq,
+    kafka,
+    odoo,
+    report,
+    sandbox,
+    stack,
+    sync,
+    write,
+)
 from clientify_odoo.cli.common import CommandError, Context
 from clientify_odoo.logs import secret_filter, setup_logging
 from clientify_odoo.settings import SettingsError, load_settings
 
 # Each module adds its sub-commands with `register(subparsers)`.
-COMMAND_GROUPS = (stack, kafka, sandbox, odoo, clientify, sync, write, connect, report)
+COMMAND_GROUPS = (stack, kafka, sandbox, odoo, clientify, sync, write, connect, report, dlq)
 
 DESCRIPTION = """\
 Keep Odoo and Clientify in sync through Apache Kafka.

@@ -1,0 +1,240 @@
+"""Dead letters: what is on `sync.dead_letters`, what became of each, and sending one
+back to its writer after the cause is fixed (a *requeue*).
+
+A dead letter is known by its command's id: the writers' tracking dead-letters a command
+once (a redelivery republishes the same letter, read once here).
+
+A requeued command gets a new id, `requeue_id(dead id)`: the dead id is recorded as
+applied on `sync.applied`, so the writer would drop it. The new id is the same however
+often the letter is requeued, so a second send (two operators, a re-run) is dropped by
+the writer's tracking in turn: a requeued command is applied at most once. Each requeue
+is recorded on `sync.requeues`, in one Kafka transaction with the command, so `dlq list`
+knows what was sent back, and `sync.applied` tells how it ended.
+
+When several dead letters of one record carry the same field (an outage dead-letters
+every edit made meanwhile), only the newest value is sent back. Were an older one to
+land first, the target's next fact would show it as a fresh edit there, newer than the
+edit that produced the newer letter, and it would win over that edit on both sides.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from clientify_odoo.topics import (
+    APPLIED_COMMANDS,
+    COMMANDS_CLIENTIFY,
+    COMMANDS_ODOO,
+    DEAD_LETTERS,
+    REQUEUES,
+)
+from consumers.tracking import load_applied, replayed
+from processors.routing import route_key
+from producers.odoo.cursor import read_committed
+from producers.publisher import Outgoing, Publisher
+from schemas import Command, DeadLetter, Result, ResultStatus, System, decode
+from schemas.envelope import EnvelopeError, deterministic_id, utc_now
+
+log = logging.getLogger(__name__)
+
+SHORT_ID = 8  # characters of an id shown in tables; any unique prefix is accepted
+
+
+def requeue_id(dead_command_id: str) -> str:
+    """The id of the command a dead letter is sent back as: one per dead letter."""
+    return deterministic_id("requeue", dead_command_id)
+
+
+class Requeue(BaseModel):
+    """A dead letter sent back to its writer: the value on `sync.requeues`, keyed by the
+    dead letter's id. `command_id` is None when every field was superseded by a newer
+    dead letter of the same record, so nothing was sent."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["requeue"] = "requeue"
+    schema_version: Literal[1] = 1
+    dead_letter_id: str
+    command_id: str | None
+    superseded: dict[str, str] = {}  # field -> id of the newer dead letter carrying it
+    at: datetime
+
+
+@dataclass(frozen=True)
+class DeadLetterTopics:
+    dead_letters: str
+    requeues: str
+    applied: str
+    commands: Mapping[System, str]
+
+    @classmethod
+    def for_prefix(cls, prefix: str) -> DeadLetterTopics:
+        return cls(
+            dead_letters=prefix + DEAD_LETTERS.name,
+            requeues=prefix + REQUEUES.name,
+            applied=prefix + APPLIED_COMMANDS.name,
+            commands={
+                System.CLIENTIFY: prefix + COMMANDS_CLIENTIFY.name,
+                System.ODOO: prefix + COMMANDS_ODOO.name,
+            },
+        )
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One dead letter, with its requeue and how the requeued command ended (None while
+    its writer has not handled it)."""
+
+    letter: DeadLetter
+    requeue: Requeue | None = None
+    outcome: ResultStatus | None = None
+
+    @property
+    def id(self) -> str:
+        return self.letter.command.command_id
+
+    @property
+    def record(self) -> tuple[System, str, str]:
+        command = self.letter.command
+        return command.target, command.entity, command.business_key
+
+
+@dataclass(frozen=True)
+class Planned:
+    """What requeuing `entry` sends: `command`, or None when `superseded` took every field."""
+
+    entry: Entry
+    command: Command | None
+    superseded: dict[str, str] = field(default_factory=dict)
+
+    def requeue(self) -> Requeue:
+        return Requeue(
+            dead_letter_id=self.entry.id,
+            command_id=None if self.command is None else self.command.command_id,
+            superseded=self.superseded,
+            at=utc_now(),
+        )
+
+
+class UnknownDeadLetter(LookupError):
+    """No dead letter, or more than one, has the id given."""
+
+
+class Book:
+    """Every dead letter, oldest first, with what became of it."""
+
+    def __init__(self, entries: Iterable[Entry]) -> None:
+        # Stable: letters of one record share a partition, read in their order.
+        self.entries = sorted(entries, key=lambda entry: entry.letter.at)
+
+    def find(self, wanted: str) -> Entry:
+        """The entry whose id is `wanted` or starts with it."""
+        matches = [entry for entry in self.entries if entry.id.startswith(wanted.strip())]
+        if len(matches) != 1 or not wanted.strip():
+            found = "no dead letter" if not matches else f"{len(matches)} dead letters"
+            raise UnknownDeadLetter(
+                f"{found} with id {wanted!r}: give one id (or a unique start of one) "
+                "from `clientify-odoo dlq list`"
+            )
+        return matches[0]
+
+    def open(self) -> list[Entry]:
+        """Dead letters not requeued yet."""
+        return [entry for entry in self.entries if entry.requeue is None]
+
+    def plan(self, chosen: Iterable[Entry]) -> list[Planned]:
+        """What requeuing `chosen` sends, oldest first, newer values taking precedence."""
+        wanted = {entry.id for entry in chosen}
+        return [
+            _plan(entry, self.entries[index + 1 :])
+            for index, entry in enumerate(self.entries)
+            if entry.id in wanted
+        ]
+
+
+def _plan(entry: Entry, later: Sequence[Entry]) -> Planned:
+    superseded: dict[str, str] = {}
+    for newer in later:
+        if newer.record == entry.record:
+            for name in newer.letter.command.fields:
+                if name in entry.letter.command.fields:
+                    superseded[name] = newer.id  # the last one wins: the newest
+    dead = entry.letter.command
+    fields = {name: value for name, value in dead.fields.items() if name not in superseded}
+    if not fields:
+        return Planned(entry, None, superseded)
+    command = dead.model_copy(
+        update={
+            "command_id": requeue_id(dead.command_id),
+            "fields": fields,
+            "expected": {name: value for name, value in dead.expected.items() if name in fields},
+            "issued_at": utc_now(),
+        }
+    )
+    return Planned(entry, command, superseded)
+
+
+async def read_book(bootstrap: str, topics: DeadLetterTopics) -> Book:
+    """Every dead letter on the topics now, with its requeue and that one's outcome."""
+    letters: dict[str, DeadLetter] = {}
+    for record in await read_committed(bootstrap, topics.dead_letters):
+        try:
+            envelope = decode(record.value)
+        except EnvelopeError as exc:
+            log.warning("unreadable message on %s, ignored: %s", topics.dead_letters, exc)
+            continue
+        if isinstance(envelope, DeadLetter):
+            letters.setdefault(envelope.command.command_id, envelope)
+    requeues: dict[str, Requeue] = {}
+    for record in await read_committed(bootstrap, topics.requeues):
+        try:
+            requeue = Requeue.model_validate_json(record.value)
+        except ValidationError as exc:
+            log.warning("unreadable message on %s, ignored: %s", topics.requeues, exc)
+            continue
+        requeues[requeue.dead_letter_id] = requeue
+    outcomes = await _outcomes(bootstrap, topics, requeues.values()) if requeues else {}
+    return Book(
+        Entry(letter, requeues.get(dead_id), outcomes.get(dead_id))
+        for dead_id, letter in letters.items()
+    )
+
+
+async def _outcomes(
+    bootstrap: str, topics: DeadLetterTopics, requeues: Iterable[Requeue]
+) -> dict[str, ResultStatus]:
+    """Per dead letter, the status of its requeued command's Result, once there is one:
+    the writers store each command's Result with its id on the applied topic."""
+    applied = await load_applied(bootstrap, topics.applied)
+    outcomes: dict[str, ResultStatus] = {}
+    for requeue in requeues:
+        stored = applied.get(requeue.command_id or "")
+        for outgoing in replayed(stored) if stored is not None else ():
+            if isinstance(outgoing.value, Result):
+                outcomes[requeue.dead_letter_id] = outgoing.value.status
+    return outcomes
+
+
+async def send(
+    bootstrap: str, topics: DeadLetterTopics, plans: Sequence[Planned], transactional_id: str
+) -> None:
+    """Send the planned commands to their writers and record the requeues, atomically:
+    a reader sees both or neither."""
+    records: list[Outgoing] = []
+    for planned in plans:
+        command = planned.command
+        if command is not None:
+            key = route_key(command.entity, command.business_key)  # the record's partition
+            records.append(Outgoing(topics.commands[command.target], key, command))
+        requeue = planned.requeue().model_dump_json().encode()
+        records.append(Outgoing(topics.requeues, planned.entry.id, requeue))
+    async with Publisher(
+        bootstrap, client_id="clientify-odoo-dlq", transactional_id=transactional_id
+    ) as publisher:
+        await publisher.publish_all(records)
