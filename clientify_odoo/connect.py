@@ -137,14 +137,20 @@ async def _check_odoo(settings: ConnectionSettings, mapping: MappingFile) -> Con
         login=settings.odoo_user,
         api_key=settings.odoo_api_key,
     )
+    client = OdooClient(config)
     try:
-        async with OdooClient(config) as client:
-            # The writer's own set-up: the custom fields the mapping writes (e.g.
-            # x_clientify_status); creating them needs an administrator.
-            created = await OdooTarget(client, mapping).ensure_custom_fields()
-            return Connection(str(client.version), client.protocol, created)
+        await client.connect()
     except OdooError as exc:
         return _problem(str(exc), "ODOO_URL")
+    try:
+        # The writer's own set-up: the custom fields the mapping writes (e.g.
+        # x_clientify_status). Logged in, but refused: not an administrator's key.
+        created = await OdooTarget(client, mapping).ensure_custom_fields()
+    except OdooError as exc:
+        return Problem(("ODOO_USER",), str(exc))
+    finally:
+        await client.close()
+    return Connection(str(client.version), client.protocol, created)
 
 
 async def _check_clientify(settings: ConnectionSettings) -> dict[str, Any] | Problem:
