@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
+from clientify_odoo.metrics import REDELIVERIES, ServiceHealth
 from consumers.tracking import load_applied, replayed, stored
 from producers.publisher import Outgoing, Publisher
 from schemas import AnyEnvelope, EnvelopeError, decode
@@ -86,9 +87,13 @@ class _Parked:
 
 
 class TrackingConsumer:
-    def __init__(self, config: ConsumerConfig, handler: Handler) -> None:
+    def __init__(
+        self, config: ConsumerConfig, handler: Handler, health: ServiceHealth | None = None
+    ) -> None:
         self.config = config
         self.handler = handler
+        # Each turn of the consume loop is progress; its partitions are the details.
+        self.health = health or ServiceHealth(config.group_id)
         self.applied: dict[str, bytes] = {}
         self.handled = 0
         self.replays = 0
@@ -129,6 +134,11 @@ class TrackingConsumer:
                             await self._receive(message)
                     await self._retry_due()
                     await self._commit()
+                    self.health.succeeded(
+                        partitions=sorted(
+                            f"{tp.topic}[{tp.partition}]" for tp in consumer.assignment()
+                        )
+                    )
             finally:
                 await consumer.stop()
         finally:
@@ -162,6 +172,7 @@ class TrackingConsumer:
         previous = self.applied.get(ident)
         if previous is not None:
             self.replays += 1
+            REDELIVERIES.labels(self.health.service).inc()
             log.info("%s was applied before: its outcome is published again", ident)
             await self._publisher.publish_all(replayed(previous))
             return True

@@ -20,6 +20,7 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol
 
+from clientify_odoo.metrics import COMMAND_RETRIES, COMMANDS_APPLIED, DEAD_LETTERS
 from consumers.base import NotReady
 from consumers.plan import failed
 from processors.routing import route_key
@@ -81,6 +82,7 @@ class CommandWriter:
                     raise
                 reason = f"{type(exc).__name__}: {exc}"
                 if self.target.transient(exc) and attempt < self.attempts:
+                    COMMAND_RETRIES.labels(command.target.value, command.entity).inc()
                     delay = self.backoff * 2 ** (attempt - 1)
                     log.warning(
                         "%s %s: %s; attempt %d of %d in %.1fs", command.entity,
@@ -92,6 +94,7 @@ class CommandWriter:
                     log.exception("unexpected failure applying %s", command.command_id)
                 return self._dead(command, reason, attempt)
             _log_result(result)
+            _count(result)
             return [Outgoing(self.topics.results, _key(command), result)]
         raise AssertionError("unreachable: the last attempt returns")
 
@@ -106,9 +109,12 @@ class CommandWriter:
             command.entity, command.business_key, command.command_id, attempts, reason,
         )  # fmt: skip
         letter = DeadLetter(command=command, reason=reason, attempts=attempts, at=utc_now())
+        result = failed(command, reason)
+        DEAD_LETTERS.labels(command.target.value, command.entity).inc()
+        _count(result)
         return [
             Outgoing(self.topics.dead_letters, _key(command), letter),
-            Outgoing(self.topics.results, _key(command), failed(command, reason)),
+            Outgoing(self.topics.results, _key(command), result),
         ]
 
 
@@ -121,6 +127,10 @@ def _expected_rejection(exc: Exception) -> bool:
     # The systems' own typed errors (a 400, a validation fault) are reasons enough;
     # anything else is a bug worth a traceback in the log.
     return type(exc).__module__.startswith(("connectors.", "consumers."))
+
+
+def _count(result: Result) -> None:
+    COMMANDS_APPLIED.labels(result.target.value, result.entity, result.status.value).inc()
 
 
 def _log_result(result: Result) -> None:

@@ -76,7 +76,17 @@ class SyncStack:
             "odoo-writer": ["write", "odoo"],
             "odoo-poller": ["poll", "odoo", "--interval", "1"],
         }  # fmt: skip
+        # /metrics and /health of each service on a port of its own (the receiver's is
+        # its webhook port), so parallel runs never meet on the default ports.
+        self.metrics_ports = {"webhook-receiver": self.hook_port}
+        for name in ("odoo-poller", "worker", "clientify-writer", "odoo-writer"):
+            self.metrics_ports[name] = free_port_pair()
+            self.commands[name] += ["--metrics-port", str(self.metrics_ports[name])]
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def metrics_url(self, name: str) -> str:
+        """Where service `name` serves /metrics and /health."""
+        return f"http://127.0.0.1:{self.metrics_ports[name]}"
 
     @property
     def clientify_url(self) -> str:

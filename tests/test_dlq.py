@@ -134,7 +134,8 @@ async def writer(env: dict[str, str], log: Path) -> AsyncIterator[None]:
     """The Clientify writer as a user runs it."""
     with log.open("wb") as output:
         process = await asyncio.create_subprocess_exec(
-            COMMAND, "write", "clientify", "--partitions", "1", env=env, cwd="/tmp",
+            COMMAND, "write", "clientify", "--partitions", "1", "--metrics-port", "0",
+            env=env, cwd="/tmp",
             stdout=output, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
         try:

@@ -164,7 +164,8 @@ async def test_poll_runs_until_terminated(
     async with running_sandbox(19) as sandbox, sandbox.client() as client:
         env = environment(sandbox.url, kafka_bootstrap, topic_prefix)
         async with running(
-            "poll", "odoo", "--interval", "0.3", env=env, ready="Polling every",
+            "poll", "odoo", "--interval", "0.3", "--metrics-port", "0", env=env,
+            ready="Polling every",
             stop=signal.SIGTERM,
         ) as printed:  # fmt: skip
             assert "Connected to Odoo 19.0" in printed and "json2" in printed

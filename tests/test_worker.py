@@ -46,6 +46,7 @@ class Worker:
         self.argv = [
             sys.executable, "-m", "clientify_odoo", "worker", "--partitions", "1",
             "--data-dir", str(tmp / "state"), "--faust-log-level", "info",
+            "--metrics-port", "0",  # no port shared with other runs
         ]  # fmt: skip
         self.log = tmp / "worker.log"
         self.process: subprocess.Popen[bytes] | None = None

@@ -41,7 +41,9 @@ async def test_a_rejected_key_or_a_missing_setting_is_one_line(
     base = {k: v for k, v in base.items() if not k.startswith(("ODOO_", "CLIENTIFY_"))}
     async with sandbox_at() as (_sandbox, url):
         wrong = {**base, "CLIENTIFY_URL": url, "CLIENTIFY_API_KEY": "f" * 40}
-        code, err = await run("write", "clientify", "--partitions", "1", env=wrong)
+        code, err = await run(
+            "write", "clientify", "--partitions", "1", "--metrics-port", "0", env=wrong
+        )
         assert code == 2 and err.count("\n") == 1 and "CLIENTIFY_API_KEY" in err, err
         assert "f" * 40 not in err
     code, err = await run("write", "clientify", env=base)
@@ -58,7 +60,9 @@ async def test_a_rejected_key_or_a_missing_setting_is_one_line(
     no_kafka = {**base, "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9", "CLIENTIFY_API_KEY": "k"}
     unreachable["KAFKA_BOOTSTRAP_SERVERS"] = (no_kafka, "clientify")
     for setting, (settings, system) in unreachable.items():
-        code, err = await run("write", system, "--partitions", "1", env={**base, **settings})
+        code, err = await run(
+            "write", system, "--partitions", "1", "--metrics-port", "0", env={**base, **settings}
+        )
         assert code == 2 and err.count("\n") == 1 and setting in err, err
 
 
@@ -74,7 +78,8 @@ async def test_odoo_writer_creates_its_field_and_applies_a_command(
                "TOPIC_PREFIX": topic_prefix, "ODOO_URL": sandbox.url, "ODOO_DB": DB,
                "ODOO_USER": LOGIN, "ODOO_API_KEY": API_KEY}  # fmt: skip
         process = await asyncio.create_subprocess_exec(
-            COMMAND, "write", "odoo", "--partitions", "1", env=env, cwd="/tmp",
+            COMMAND, "write", "odoo", "--partitions", "1", "--metrics-port", "0", env=env,
+            cwd="/tmp",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
         try:

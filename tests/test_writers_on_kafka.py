@@ -189,7 +189,8 @@ async def test_kill_9_before_the_offset_commit_writes_nothing_twice(
     ):
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "TOPIC_PREFIX": prefix,
                "CLIENTIFY_URL": url, "CLIENTIFY_API_KEY": sandbox.api_key}  # fmt: skip
-        argv = [sys.executable, "-m", "clientify_odoo", "write", "clientify", "--partitions", "1"]
+        argv = [sys.executable, "-m", "clientify_odoo", "write", "clientify", "--partitions", "1",
+                "--metrics-port", "0"]  # fmt: skip
 
         def start() -> subprocess.Popen[bytes]:
             return subprocess.Popen(argv, cwd=REPO, env=env, stdout=log.open("ab"),

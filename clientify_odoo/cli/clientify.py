@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import secrets
 import signal
@@ -12,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from platformdirs import user_data_dir
-from prometheus_client import start_http_server
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from clientify_odoo.cli.common import (
@@ -22,6 +22,8 @@ from clientify_odoo.cli.common import (
     bootstrap_servers,
 )
 from clientify_odoo.cli.kafka import ensure_registry
+from clientify_odoo.cli.metrics_options import add_metrics_arguments, metrics_served
+from clientify_odoo.metrics import SERVICE_BY_NAME, ServiceHealth
 from clientify_odoo.serve import serve_until_stopped
 from connectors.clientify import ClientifyClient, ClientifyError
 from connectors.clientify.sandbox.app import ClientifySandbox, SandboxOptions
@@ -31,7 +33,10 @@ from producers.clientify.reconcile import DEFAULT_OVERLAP, Reconciler
 from producers.publisher import Publisher
 
 DEFAULT_SANDBOX_PORT = 8070
-DEFAULT_WEBHOOK_PORT = 8787
+DEFAULT_WEBHOOK_PORT = SERVICE_BY_NAME["webhook-receiver"].port  # /health and /metrics too
+# A reconciler quiet for this long (and at least 3 intervals) is reported stuck; each
+# batch of facts published counts as progress, so a long first pass is not.
+RECONCILE_STALE_AFTER = 900.0
 
 
 # ------------------------------------------------------------------ sandbox clientify
@@ -211,16 +216,7 @@ def _reconcile(args: argparse.Namespace, context: Context) -> int:
             "one `clientify-odoo sandbox clientify` prints) into .env."
         )
     bootstrap = bootstrap_servers(args, context)
-    ensure_registry(bootstrap, context)
-    if args.metrics_port is not None:
-        # The client's pace and throttle count (and the process's own metrics).
-        try:
-            start_http_server(args.metrics_port, addr=args.metrics_host)
-        except OSError as exc:
-            raise CommandError(f"cannot serve metrics on port {args.metrics_port}: {exc}") from None
-        context.console.print(
-            f"Metrics at http://{args.metrics_host}:{args.metrics_port}/metrics", highlight=False
-        )
+    health = ServiceHealth("reconciler", stale_after=max(RECONCILE_STALE_AFTER, 3 * args.interval))
 
     async def run() -> None:
         client = ClientifyClient(str(settings.clientify_url), api_key)
@@ -232,6 +228,7 @@ def _reconcile(args: argparse.Namespace, context: Context) -> int:
                 ClientifyTopics.for_prefix(settings.topic_prefix),
                 bootstrap,
                 overlap=timedelta(seconds=args.overlap),
+                health=health,
             )
             with Progress(
                 TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -257,10 +254,13 @@ def _reconcile(args: argparse.Namespace, context: Context) -> int:
             context.console.print(f"Reconciling every {args.interval:.0f}s; Ctrl-C stops")
             await reconciler.run(args.interval, stop)
 
-    try:
-        asyncio.run(run())
-    except ClientifyError as exc:
-        raise CommandError(str(exc)) from None
+    # A single pass (--once) serves nothing: it would take the running service's port.
+    with contextlib.nullcontext() if args.once else metrics_served(args, context, health):
+        ensure_registry(bootstrap, context)
+        try:
+            asyncio.run(run())
+        except ClientifyError as exc:
+            raise CommandError(str(exc)) from None
     return 0
 
 
@@ -309,11 +309,7 @@ def register(subparsers: Any) -> None:
         ),
     )
     reconcile.add_argument("--once", action="store_true", help="one pass, then exit")
-    reconcile.add_argument(
-        "--metrics-port", type=int, default=None,
-        help="serve Prometheus metrics (client pace, throttles) on this port",
-    )  # fmt: skip
-    reconcile.add_argument("--metrics-host", default="127.0.0.1", help="address for --metrics-port")
+    add_metrics_arguments(reconcile, "reconciler")
     reconcile.add_argument(
         "--interval", type=float, default=300.0, help="seconds between passes (default 300)"
     )

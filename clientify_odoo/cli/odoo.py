@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from rich.text import Text
 from clientify_odoo.broker import list_topics
 from clientify_odoo.cli.common import CommandError, Context
 from clientify_odoo.cli.kafka import add_broker_arguments, start_broker
+from clientify_odoo.cli.metrics_options import add_metrics_arguments, metrics_served
+from clientify_odoo.metrics import ServiceHealth
 from clientify_odoo.serve import serve_until_stopped
 from clientify_odoo.topics import ODOO_CURSORS, ODOO_PARTNER, ODOO_PRODUCT, ODOO_SALE_ORDER
 from clientify_odoo.topics import registry as topic_registry
@@ -48,6 +51,9 @@ from producers.publisher import Publisher
 
 DEFAULT_SANDBOX_PORT = 8069  # Odoo's own
 DEFAULT_PROFILE = 17
+# A poller quiet for this long (and at least 4 intervals) is reported stuck on /health;
+# every page read counts as progress, so only a hung request or loop gets there.
+STALE_AFTER = 120.0
 
 # ------------------------------------------------------------------ sandbox odoo
 
@@ -224,7 +230,11 @@ async def _check_topics(bootstrap: str, prefix: str) -> None:
 
 
 async def _poll_odoo(
-    args: argparse.Namespace, context: Context, config: OdooConfig, bootstrap: str
+    args: argparse.Namespace,
+    context: Context,
+    config: OdooConfig,
+    bootstrap: str,
+    health: ServiceHealth,
 ) -> None:
     prefix = context.settings.topic_prefix
     options = PollerOptions(page_size=args.page_size, interval=args.interval, overlap=args.overlap)
@@ -242,7 +252,9 @@ async def _poll_odoo(
             transactional_id=f"{prefix}clientify-odoo.odoo-poller.{config.db}",
         )
         async with publisher:
-            poller = OdooPoller(client, publisher, bootstrap, topic_prefix=prefix, options=options)
+            poller = OdooPoller(
+                client, publisher, bootstrap, topic_prefix=prefix, options=options, health=health
+            )
             await poller.start()
             if args.once:
                 context.console.print(_summary(await poller.poll_once()))
@@ -267,15 +279,20 @@ def _poll(args: argparse.Namespace, context: Context) -> int:
         config = OdooConfig.from_settings(context.settings, protocol=args.protocol)
     except (OdooConfigError, ValueError) as exc:
         raise CommandError(str(exc).splitlines()[0], exit_code=2) from None
-    bootstrap = start_broker(args, context)
-    try:
-        asyncio.run(_poll_odoo(args, context, config, bootstrap))
-    except OdooConfigError as exc:
-        raise CommandError(str(exc), exit_code=2) from None
-    except OdooError as exc:
-        raise CommandError(f"Odoo: {exc}") from None
-    except (KafkaError, CursorError, PollerError) as exc:
-        raise CommandError(f"Kafka at {bootstrap}: {exc}") from None
+    health = ServiceHealth("odoo-poller", stale_after=max(STALE_AFTER, 4 * args.interval))
+    # One-shot runs serve nothing: they end before a scrape, and would take the port
+    # of the poller service running beside them.
+    one_shot = args.once or args.backfill
+    with contextlib.nullcontext() if one_shot else metrics_served(args, context, health):
+        bootstrap = start_broker(args, context)
+        try:
+            asyncio.run(_poll_odoo(args, context, config, bootstrap, health))
+        except OdooConfigError as exc:
+            raise CommandError(str(exc), exit_code=2) from None
+        except OdooError as exc:
+            raise CommandError(f"Odoo: {exc}") from None
+        except (KafkaError, CursorError, PollerError) as exc:
+            raise CommandError(f"Kafka at {bootstrap}: {exc}") from None
     return 0
 
 
@@ -319,4 +336,5 @@ def register(subparsers: Any) -> None:
         help="wire protocol (default auto: JSON-2 on Odoo 19+, XML-RPC below)",
     )  # fmt: skip
     add_broker_arguments(odoo)
+    add_metrics_arguments(odoo, "odoo-poller")
     odoo.set_defaults(handler=_poll)

@@ -16,6 +16,7 @@ from clientify_odoo.cli.common import (
     add_bootstrap_argument,
     bootstrap_servers,
 )
+from clientify_odoo.cli.metrics_options import add_metrics_arguments
 from clientify_odoo.topics import DEFAULT_PARTITIONS, TopicConfigError, ensure_topics, registry
 from processors.app import WorkerConfig, create_app
 from schemas.mapping import DEFAULT_MAPPING, MappingError, load_mapping
@@ -91,4 +92,5 @@ def register(subparsers: Any) -> None:
         "see the loop the suppression prevents; never in production",
     )  # fmt: skip
     add_bootstrap_argument(worker)
+    add_metrics_arguments(worker, "worker")
     worker.set_defaults(handler=_worker)

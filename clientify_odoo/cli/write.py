@@ -8,7 +8,7 @@ import contextlib
 import logging
 import signal
 import socket
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,8 @@ from clientify_odoo.cli.common import (
     add_bootstrap_argument,
     bootstrap_servers,
 )
+from clientify_odoo.cli.metrics_options import add_metrics_arguments, metrics_served
+from clientify_odoo.metrics import ServiceHealth
 from clientify_odoo.topics import (
     APPLIED_COMMANDS,
     COMMANDS_CLIENTIFY,
@@ -40,6 +42,9 @@ from consumers.writer import CommandWriter, Target, WriterTopics
 from schemas.mapping import DEFAULT_MAPPING, MappingError, MappingFile, load_mapping
 
 TargetFactory = Callable[[MappingFile], contextlib.AbstractAsyncContextManager[Target]]
+# The consume loop turns every half second unless one command holds it (retries with
+# backoff, a throttled API): this long without a turn is reported as stuck on /health.
+STALE_AFTER = 300.0
 
 
 def _mapping(args: argparse.Namespace, context: Context) -> MappingFile:
@@ -70,7 +75,11 @@ async def _ensure_topics(bootstrap: str, prefix: str, partitions: int) -> None:
 
 
 async def _run(
-    args: argparse.Namespace, context: Context, system: str, target: TargetFactory
+    args: argparse.Namespace,
+    context: Context,
+    system: str,
+    target: TargetFactory,
+    health: ServiceHealth,
 ) -> int:
     mapping = _mapping(args, context)
     bootstrap = bootstrap_servers(args, context)
@@ -92,7 +101,7 @@ async def _run(
         loop.add_signal_handler(signum, stop.set)
     async with target(mapping) as chosen:
         writer = CommandWriter(chosen, topics, attempts=args.attempts)
-        consumer = TrackingConsumer(config, writer)
+        consumer = TrackingConsumer(config, writer, health)
         context.console.print(
             f"Writing commands from {config.topics[0]} to {system} (Kafka {bootstrap}; Ctrl-C "
             "stops)",
@@ -106,16 +115,20 @@ async def _run(
     return 0
 
 
-def _failures_as_one_line(run: Callable[[], Coroutine[Any, Any, int]]) -> int:
-    # Exit code 2, as for the other commands: a setting or a system needs fixing.
-    try:
-        return asyncio.run(run())
-    except (ClientifyAuthError, OdooConfigError) as exc:
-        raise CommandError(str(exc), 2) from None
-    except ClientifyError as exc:
-        raise CommandError(f"cannot use Clientify ({exc}); check CLIENTIFY_URL", 2) from None
-    except OdooError as exc:
-        raise CommandError(f"Odoo failed: {exc}", 2) from None
+def _serve(args: argparse.Namespace, context: Context, system: str, target: TargetFactory) -> int:
+    """Run the writer for `system`, its metrics and health served meanwhile. Failures
+    are one line, exit code 2 as for the other commands (a setting or a system needs
+    fixing)."""
+    health = ServiceHealth(f"{system}-writer", stale_after=STALE_AFTER)
+    with metrics_served(args, context, health):
+        try:
+            return asyncio.run(_run(args, context, system, target, health))
+        except (ClientifyAuthError, OdooConfigError) as exc:
+            raise CommandError(str(exc), 2) from None
+        except ClientifyError as exc:
+            raise CommandError(f"cannot use Clientify ({exc}); check CLIENTIFY_URL", 2) from None
+        except OdooError as exc:
+            raise CommandError(f"Odoo failed: {exc}", 2) from None
 
 
 def _write_clientify(args: argparse.Namespace, context: Context) -> int:
@@ -130,7 +143,7 @@ def _write_clientify(args: argparse.Namespace, context: Context) -> int:
             await client.check_key()  # a rejected key stops here, not at the first command
             yield ClientifyTarget(client, mapping)
 
-    return _failures_as_one_line(lambda: _run(args, context, "clientify", target))
+    return _serve(args, context, "clientify", target)
 
 
 def _write_odoo(args: argparse.Namespace, context: Context) -> int:
@@ -148,7 +161,7 @@ def _write_odoo(args: argparse.Namespace, context: Context) -> int:
                 context.console.print(f"Created Odoo custom field(s): {', '.join(created)}")
             yield writer
 
-    return _failures_as_one_line(lambda: _run(args, context, "odoo", target))
+    return _serve(args, context, "odoo", target)
 
 
 def register(subparsers: Any) -> None:
@@ -193,4 +206,5 @@ def register(subparsers: Any) -> None:
             help=f"partitions of the keyed topics (default {DEFAULT_PARTITIONS})",
         )  # fmt: skip
         add_bootstrap_argument(parser)
+        add_metrics_arguments(parser, f"{name}-writer")
         parser.set_defaults(handler=handler)

@@ -30,9 +30,10 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from aiokafka.errors import KafkaError
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from clientify_odoo.metrics import ServiceHealth, exposition, health_answer, iso
 from producers.clientify.body import BadBody, parse
 from producers.clientify.facts import ClientifyTopics, to_fact
 from producers.publisher import Outgoing, Publisher
@@ -151,13 +152,15 @@ class WebhookReceiver:
         self.config = config
         self.publisher = publisher
         self.metrics = metrics or ReceiverMetrics()
-        self.kafka_ok: bool | None = None  # unknown until the first publish
+        # Degraded while the latest publish failed (Kafka down): it answers 503 then.
+        # An idle receiver is healthy: Clientify may simply have nothing to say.
+        self.health = ServiceHealth("webhook-receiver")
         hide_in_access_log(config.secret)
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._observe])
         app.router.add_route("*", HOOK_PATH, self.hook)
-        app.router.add_get("/health", self.health)
+        app.router.add_get("/health", self.health_check)
         app.router.add_get("/metrics", self.prometheus)
         return app
 
@@ -229,12 +232,12 @@ class WebhookReceiver:
         try:
             await asyncio.wait_for(self.publisher.publish(outgoing), self.config.publish_timeout)
         except (KafkaError, TimeoutError) as exc:
-            self.kafka_ok = False
+            self.health.failed(f"Kafka did not take a fact: {type(exc).__name__}: {exc}")
             log.error("fact for %s %s not stored, answering 503: %s", entity, fact.source_id, exc)
             response = self._reject(503, "kafka_unavailable", "cannot store the webhook now")
             response.headers["Retry-After"] = "5"
             return response
-        self.kafka_ok = True
+        self.health.succeeded(last_webhook=iso(time.time()))
         self.metrics.accepted.labels(entity).inc()
         return web.json_response({"status": "accepted", "event_id": fact.event_id})
 
@@ -258,14 +261,15 @@ class WebhookReceiver:
             return False
         return any(address in network for network in networks)
 
-    async def health(self, _request: web.Request) -> web.Response:
-        kafka = {None: "unknown", True: "ok", False: "unreachable"}[self.kafka_ok]
-        return web.json_response(
-            {"status": "ok" if self.kafka_ok is not False else "degraded", "kafka": kafka},
-            status=503 if self.kafka_ok is False else 200,
-        )
+    async def health_check(self, _request: web.Request) -> web.Response:
+        status, body = health_answer(self.health)
+        if self.health.last_success is None and self.health.last_error is None:
+            body["kafka"] = "unknown"  # nothing published yet
+        else:
+            body["kafka"] = "ok" if status == 200 else "unreachable"
+        return web.json_response(body, status=status)
 
     async def prometheus(self, _request: web.Request) -> web.Response:
-        response = web.Response(body=generate_latest(self.metrics.registry))
+        response = web.Response(body=exposition(self.health, self.metrics.registry))
         response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
         return response

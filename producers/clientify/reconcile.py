@@ -16,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from clientify_odoo.metrics import FACTS_PUBLISHED, POLLS, ServiceHealth, iso
 from connectors.clientify import ClientifyClient, ClientifyNotFound, Record
 from connectors.clientify.client import Records
 from producers.clientify.cursors import Cursor, load_cursors
@@ -51,6 +53,7 @@ class Reconciler:
         *,
         overlap: timedelta = DEFAULT_OVERLAP,
         progress: Progress | None = None,
+        health: ServiceHealth | None = None,
     ) -> None:
         self.client = client
         self.publisher = publisher
@@ -58,6 +61,7 @@ class Reconciler:
         self.bootstrap = bootstrap
         self.overlap = overlap
         self.progress = progress
+        self.health = health or ServiceHealth("reconciler")
         self.cursors: dict[str, Cursor] | None = None
 
     def _listing(self, entity: str) -> Records:
@@ -77,6 +81,8 @@ class Reconciler:
                 self.cursors[entity] = cursor
             report.listed[entity] = listed
             report.emitted[entity] = emitted
+        POLLS.labels("clientify", "ok").inc()
+        self.health.succeeded(last_pass=iso(time.time()), emitted=report.emitted)
         return report
 
     async def run(self, interval: float, stop: asyncio.Event) -> None:
@@ -85,7 +91,9 @@ class Reconciler:
             try:
                 report = await self.run_once()
                 log.info("reconciliation pass: emitted %s", report.emitted)
-            except Exception:
+            except Exception as exc:
+                POLLS.labels("clientify", "failed").inc()
+                self.health.failed(exc)
                 log.exception("reconciliation pass failed; retrying in %.0fs", interval)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
@@ -135,12 +143,12 @@ class Reconciler:
                 pending.append(Outgoing(self.topics.for_entity(entity), fact.source_id, fact))
                 emitted += 1
             if len(pending) >= PUBLISH_BATCH:
-                await self.publisher.publish_all(pending)
+                await self._publish(entity, pending)
                 pending = []
             if self.progress is not None:
                 self.progress(entity, listed, total)
         if pending:
-            await self.publisher.publish_all(pending)
+            await self._publish(entity, pending)
         if upto is None:
             return listed, emitted, None  # nothing in Clientify yet: no cursor to move
         # Records not listed now are older than the old window, so older than the new one.
@@ -151,6 +159,12 @@ class Reconciler:
         new_cursor = Cursor(entity=entity, modified_upto=upto, seen=kept)
         await self.publisher.publish(Outgoing(self.topics.cursors, entity, new_cursor.encode()))
         return listed, emitted, new_cursor
+
+    async def _publish(self, entity: str, facts: list[Outgoing]) -> None:
+        await self.publisher.publish_all(facts)
+        FACTS_PUBLISHED.labels("clientify", entity).inc(len(facts))
+        # A batch in Kafka is progress: a long first pass is not a stuck reconciler.
+        self.health.succeeded()
 
 
 async def _detail(listing: Records, record_id: int) -> Record | None:

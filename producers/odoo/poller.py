@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from aiokafka.errors import KafkaError
 
+from clientify_odoo.metrics import FACTS_PUBLISHED, POLLS, ServiceHealth, iso
 from clientify_odoo.topics import ODOO_CURSORS, TopicSpec, registry
 from connectors.odoo import OdooClient, OdooError
 from producers.odoo.cursor import (
@@ -101,12 +102,14 @@ class OdooPoller:
         topic_prefix: str = "",
         options: PollerOptions | None = None,
         streams: Sequence[Stream] = STREAMS,
+        health: ServiceHealth | None = None,
     ) -> None:
         self.client = client
         self.publisher = publisher
         self.bootstrap = bootstrap
         self.options = options or PollerOptions()
         self.streams = tuple(streams)
+        self.health = health or ServiceHealth("odoo-poller")
         self.cursors: dict[str, Cursor] = {}
         self._prefix = topic_prefix
         self._cursor_topic = self._topic(ODOO_CURSORS)
@@ -229,6 +232,11 @@ class OdooPoller:
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome  # every entity got as far as it could; report the first error
+        POLLS.labels("odoo", "ok").inc()
+        self.health.succeeded(
+            last_poll=iso(time.time()),
+            cursors={model: f"{c.wire}#{c.last_id}" for model, c in self.cursors.items()},
+        )
         return report
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -239,8 +247,10 @@ class OdooPoller:
                 if report.published:
                     log.info("published %s", dict(report.facts))
             except (OdooError, KafkaError) as exc:
+                POLLS.labels("odoo", "failed").inc()
                 if isinstance(exc, OdooError) and not exc.transient:
                     raise  # a fault that will not go away by waiting: stop and say so
+                self.health.failed(exc)
                 log.warning("poll failed, retrying in %.0fs: %s", self.options.interval, exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.options.interval)
@@ -364,6 +374,9 @@ class OdooPoller:
             self._remember(fact)
         if facts:
             report.facts[stream.entity.name] += len(facts)
+            FACTS_PUBLISHED.labels("odoo", stream.entity.name).inc(len(facts))
+        # A page in Kafka is progress: a long backfill is not a stuck poller.
+        self.health.succeeded()
         report.scanned += scanned
         if progress is not None:
             progress.advance(scanned)
