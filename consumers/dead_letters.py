@@ -151,20 +151,21 @@ class Book:
     def plan(self, chosen: Iterable[Entry]) -> list[Planned]:
         """What requeuing `chosen` sends, oldest first, newer values taking precedence."""
         wanted = {entry.id for entry in chosen}
-        return [
-            _plan(entry, self.entries[index + 1 :])
-            for index, entry in enumerate(self.entries)
-            if entry.id in wanted
-        ]
+        newest: dict[tuple[tuple[System, str, str], str], str] = {}  # (record, field) -> id
+        plans: list[Planned] = []
+        for entry in reversed(self.entries):
+            fields = entry.letter.command.fields
+            if entry.id in wanted:
+                superseded = {
+                    f: newest[entry.record, f] for f in fields if (entry.record, f) in newest
+                }
+                plans.append(_plan(entry, superseded))
+            for name in fields:
+                newest.setdefault((entry.record, name), entry.id)
+        return plans[::-1]
 
 
-def _plan(entry: Entry, later: Sequence[Entry]) -> Planned:
-    superseded: dict[str, str] = {}
-    for newer in later:
-        if newer.record == entry.record:
-            for name in newer.letter.command.fields:
-                if name in entry.letter.command.fields:
-                    superseded[name] = newer.id  # the last one wins: the newest
+def _plan(entry: Entry, superseded: dict[str, str]) -> Planned:
     dead = entry.letter.command
     fields = {name: value for name, value in dead.fields.items() if name not in superseded}
     if not fields:
