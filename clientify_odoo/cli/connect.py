@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from rich.markup import escape
 from rich.prompt import Prompt
 
 from clientify_odoo.cli.clientify import DEFAULT_WEBHOOK_PORT, new_webhook_secret, write_setting
@@ -138,17 +139,18 @@ def _report(
     context: Context, settings: ConnectionSettings, found: Connection, hooks: dict[str, str]
 ) -> None:
     print_ = context.console.print
+    # Values are escaped: a "[" in a login or name is text, not rich markup.
     print_(
-        f"[green]ok[/green] Odoo {found.odoo_version} at {settings.odoo_url}: database "
-        f"{settings.odoo_db}, user {settings.odoo_user} ({found.odoo_protocol})",
+        f"[green]ok[/green] Odoo {found.odoo_version} at {escape(settings.odoo_url)}: database "
+        f"{escape(settings.odoo_db)}, user {escape(settings.odoo_user)} ({found.odoo_protocol})",
         highlight=False, soft_wrap=True,
     )  # fmt: skip
     created = ", ".join(found.created_fields) or "none needed, all there"
     print_(f"[green]ok[/green] Odoo custom fields created: {created}", highlight=False)
     account = found.clientify_account.get("company_name") or found.clientify_account.get("email")
     print_(
-        f"[green]ok[/green] Clientify at {settings.clientify_url}: API key accepted"
-        + (f" (account {account})" if account else ""),
+        f"[green]ok[/green] Clientify at {escape(settings.clientify_url)}: API key accepted"
+        + (f" (account {escape(str(account))})" if account else ""),
         highlight=False, soft_wrap=True,
     )  # fmt: skip
     print_("\nRegister these webhooks in Clientify (Settings -> Webhooks), one per event:")

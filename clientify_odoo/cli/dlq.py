@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from aiokafka.errors import KafkaError
 from rich.table import Table
+from rich.text import Text
 
 from clientify_odoo.cli.common import (
     CommandError,
@@ -96,11 +97,12 @@ def _list(args: argparse.Namespace, context: Context) -> int:
     table.add_column("requeued", no_wrap=True)
     for entry in entries:
         command = entry.letter.command
-        table.add_row(
+        cells = (
             entry.id[:SHORT_ID], _when(entry), command.target.value, command.entity,
             command.business_key, str(entry.letter.attempts),
             " ".join(entry.letter.reason.split()), _fate(entry),
         )  # fmt: skip
+        table.add_row(*map(Text, cells))  # as text: a reason may hold "[...]", not markup
     context.console.print(table)
     context.console.print(
         f"{len(book.entries)} dead letter(s), {len(book.open())} not requeued. "
@@ -142,10 +144,11 @@ def _plan_table(plans: list[Planned], topics: DeadLetterTopics) -> Table:
             newer = ", ".join(f"{name} ({dead_id[:SHORT_ID]})" for name, dead_id in
                               sorted(planned.superseded.items()))  # fmt: skip
             fields += f"; newer dead letter has: {newer}"
-        table.add_row(
+        cells = (
             planned.entry.id[:SHORT_ID], sent.command_id[:SHORT_ID] if sent else "-",
             topics.commands[command.target], command.entity, command.business_key, fields,
         )  # fmt: skip
+        table.add_row(*map(Text, cells))
     return table
 
 
