@@ -19,13 +19,15 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from clientify_odoo.broker import free_port_pair
-from clientify_odoo.metrics import ServiceHealth
+from clientify_odoo.cli import build_parser
+from clientify_odoo.metrics import SERVICES, Service, ServiceHealth
 from clientify_odoo.metrics_server import serve_metrics
 from clientify_odoo.topics import TopicSpec
 from connectors.odoo.sandbox import seed
 from producers.publisher import Publisher
 from tests.clientify_fixtures import receiver_at, sandbox_at
 from tests.odoo_fixtures import API_KEY, DB, LOGIN, facts_on, running_sandbox
+from tests.test_compose_and_readme import compose
 from tests.test_writers_on_kafka import ACME, command, outgoing, reading
 
 REPO = Path(__file__).resolve().parent.parent
@@ -135,6 +137,19 @@ async def test_the_server_answers_metrics_and_health_and_port_0_turns_it_off() -
         status, text = await get(f"{server.url}/metrics")
         assert sample(text, "clientify_odoo_healthy", service="odoo-writer") == 0.0
         assert (await get(f"{server.url}/other"))[0] == 404
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=lambda service: service.name)
+def test_compose_publishes_each_services_metrics_on_its_documented_port(service: Service) -> None:
+    """So `clientify-odoo status` on the host finds every container's /health."""
+    declared = compose()["services"][service.name]
+    args = build_parser().parse_args(declared["command"])
+    if service.name == "webhook-receiver":  # on its webhook port
+        host, port = args.host, args.port
+    else:
+        host, port = args.metrics_host, args.metrics_port
+    assert (host, port) == ("0.0.0.0", service.port)
+    assert f"127.0.0.1:{port}:{port}" in declared["ports"]
 
 
 # ------------------------------------------------------------------ real services

@@ -20,6 +20,7 @@ from clientify_odoo.cli import (
     report,
     sandbox,
     stack,
+    status,
     sync,
     write,
 )
@@ -28,7 +29,7 @@ from clientify_odoo.logs import secret_filter, setup_logging
 from clientify_odoo.settings import SettingsError, load_settings
 
 # Each module adds its sub-commands with `register(subparsers)`.
-COMMAND_GROUPS = (stack, kafka, sandbox, odoo, clientify, sync, write, connect, report, dlq)
+COMMAND_GROUPS = (stack, kafka, sandbox, odoo, clientify, sync, write, connect, report, dlq, status)
 
 DESCRIPTION = """\
 Keep Odoo and Clientify in sync through Apache Kafka.
