@@ -33,10 +33,10 @@ from rich.console import Console
 from rich.table import Table
 
 from clientify_odoo.broker import throwaway_broker
+from clientify_odoo.topic_reader import partitions_of
 from clientify_odoo.topics import ensure_topics, registry
 from connectors.clientify import AdaptiveRateLimiter, ClientifyClient
 from connectors.clientify.sandbox.app import ClientifySandbox, SandboxOptions
-from producers.clientify.cursors import partitions_of
 from producers.clientify.facts import ClientifyTopics, to_fact
 from producers.clientify.receiver import ReceiverConfig, WebhookReceiver
 from producers.publisher import Publisher

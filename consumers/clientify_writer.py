@@ -27,7 +27,7 @@ from connectors.clientify.errors import (
 )
 from consumers.base import NotReady
 from consumers.clientify_orders import OrderWriter
-from consumers.plan import Plan, mappers_towards, plan
+from consumers.plan import Plan, check_fields, mappers_towards, plan
 from processors.mapper import Canonical, FlowMapper
 from schemas import Command, Result, System
 from schemas.mapping import Direction, KeyNormalizer, MappingFile, Transform
@@ -62,6 +62,7 @@ class ClientifyTarget:
         mapper = self.mappers.get(command.entity)
         if mapper is None:
             raise ClientifyError(f"no flow {command.entity!r} in the mapping")
+        check_fields(command, mapper)
         if mapper.flow.clientify.resource == "orders":
             return await self.orders.apply(command)
         record = await self.find(command.entity, command.business_key, command.target_id)

@@ -17,7 +17,7 @@ from typing import Any
 
 from connectors.odoo import OdooClient
 from connectors.odoo.errors import OdooAccessDenied, OdooConfigError, OdooError
-from consumers.plan import mappers_towards, plan
+from consumers.plan import check_fields, mappers_towards, plan
 from processors.routing import many2one_id
 from schemas import Command, Result, System
 from schemas.mapping import Direction, KeyNormalizer, MappingFile
@@ -87,6 +87,7 @@ class OdooTarget:
         mapper = self.mappers.get(command.entity)
         if mapper is None or not mapper.flow.fields_towards(Direction.CLIENTIFY_TO_ODOO):
             raise Unresolvable(f"the mapping writes no {command.entity!r} fields to Odoo")
+        check_fields(command, mapper)
         model = mapper.flow.odoo.model
         known = await self.client.fields(model)
         record = await self._find(command)

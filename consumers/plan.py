@@ -40,6 +40,26 @@ def mappers_towards(
     return mappers, {name: reader_for(flow, towards) for name, flow in flows.items()}
 
 
+class MappingMismatch(ValueError):
+    """A command carries fields this writer's mapping does not have."""
+
+
+def check_fields(command: Command, mapper: FlowMapper) -> None:
+    """Refuse a command with fields unknown to this writer's mapping: the worker and the
+    writers then run with different mapping files, and guessing would write nothing."""
+    flow = mapper.flow
+    known = {field.name for field in flow.fields}
+    if flow.lines is not None:
+        known.add(flow.lines.clientify)  # an order's items travel under this name
+    unknown = sorted(set(command.fields) - known)
+    if unknown:
+        raise MappingMismatch(
+            f"field(s) {', '.join(unknown)} of flow {command.entity} are not in this "
+            "writer's mapping: give the worker and both writers the same MAPPING_FILE, "
+            "restart the writer, then `clientify-odoo dlq requeue` this command"
+        )
+
+
 @dataclass
 class Plan:
     write: Canonical = field(default_factory=dict)

@@ -10,18 +10,13 @@ instead of being applied twice.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
-
+from clientify_odoo.topic_reader import partitions_of, read_to_end
 from producers.publisher import Outgoing
 from schemas import decode, encode
-
-END_WAIT_MS = 1000
-ASSIGN_TIMEOUT = 30.0
 
 
 def stored(records: Sequence[Outgoing]) -> bytes:
@@ -43,30 +38,10 @@ def replayed(value: bytes) -> list[Outgoing]:
 
 async def load_applied(bootstrap: str, topic: str) -> dict[str, bytes]:
     """Every applied record on `topic` up to its current end (committed ones only)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
-    await consumer.start()
-    try:
-        if topic not in await consumer.topics():
-            raise RuntimeError(f"topic {topic} does not exist: run `clientify-odoo kafka topics`")
-        # Subscribing without a group assigns every partition (and fetches their metadata).
-        consumer.subscribe([topic])
-        async with asyncio.timeout(ASSIGN_TIMEOUT):
-            while not consumer.assignment():  # noqa: ASYNC110 - aiokafka offers no event
-                await asyncio.sleep(0.05)
-        partitions = sorted(consumer.assignment())
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        applied: dict[str, bytes] = {}
-        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
-            batches = await consumer.getmany(*partitions, timeout_ms=END_WAIT_MS)
-            for messages in batches.values():
-                for message in messages:
-                    if message.key is not None and message.value is not None:
-                        applied[message.key.decode()] = message.value
-        return applied
-    finally:
-        await consumer.stop()
+    if not await partitions_of(bootstrap, topic):
+        raise RuntimeError(f"topic {topic} does not exist: run `clientify-odoo kafka topics`")
+    return {
+        message.key.decode(): message.value
+        for message in await read_to_end(bootstrap, [topic])
+        if message.key is not None and message.value is not None
+    }

@@ -9,8 +9,8 @@ from typing import Any
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer
 
+from clientify_odoo.topic_reader import partitions_of
 from connectors.clientify.sandbox.app import ClientifySandbox, SandboxOptions
-from producers.clientify.cursors import partitions_of
 from producers.clientify.facts import ClientifyTopics
 from producers.clientify.receiver import ReceiverConfig, WebhookReceiver
 from producers.publisher import Publisher

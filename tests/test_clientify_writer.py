@@ -15,6 +15,7 @@ from connectors.clientify.errors import ClientifyAuthError, ClientifyValidationE
 from connectors.clientify.sandbox.app import SandboxOptions
 from consumers.base import NotReady
 from consumers.clientify_writer import ClientifyTarget
+from consumers.plan import MappingMismatch
 from consumers.writer import CommandWriter, WriterTopics
 from processors.mapper import FlowMapper
 from schemas import Command, DeadLetter, Result, ResultStatus, System
@@ -163,6 +164,17 @@ async def test_a_rejected_record_raises_the_validation_error(
     writer, _client = target
     with pytest.raises(ClientifyValidationError, match="name"):
         await writer.apply(command("company", "A11111111", {**ACME, "display_name": None}))
+
+
+async def test_a_field_unknown_to_the_writers_mapping_is_refused_not_dropped(
+    target: tuple[ClientifyTarget, ClientifyClient],
+) -> None:
+    """The worker runs a mapping with a field the writer's mapping lacks: the command is
+    refused with what to do (it then goes to the dead letters), not silently skipped."""
+    writer, client = target
+    with pytest.raises(MappingMismatch, match=r"job of flow contact.*same MAPPING_FILE"):
+        await writer.apply(command("contact", "12345678Z", {"job": "Gerente"}))
+    assert [c async for c in client.contacts.list()] == []
 
 
 async def test_transient_failures_are_retried_then_dead_lettered_and_a_bad_key_stops() -> None:

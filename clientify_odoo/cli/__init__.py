@@ -17,6 +17,7 @@ from clientify_odoo.cli import (
     dlq,
     kafka,
     odoo,
+    replay,
     report,
     sandbox,
     stack,
@@ -29,7 +30,20 @@ from clientify_odoo.logs import secret_filter, setup_logging
 from clientify_odoo.settings import SettingsError, load_settings
 
 # Each module adds its sub-commands with `register(subparsers)`.
-COMMAND_GROUPS = (stack, kafka, sandbox, odoo, clientify, sync, write, connect, report, dlq, status)
+COMMAND_GROUPS = (
+    stack,
+    kafka,
+    sandbox,
+    odoo,
+    clientify,
+    sync,
+    write,
+    connect,
+    report,
+    dlq,
+    status,
+    replay,
+)
 
 DESCRIPTION = """\
 Keep Odoo and Clientify in sync through Apache Kafka.

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from pathlib import Path
 
 from rich.console import Console
 
 from clientify_odoo.broker import DEFAULT_PORT
 from clientify_odoo.settings import Settings
+from schemas.mapping import DEFAULT_MAPPING, MappingError, MappingFile, load_mapping
 
 
 class CommandError(Exception):
@@ -39,3 +41,18 @@ def add_bootstrap_argument(parser: argparse.ArgumentParser) -> None:
 def bootstrap_servers(args: argparse.Namespace, context: Context) -> str:
     chosen = args.bootstrap or context.settings.kafka_bootstrap_servers
     return str(chosen or f"127.0.0.1:{DEFAULT_PORT}")
+
+
+def add_mapping_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mapping", type=Path, default=None,
+        help="mapping file (default: MAPPING_FILE, else the built-in processors/mapping.yaml)",
+    )  # fmt: skip
+
+
+def load_mapping_for(flag: Path | None, context: Context) -> MappingFile:
+    """The mapping in force: the flag, else MAPPING_FILE, else the built-in one."""
+    try:
+        return load_mapping(Path(flag or context.settings.mapping_file or DEFAULT_MAPPING))
+    except MappingError as exc:
+        raise CommandError(str(exc)) from None
