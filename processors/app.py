@@ -75,6 +75,7 @@ class Counters:
     skips: int = 0
     conflicts: int = 0
     stale: int = 0
+    duplicates: int = 0
 
 
 @dataclass(frozen=True)
@@ -192,9 +193,9 @@ def create_app(config: WorkerConfig) -> faust.App:
 
     async def report() -> None:
         log.info(
-            "facts %d, commands %d, echoes dropped %d, skips %d, conflicts %d, stale %d",
-            counters.facts, counters.commands, counters.echoes, counters.skips,
-            counters.conflicts, counters.stale,
+            "facts %d, commands %d, echoes dropped %d, skips %d, conflicts %d, stale %d, "
+            "delivered again %d", counters.facts, counters.commands, counters.echoes,
+            counters.skips, counters.conflicts, counters.stale, counters.duplicates,
         )  # fmt: skip
 
     app.timer(30.0)(report)
@@ -204,6 +205,7 @@ def create_app(config: WorkerConfig) -> faust.App:
 def _count(outcome: Outcome, counters: Counters) -> None:
     counters.echoes += len(outcome.echoes)
     counters.stale += int(outcome.stale)
+    counters.duplicates += int(outcome.duplicate)
     counters.commands += len(outcome.commands)
     counters.conflicts += len(outcome.conflicts)
     for conflict in outcome.conflicts:

@@ -53,6 +53,7 @@ class Outcome:
     conflicts: list[ConflictReport] = field(default_factory=list)
     echoes: list[EchoNotice] = field(default_factory=list)
     stale: bool = False
+    duplicate: bool = False
 
     @property
     def messages(self) -> list[Command | ConflictReport | EchoNotice]:
@@ -78,8 +79,9 @@ def on_fact(
         link.clientify_id = fact.source_id
         canonical = mapper.from_clientify(payload, is_company=link.odoo_is_company)
     decision = apply_fact(
-        state, fact.system, canonical, fact.occurred_at, suppress_echoes=suppress_echoes
-    )
+        state, fact.system, canonical, fact.occurred_at,
+        fact_id=fact.event_id, suppress_echoes=suppress_echoes,
+    )  # fmt: skip
     outcome = _outcome(route.flow, route.key, fact.event_id, decision, link)
     if decision.is_echo:
         notice = EchoNotice(
@@ -141,4 +143,4 @@ def _outcome(flow: str, key: str, cause: str, decision: Decision, link: Link) ->
         )
         for conflict in decision.conflicts
     ]
-    return Outcome(commands, conflicts, stale=decision.stale)
+    return Outcome(commands, conflicts, stale=decision.stale, duplicate=decision.duplicate)

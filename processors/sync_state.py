@@ -26,11 +26,12 @@ Keeping this free of Kafka and Faust lets it be tested exhaustively.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from schemas.envelope import System
+from schemas.envelope import System, deterministic_id
 
 Fields = dict[str, Any]
 
@@ -49,6 +50,9 @@ class SideState:
     # `pending`, what a fact may show as an echo of our own writes.
     landed: dict[str, list[Any]] = field(default_factory=dict)
     last_occurred_at: str | None = None
+    # Digests of the facts folded in lately (fact id + canonical content), to know a
+    # fact delivered again: a worker restart re-routes the facts since its last commit.
+    folded: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -57,6 +61,7 @@ class SideState:
             "pending": self.pending,
             "landed": self.landed,
             "last_occurred_at": self.last_occurred_at,
+            "folded": self.folded,
         }
 
     @classmethod
@@ -67,6 +72,7 @@ class SideState:
             pending={k: list(v) for k, v in data.get("pending", {}).items()},
             landed={k: list(v) for k, v in data.get("landed", {}).items()},
             last_occurred_at=data.get("last_occurred_at"),
+            folded=list(data.get("folded", [])),
         )
 
 
@@ -132,6 +138,7 @@ class Decision:
     echoed: list[str] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
     stale: bool = False
+    duplicate: bool = False
 
     @property
     def is_echo(self) -> bool:
@@ -152,6 +159,7 @@ class Decision:
 
 MISSING: Any = object()  # never seen on that side
 LANDED_KEPT = 8  # done writes remembered per field until their echo shows
+FOLDED_KEPT = 32  # facts remembered per side, to recognise one delivered again
 
 
 def _stamp(moment: datetime) -> str:
@@ -165,9 +173,15 @@ def apply_fact(
     canonical: Fields,
     occurred_at: datetime,
     *,
+    fact_id: str | None = None,
     suppress_echoes: bool = True,
 ) -> Decision:
     """Fold one fact into `state` (mutated) and decide what to write where.
+
+    A fact (`fact_id`) seen before with the same canonical content changes nothing: an
+    older version delivered again after newer ones would otherwise read as an edit
+    (Odoo dates versions to the second, so being older is not always visible). The
+    same fact mapped differently (a new mapping, a partner now a customer) is new.
 
     `suppress_echoes=False` relays every field a fact changes to the other side, as a
     naive integration does: only for showing what the suppression prevents (a loop).
@@ -175,6 +189,12 @@ def apply_fact(
     when = _stamp(occurred_at)
     mine = state.side(source)
     decision = Decision()
+    if fact_id is not None:
+        digest = deterministic_id(fact_id, json.dumps(canonical, sort_keys=True, default=str))
+        if digest in mine.folded:
+            decision.duplicate = True
+            return decision
+        mine.folded = [*mine.folded, digest][-FOLDED_KEPT:]
     if mine.last_occurred_at is not None and when < mine.last_occurred_at:
         # An older version arriving late (e.g. a reconciliation overlap): the newer
         # one was already applied, so this one must not roll fields back.

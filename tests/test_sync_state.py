@@ -21,6 +21,24 @@ def at(seconds: int) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
+def test_versions_delivered_again_after_a_restart_change_nothing() -> None:
+    """Two Odoo versions in the same second (write_date is truncated), then both again
+    (a restarted worker re-routes what it had not committed): the second delivery must
+    not read the older version as a new edit."""
+    state = RecordState()
+    first = apply_fact(state, ODOO, {"price": 70.0}, at(0), fact_id="v1")
+    second = apply_fact(state, ODOO, {"price": 53.0}, at(0), fact_id="v2")
+    assert first.fields_for(CLIENTIFY) == {"price": 70.0}
+    assert second.fields_for(CLIENTIFY) == {"price": 53.0}
+    again = [apply_fact(state, ODOO, {"price": p}, at(0), fact_id=v) for v, p in
+             (("v1", 70.0), ("v2", 53.0))]  # fmt: skip
+    assert all(d.duplicate and not d.writes for d in again)
+    assert state.base["price"] == 53.0
+    # The same fact mapped anew (another mapping, a partner now a customer) is new.
+    remapped = apply_fact(state, ODOO, {"price": 53.0, "job": "Gerente"}, at(0), fact_id="v2")
+    assert not remapped.duplicate and remapped.fields_for(CLIENTIFY) == {"job": "Gerente"}
+
+
 def test_a_new_record_is_written_across_and_its_echo_is_dropped() -> None:
     state = RecordState()
     first = apply_fact(state, ODOO, {"name": "Acme", "city": "Madrid"}, at(0))
