@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -89,7 +89,7 @@ REDELIVERIES = Counter(
 
 # -- the Faust worker (processors/app.py counts these)
 WORKER_FACTS = Counter(
-    "clientify_odoo_worker_facts", "Facts the processors decided on, per flow", ["flow"]
+    "clientify_odoo_worker_facts", "Facts routed to a flow (the processors' input)", ["flow"]
 )
 WORKER_COMMANDS = Counter(
     "clientify_odoo_worker_commands", "Commands emitted, per flow and target", ["flow", "target"]
@@ -110,17 +110,31 @@ WORKER_STALE = Counter(
 )
 
 
-def count_decision(
+def count_outcome(
     flow: str, targets: Iterable[str], *, echoes: int, conflicts: int, stale: bool
 ) -> None:
-    """Count one decision of the processors: a fact of `flow` and what it led to
-    (`targets`: the target system of each command emitted)."""
-    WORKER_FACTS.labels(flow).inc()
+    """Count what one decision of the processors on `flow` led to (`targets`: the
+    target system of each command emitted)."""
     for target in targets:
         WORKER_COMMANDS.labels(flow, target).inc()
     WORKER_ECHOES.labels(flow).inc(echoes)
     WORKER_CONFLICTS.labels(flow).inc(conflicts)
     WORKER_STALE.labels(flow).inc(int(stale))
+
+
+class Partition(Protocol):
+    """An assigned partition, as aiokafka and Faust both describe it."""
+
+    @property
+    def topic(self) -> str: ...
+
+    @property
+    def partition(self) -> int: ...
+
+
+def partition_names(partitions: Iterable[Partition]) -> list[str]:
+    """A consumer's assignment as `/health` details show it: `topic[partition]`."""
+    return sorted(f"{tp.topic}[{tp.partition}]" for tp in partitions)
 
 
 def iso(timestamp: float | None) -> str | None:

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from clientify_odoo.metrics import REDELIVERIES, ServiceHealth
+from clientify_odoo.metrics import REDELIVERIES, ServiceHealth, partition_names
 from consumers.tracking import load_applied, replayed, stored
 from producers.publisher import Outgoing, Publisher
 from schemas import AnyEnvelope, EnvelopeError, decode
@@ -134,11 +134,7 @@ class TrackingConsumer:
                             await self._receive(message)
                     await self._retry_due()
                     await self._commit()
-                    self.health.succeeded(
-                        partitions=sorted(
-                            f"{tp.topic}[{tp.partition}]" for tp in consumer.assignment()
-                        )
-                    )
+                    self.health.succeeded(partitions=partition_names(consumer.assignment()))
             finally:
                 await consumer.stop()
         finally:

@@ -16,11 +16,19 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiokafka import TopicPartition
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from clientify_odoo.broker import free_port_pair
 from clientify_odoo.cli import build_parser
-from clientify_odoo.metrics import SERVICES, Service, ServiceHealth
+from clientify_odoo.metrics import (
+    SERVICES,
+    Service,
+    ServiceHealth,
+    count_outcome,
+    partition_names,
+)
 from clientify_odoo.metrics_server import serve_metrics
 from clientify_odoo.topics import TopicSpec
 from connectors.odoo.sandbox import seed
@@ -116,6 +124,21 @@ def test_without_a_deadline_an_idle_service_stays_healthy() -> None:
     health = ServiceHealth("webhook-receiver", clock=lambda: now[0])
     now[0] += 86_400  # a day without webhooks: Clientify may have nothing to say
     assert health.verdict() == ("ok", None)
+
+
+def test_the_worker_counts_per_flow_and_target() -> None:
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before = value("clientify_odoo_worker_commands_total", flow="company", target="clientify")
+    echoes = value("clientify_odoo_worker_echoes_total", flow="company")
+    count_outcome("company", ["clientify", "clientify", "odoo"], echoes=2, conflicts=1,
+                  stale=False)  # fmt: skip
+    after = value("clientify_odoo_worker_commands_total", flow="company", target="clientify")
+    assert after - before == 2
+    assert value("clientify_odoo_worker_echoes_total", flow="company") - echoes == 2
+    assert value("clientify_odoo_worker_conflicts_total", flow="company") >= 1
+    assert partition_names([TopicPartition("b", 1), TopicPartition("a", 0)]) == ["a[0]", "b[1]"]
 
 
 async def test_the_server_answers_metrics_and_health_and_port_0_turns_it_off() -> None:
