@@ -110,6 +110,7 @@ class _Span:
 
     records: int = 0
     newest_ms: int | None = None
+    next_offset: int = 0  # the first offset not counted yet
 
 
 async def inspect_kafka(bootstrap: str, prefix: str, partitions: int | None) -> KafkaState:
@@ -172,9 +173,13 @@ async def _read_topics(
         # No declared topic exists yet (reported as missing): nothing to read, and
         # aiokafka 0.14 raises CancelledError stopping a consumer never assigned anything.
         return KafkaState(reachable=True)
+    # "earliest": the offset reset an assignment triggers can land after a seek; with
+    # the default "latest" it would jump to the end and a range would read as empty
+    # (with "earliest" the range is read again, and counted once).
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed"
-    )
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
+        isolation_level="read_committed",
+    )  # fmt: skip
     await consumer.start()
     try:
         every = [TopicPartition(name, p) for name, ps in layout.items() for p in ps]
@@ -278,10 +283,12 @@ class _Reader:
             while todo:
                 batches = await consumer.getmany(timeout_ms=200)
                 for tp, records in batches.items():
-                    span = spans[tp]
+                    span, (start, end) = spans[tp], ranges[tp]
                     for record in records:
-                        if record.offset < ranges[tp][1]:
+                        # Each offset once, even if a late reset re-reads the range.
+                        if max(start, span.next_offset) <= record.offset < end:
                             span.records += 1
+                            span.next_offset = record.offset + 1
                             span.newest_ms = max(span.newest_ms or 0, record.timestamp)
                 for tp in list(todo):
                     # Transaction markers and aborted records advance the position too.
