@@ -27,6 +27,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from clientify_odoo.topic_reader import partitions_of, read_to_end
 from clientify_odoo.topics import (
     APPLIED_COMMANDS,
     COMMANDS_CLIENTIFY,
@@ -36,7 +37,6 @@ from clientify_odoo.topics import (
 )
 from consumers.tracking import load_applied, replayed
 from processors.routing import route_key
-from producers.odoo.cursor import read_committed
 from producers.publisher import Outgoing, Publisher
 from schemas import Command, DeadLetter, Result, ResultStatus, System, decode
 from schemas.envelope import EnvelopeError, deterministic_id, utc_now
@@ -181,25 +181,34 @@ def _plan(entry: Entry, superseded: dict[str, str]) -> Planned:
     return Planned(entry, command, superseded)
 
 
+class MissingTopics(Exception):
+    """The dead-letter topics are not there: the topic registry was not applied."""
+
+
 async def read_book(bootstrap: str, topics: DeadLetterTopics) -> Book:
     """Every dead letter on the topics now, with its requeue and that one's outcome."""
+    names = [topics.dead_letters, topics.requeues]
+    present = {tp.topic for tp in await partitions_of(bootstrap, *names)}
+    missing = [name for name in names if name not in present]
+    if missing:
+        raise MissingTopics(
+            f"topic(s) {', '.join(missing)} missing: create them with `clientify-odoo kafka "
+            "topics` (or run the writers once: they create every topic)"
+        )
     letters: dict[str, DeadLetter] = {}
-    for record in await read_committed(bootstrap, topics.dead_letters):
+    requeues: dict[str, Requeue] = {}
+    for record in await read_to_end(bootstrap, names):  # in offset order per partition
         try:
+            if record.topic == topics.requeues:
+                requeue = Requeue.model_validate_json(record.value)
+                requeues[requeue.dead_letter_id] = requeue  # the newest wins
+                continue
             envelope = decode(record.value)
-        except EnvelopeError as exc:
-            log.warning("unreadable message on %s, ignored: %s", topics.dead_letters, exc)
+        except (EnvelopeError, ValidationError) as exc:
+            log.warning("unreadable message on %s, ignored: %s", record.topic, exc)
             continue
         if isinstance(envelope, DeadLetter):
             letters.setdefault(envelope.command.command_id, envelope)
-    requeues: dict[str, Requeue] = {}
-    for record in await read_committed(bootstrap, topics.requeues):
-        try:
-            requeue = Requeue.model_validate_json(record.value)
-        except ValidationError as exc:
-            log.warning("unreadable message on %s, ignored: %s", topics.requeues, exc)
-            continue
-        requeues[requeue.dead_letter_id] = requeue
     outcomes = await _outcomes(bootstrap, topics, requeues.values()) if requeues else {}
     return Book(
         Entry(letter, requeues.get(dead_id), outcomes.get(dead_id))

@@ -283,6 +283,8 @@ async def test_an_unknown_id_or_unreachable_kafka_is_one_clear_line(
     assert code == 0 and "No dead letters on" in out, err
     code, _out, err = await run("dlq", "show", "abc", env=env)
     assert code == 2 and "no dead letter with id 'abc'" in err and err.count("\n") == 1, err
+    code, _out, err = await run("dlq", "list", env={**env, "TOPIC_PREFIX": f"{topic_prefix}x."})
+    assert code == 2 and "missing: create them with `clientify-odoo kafka topics`" in err, err
     nowhere = {**env, "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"}
     code, _out, err = await run("dlq", "list", env=nowhere)
     assert code == 2 and "cannot reach Kafka at 127.0.0.1:9" in err, err

@@ -25,12 +25,12 @@ from consumers.dead_letters import (
     Book,
     DeadLetterTopics,
     Entry,
+    MissingTopics,
     Planned,
     UnknownDeadLetter,
     read_book,
     send,
 )
-from producers.odoo.cursor import CursorError
 
 T = TypeVar("T")
 
@@ -42,7 +42,7 @@ def _kafka(run: Coroutine[Any, Any, T], bootstrap: str) -> T:
     kafka_log.setLevel(logging.CRITICAL)
     try:
         return asyncio.run(run)
-    except CursorError as exc:  # a topic is missing
+    except MissingTopics as exc:
         raise CommandError(str(exc), exit_code=2) from None
     except KafkaError as exc:
         raise CommandError(
