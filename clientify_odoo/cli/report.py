@@ -68,9 +68,9 @@ class _Bar:
 
 
 async def _consume(
-    args: argparse.Namespace, context: Context, db: Path, *, follow: bool
-) -> SinkConsumer:
-    bootstrap = bootstrap_servers(args, context)
+    args: argparse.Namespace, context: Context, db: Path, bootstrap: str, *, follow: bool
+) -> tuple[SinkConsumer, bool]:
+    """Catch up (then follow, if asked); returns the consumer and whether it caught up."""
     config = SinkConfig(bootstrap, topic_prefix=context.settings.topic_prefix)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -95,10 +95,12 @@ async def _consume(
             if caught_up and follow:
                 context.errors.print("Following new messages (Ctrl-C stops)")
                 await consumer.follow(stop)
-    return consumer
+    return consumer, caught_up
 
 
-def _run_consumer(args: argparse.Namespace, context: Context, *, follow: bool) -> SinkConsumer:
+def _run_consumer(
+    args: argparse.Namespace, context: Context, *, follow: bool
+) -> tuple[SinkConsumer, bool]:
     db = _db(args, context)
     bootstrap = bootstrap_servers(args, context)
     # aiokafka logs each refused connection itself; the one line below says it all.
@@ -116,7 +118,7 @@ def _run_consumer(args: argparse.Namespace, context: Context, *, follow: bool) -
             2,
         )
     try:
-        return asyncio.run(_consume(args, context, db, follow=follow))
+        return asyncio.run(_consume(args, context, db, bootstrap, follow=follow))
     except SinkError as exc:
         hint = " (`clientify-odoo report --rebuild`)" if exc.needs_rebuild else ""
         raise CommandError(f"{exc}{hint}", 2) from None
@@ -125,7 +127,7 @@ def _run_consumer(args: argparse.Namespace, context: Context, *, follow: bool) -
 
 
 def _reporter(args: argparse.Namespace, context: Context) -> int:
-    consumer = _run_consumer(args, context, follow=not args.once)
+    consumer, _caught_up = _run_consumer(args, context, follow=not args.once)
     context.errors.print(
         f"stopped: {consumer.applied} messages applied, {consumer.rejected} unusable"
     )
@@ -188,8 +190,12 @@ def _report(args: argparse.Namespace, context: Context) -> int:
             2,
         )
     db = _db(args, context)
-    if args.rebuild:
-        _run_consumer(args, context, follow=False)
+    if args.rebuild and not _run_consumer(args, context, follow=False)[1]:
+        raise CommandError(
+            f"stopped before the end of the topics: {db} holds only part of them. Run "
+            "`clientify-odoo report --rebuild` again, or `clientify-odoo reporter` to go on.",
+            130,
+        )
     tables, updated_at, rejects = _tables(args, db)
     if args.format == "json":
         sys.stdout.write(json.dumps({t.spec.name: t.records() for t in tables}, indent=2) + "\n")
