@@ -19,20 +19,16 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from clientify_odoo.topics import (
-    CLIENTIFY_COMPANY,
-    CLIENTIFY_CONTACT,
-    CLIENTIFY_PRODUCT,
+    CLIENTIFY_SOURCES,
     COMMANDS_CLIENTIFY,
     COMMANDS_ODOO,
     CONFLICTS,
     DEAD_LETTERS,
     ODOO_CURSORS,
-    ODOO_PARTNER,
-    ODOO_PRODUCT,
-    ODOO_SALE_ORDER,
     RESULTS,
     ROUTED,
     SKIPS,
+    SOURCES,
     TopicSpec,
     _mismatches,  # the check `kafka topics` runs, here without creating anything
     registry,
@@ -62,8 +58,6 @@ class ConsumerGroup:
         return prefix + self.suffix
 
 
-CLIENTIFY_SOURCES = (CLIENTIFY_CONTACT, CLIENTIFY_COMPANY, CLIENTIFY_PRODUCT)
-SOURCES = (ODOO_PARTNER, ODOO_PRODUCT, ODOO_SALE_ORDER, *CLIENTIFY_SOURCES)
 CONSUMER_GROUPS = (
     ConsumerGroup("worker", "clientify-odoo-sync", (*SOURCES, ROUTED, RESULTS)),
     ConsumerGroup("clientify-writer", "clientify-odoo.writer.clientify", (COMMANDS_CLIENTIFY,)),

@@ -35,6 +35,7 @@ class StackOptions:
     seed: int = 10
     poll_interval: float = 5.0
     reconcile_interval: float = 300.0
+    metrics: bool = True  # /metrics and /health on each service's default port
 
 
 @dataclass(frozen=True)
@@ -110,12 +111,19 @@ def plan_stack(settings: Settings, bootstrap: str, options: StackOptions) -> Sta
         ]  # fmt: skip
         services.append(ServiceSpec("clientify-sandbox", argv))
         sandboxes["clientify-sandbox"] = f"{url}/_admin/stats/"
+    off = [] if options.metrics else ["--metrics-port", "0"]
     services += [
-        ServiceSpec("worker", ["worker", "--data-dir", str(data / "worker")]),
-        ServiceSpec("clientify-writer", ["write", "clientify"]),
-        ServiceSpec("odoo-writer", ["write", "odoo"]),
-        ServiceSpec("odoo-poller", ["poll", "odoo", "--interval", f"{options.poll_interval:g}"]),
-        ServiceSpec("reconciler", ["reconcile", "--interval", f"{options.reconcile_interval:g}"]),
+        ServiceSpec("worker", ["worker", "--data-dir", str(data / "worker"), *off]),
+        ServiceSpec("clientify-writer", ["write", "clientify", *off]),
+        ServiceSpec("odoo-writer", ["write", "odoo", *off]),
+        # The reporting consumer, in its default database (`clientify-odoo report` reads it).
+        ServiceSpec("reporter", ["reporter"]),
+        ServiceSpec(
+            "odoo-poller", ["poll", "odoo", "--interval", f"{options.poll_interval:g}", *off]
+        ),
+        ServiceSpec(
+            "reconciler", ["reconcile", "--interval", f"{options.reconcile_interval:g}", *off]
+        ),
     ]
     write_env_file(data / STACK_ENV, env)
     return StackPlan(tuple(services), env, sandboxes)

@@ -58,6 +58,11 @@ CLIENTIFY_CONTACT = _fact("clientify.contact", "Clientify contacts from webhooks
 CLIENTIFY_COMPANY = _fact("clientify.company", "Clientify companies from webhooks/reconciliation")
 CLIENTIFY_PRODUCT = _fact("clientify.product", "Clientify products from webhooks/reconciliation")
 
+# What the processors read, per system.
+ODOO_SOURCES = (ODOO_PARTNER, ODOO_PRODUCT, ODOO_SALE_ORDER)
+CLIENTIFY_SOURCES = (CLIENTIFY_CONTACT, CLIENTIFY_COMPANY, CLIENTIFY_PRODUCT)
+SOURCES = (*ODOO_SOURCES, *CLIENTIFY_SOURCES)
+
 # Commands for the writers, keyed by business key.
 COMMANDS_CLIENTIFY = _fact("sync.commands.clientify", "upserts for the Clientify writer")
 COMMANDS_ODOO = _fact("sync.commands.odoo", "upserts for the Odoo writer")

@@ -24,20 +24,22 @@ from typing import Any
 
 import faust
 
+from clientify_odoo.metrics import (
+    WORKER_FACTS,
+    WORKER_SKIPS,
+    ServiceHealth,
+    count_outcome,
+    partition_names,
+)
 from clientify_odoo.topics import (
-    CLIENTIFY_COMPANY,
-    CLIENTIFY_CONTACT,
-    CLIENTIFY_PRODUCT,
     COMMANDS_CLIENTIFY,
     COMMANDS_ODOO,
     CONFLICTS,
     ECHOES,
-    ODOO_PARTNER,
-    ODOO_PRODUCT,
-    ODOO_SALE_ORDER,
     RESULTS,
     ROUTED,
     SKIPS,
+    SOURCES,
 )
 from processors.decide import Outcome
 from processors.routing import Router
@@ -56,15 +58,6 @@ from schemas.envelope import (
 from schemas.mapping import MappingFile
 
 log = logging.getLogger(__name__)
-
-SOURCES = (
-    ODOO_PARTNER,
-    ODOO_PRODUCT,
-    ODOO_SALE_ORDER,
-    CLIENTIFY_CONTACT,
-    CLIENTIFY_COMPANY,
-    CLIENTIFY_PRODUCT,
-)
 
 
 @dataclass
@@ -87,6 +80,7 @@ class WorkerConfig:
     partitions: int
     store: str = "rocksdb://"
     suppress_echoes: bool = True
+    health: ServiceHealth | None = None  # what /health says; a fresh one when None
 
 
 def create_app(config: WorkerConfig) -> faust.App:
@@ -135,10 +129,12 @@ def create_app(config: WorkerConfig) -> faust.App:
     )
     decide_step = DecideStep(router, states, links, config.suppress_echoes)
     counters = Counters()
+    health = config.health or ServiceHealth("worker")
 
     async def skip(unsynced: Unsynced) -> None:
         fact = unsynced.fact
         counters.skips += 1
+        WORKER_SKIPS.labels(unsynced.flow or "").inc()
         log.info("skipped %s %s %s: %s", fact.system.value, fact.entity, fact.source_id,
                  unsynced.reason)  # fmt: skip
         notice = Skip(
@@ -155,6 +151,7 @@ def create_app(config: WorkerConfig) -> faust.App:
             except EnvelopeError as exc:
                 log.error("unreadable message on a source topic, not synced: %s", exc)
                 counters.skips += 1
+                WORKER_SKIPS.labels("").inc()
                 yield None
                 continue
             if not isinstance(fact, Fact):
@@ -164,6 +161,7 @@ def create_app(config: WorkerConfig) -> faust.App:
             counters.facts += 1
             for out in route_step.on_fact(fact):
                 if isinstance(out, RoutedFact):
+                    WORKER_FACTS.labels(out.flow).inc()
                     await routed.send(
                         key=out.route_key.encode(), value=out.model_dump_json().encode()
                     )
@@ -179,6 +177,13 @@ def create_app(config: WorkerConfig) -> faust.App:
             outcome, texts = decide_step.on_message(event.key.decode(), event.value, place)
             if outcome is not None:
                 _count(outcome, counters)
+                count_outcome(
+                    event.key.decode().partition(":")[0],  # the route key is flow:key
+                    [command.target.value for command in outcome.commands],
+                    echoes=len(outcome.echoes),
+                    conflicts=len(outcome.conflicts),
+                    stale=outcome.stale,
+                )
             await send(event.key, texts)
             yield None
 
@@ -199,6 +204,11 @@ def create_app(config: WorkerConfig) -> faust.App:
         )  # fmt: skip
 
     app.timer(30.0)(report)
+
+    async def beat() -> None:  # the loop runs and the app is up: /health stays ok
+        health.succeeded(partitions=partition_names(app.consumer.assignment()))
+
+    app.timer(10.0)(beat)
     return app
 
 

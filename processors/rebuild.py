@@ -1,13 +1,12 @@
-"""Rebuild the worker's tables from the log: the source facts and the writers' results.
+"""Rebuild the worker's tables from the log: facts, routed facts and the writers' results.
 
 The tables are a fold of the worker's inputs, so they can be computed again with the
-same steps (`processors.steps`) over plain dicts. The rebuild stops exactly where the
-worker stopped: source facts up to its committed offsets, except those whose routed
-copy it has not decided yet, and results up to its committed offset. The worker then
-resumes from its committed offsets as if nothing had happened: what it had not decided
-yet, it decides (and emits) then. Inputs are folded in the order they were appended
-(Kafka timestamps), the order the live worker saw them in, give or take a few
-milliseconds between topics.
+same steps (`processors.steps`) over plain dicts: the order lookups from the source
+facts (route step), the per-route states and links from what the decide agent read,
+`sync.routed` and `sync.results`, in the order they were appended (routed facts past
+the topic's retention are routed again from their sources). The rebuild stops exactly
+where the worker stopped, at its committed offsets; the worker then resumes from there
+as if nothing had happened, deciding (and emitting) what it had not read yet.
 
 Rebuilt tables are written as the Faust changelogs the worker recovers from on start
 (its local RocksDB state is removed): a new value per key, a tombstone for a key that
@@ -30,10 +29,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner
 
-from clientify_odoo.lag import sync_groups
+from clientify_odoo.kafka_state import CONSUMER_GROUPS
 from clientify_odoo.topic_reader import partitions_of, read_to_end
-from clientify_odoo.topics import RESULTS, ROUTED
-from processors.app import SOURCES
+from clientify_odoo.topics import RESULTS, ROUTED, SOURCES
 from processors.routing import Router
 from processors.steps import DecideStep, RoutedFact, RouteStep
 from schemas.envelope import EnvelopeError, Fact, decode
@@ -53,7 +51,9 @@ class ReplayError(Exception):
 
 
 def app_id(prefix: str) -> str:
-    return sync_groups(prefix)["worker"]
+    """The Faust app id: its consumer group, and the prefix of its changelog topics."""
+    [worker] = [group for group in CONSUMER_GROUPS if group.service == "worker"]
+    return worker.group_id(prefix)
 
 
 def changelog(prefix: str, table: str) -> str:
@@ -129,51 +129,57 @@ async def rebuild(
     committed = await committed_offsets(bootstrap, prefix)
     sources = [prefix + spec.name for spec in SOURCES]
     routed_topic, results_topic = prefix + ROUTED.name, prefix + RESULTS.name
-    upto = {tp: offset for tp, offset in committed.items() if tp.topic != routed_topic}
-    progress("reading the source facts and the results")
+    progress("reading the source facts, the routed facts and the results")
+    # Up to the committed offsets: what the worker had not read yet, it reads on restart.
     # A partition the group never committed on was never read: nothing of it is folded.
-    records = await read_to_end(bootstrap, [*sources, results_topic], upto=upto)
-    # Routed copies the worker has not decided yet: their facts are decided on restart.
-    routed_done = {tp: o for tp, o in committed.items() if tp.topic == routed_topic}
-    pending = {
-        RoutedFact.model_validate_json(r.value).fact.event_id
-        for r in await _after(bootstrap, routed_topic, routed_done)
-    }
+    facts = await read_to_end(bootstrap, sources, upto=committed)
+    routed = await read_to_end(bootstrap, [routed_topic], upto=committed)
+    results = await read_to_end(bootstrap, [results_topic], upto=committed)
     tables = Tables()
     t = tables.by_name
     router = Router(mapping)
     route_step = RouteStep(router, t["odoo_partners"], t["odoo_products"], t["waiting_orders"],
                            t["odoo_customers"], t["odoo_partner_facts"])  # fmt: skip
     decide_step = DecideStep(router, t["states"], t["links"])
-    records.sort(key=lambda r: (r.timestamp, r.topic, r.partition, r.offset))
-    progress(f"folding {len(records)} facts and results")
-    for record in records:
-        if record.topic == results_topic:
-            decide_step.on_message(_key(record), record.value or b"", None)
-            continue
-        try:
-            fact = decode(record.value or b"")
-        except EnvelopeError:
-            continue  # the live worker skipped it too
-        if not isinstance(fact, Fact):
-            continue
-        for out in route_step.on_fact(fact):
-            if isinstance(out, RoutedFact) and out.fact.event_id not in pending:
-                decide_step.on_message(out.route_key, out.model_dump_json().encode(), None)
+    # The decide agent read sync.routed and sync.results: folding those, in the order
+    # they were appended, repeats its inputs as they came. Routed facts older than the
+    # topic's retention (7 days) are routed again from the sources they came from.
+    kept_since = min((r.timestamp for r in routed), default=None)
+    truncated = any(r.offset > 0 for r in _firsts(routed)) or (not routed and bool(facts))
+    inputs: list[tuple[int, str, bytes]] = []
+    progress(f"routing {len(facts)} source facts")
+    for record in sorted(facts, key=lambda r: (r.timestamp, r.topic, r.partition, r.offset)):
+        for out in _route(route_step, record):
+            older = kept_since is None or record.timestamp < kept_since
+            if truncated and older:
+                inputs.append((record.timestamp, out.route_key, out.model_dump_json().encode()))
+    inputs += [(r.timestamp, _key(r), r.value or b"") for r in [*routed, *results]]
+    progress(f"folding {len(inputs)} routed facts and results")
+    for _timestamp, key, value in sorted(inputs, key=lambda i: i[0]):
+        decide_step.on_message(key, value, None)
     return tables
+
+
+def _route(route_step: RouteStep, record: ConsumerRecord[bytes, bytes]) -> list[RoutedFact]:
+    try:
+        fact = decode(record.value or b"")
+    except EnvelopeError:
+        return []  # the live worker skipped it too
+    if not isinstance(fact, Fact):
+        return []
+    return [out for out in route_step.on_fact(fact) if isinstance(out, RoutedFact)]
+
+
+def _firsts(records: list[ConsumerRecord[bytes, bytes]]) -> list[ConsumerRecord[bytes, bytes]]:
+    """The first record read of each partition."""
+    first: dict[int, ConsumerRecord[bytes, bytes]] = {}
+    for record in records:
+        first.setdefault(record.partition, record)
+    return list(first.values())
 
 
 def _key(record: ConsumerRecord[bytes, bytes]) -> str:
     return (record.key or b"").decode()
-
-
-async def _after(
-    bootstrap: str, topic: str, committed: dict[TopicPartition, int]
-) -> list[ConsumerRecord[bytes, bytes]]:
-    """Records of `topic` after the committed offsets (all of it where none is)."""
-    everything = await read_to_end(bootstrap, [topic])
-    start = {tp.partition: offset for tp, offset in committed.items()}
-    return [r for r in everything if r.offset >= start.get(r.partition, 0)]
 
 
 async def current_tables(bootstrap: str, prefix: str) -> Tables:

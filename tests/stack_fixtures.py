@@ -75,11 +75,13 @@ class SyncStack:
             "clientify-writer": ["write", "clientify"],
             "odoo-writer": ["write", "odoo"],
             "odoo-poller": ["poll", "odoo", "--interval", "1"],
+            # Not started by `up()`: webhooks carry Clientify's changes in most tests.
+            "reconciler": ["reconcile", "--interval", "5"],
         }  # fmt: skip
         # /metrics and /health of each service on a port of its own (the receiver's is
         # its webhook port), so parallel runs never meet on the default ports.
         self.metrics_ports = {"webhook-receiver": self.hook_port}
-        for name in ("odoo-poller", "worker", "clientify-writer", "odoo-writer"):
+        for name in ("odoo-poller", "reconciler", "worker", "clientify-writer", "odoo-writer"):
             self.metrics_ports[name] = free_port_pair()
             self.commands[name] += ["--metrics-port", str(self.metrics_ports[name])]
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -91,6 +93,11 @@ class SyncStack:
     @property
     def clientify_url(self) -> str:
         return f"http://127.0.0.1:{self.clientify_port}/v1"
+
+    @property
+    def clientify_admin_url(self) -> str:
+        """The sandbox's own knobs and counters (not part of Clientify's API)."""
+        return f"http://127.0.0.1:{self.clientify_port}/_admin"
 
     def start(self, name: str) -> None:
         log = (self.tmp / f"{name}.log").open("ab")
@@ -119,7 +126,7 @@ class SyncStack:
             self.start(name)
         await wait_http(f"http://127.0.0.1:{self.odoo_port}/web/version", self, "odoo-sandbox")
         await wait_http(
-            f"{self.clientify_url}/_admin/stats/", self, "clientify-sandbox", self.clientify_key
+            f"{self.clientify_admin_url}/stats/", self, "clientify-sandbox", self.clientify_key
         )
         for name in ("webhook-receiver", "worker", "clientify-writer", "odoo-writer"):
             self.start(name)
@@ -146,7 +153,7 @@ class SyncStack:
     async def clientify_stats(self) -> dict[str, Any]:
         async with aiohttp.ClientSession() as session:
             response = await session.get(
-                f"{self.clientify_url}/_admin/stats/",
+                f"{self.clientify_admin_url}/stats/",
                 headers={"Authorization": f"Token {self.clientify_key}"},
             )
             stats: dict[str, Any] = await response.json()

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from clientify_odoo.lag import consumer_lag
+from clientify_odoo.kafka_state import inspect_kafka
 from processors import rebuild
 from schemas import Command
 from schemas.mapping import DEFAULT_MAPPING
@@ -40,9 +40,20 @@ async def settled(stack: SyncStack) -> None:
     """Until every consumer group of the sync has read everything, three times running."""
     calm = 0
     while calm < 3:
-        lag = await consumer_lag(stack.bootstrap, stack.prefix)
-        calm = calm + 1 if lag and not any(lag.values()) else 0
+        kafka = await inspect_kafka(stack.bootstrap, stack.prefix, None)
+        calm = calm + 1 if kafka.groups and not any(g.total for g in kafka.groups) else 0
         await asyncio.sleep(1)
+
+
+def differences(before: Any, after: Any, path: str = "") -> list[str]:
+    """Where two JSON-like values differ, as `path: before != after` lines."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        return [
+            line
+            for key in sorted(before.keys() | after.keys())
+            for line in differences(before.get(key), after.get(key), f"{path}/{key}")
+        ]
+    return [] if before == after else [f"{path}: {before!r} != {after!r}"]
 
 
 def replay(stack: SyncStack, *argv: str) -> str:
@@ -104,7 +115,7 @@ async def test_rebuilt_tables_equal_the_lost_ones_and_the_worker_resumes(
         out = replay(stack, "tables", "--data-dir", str(tmp_path / "worker"))
         assert "Wrote" in out
         after = (await rebuild.current_tables(kafka_bootstrap, topic_prefix)).comparable()
-        assert after == before
+        assert after == before, differences(before, after)
 
         # The worker recovers the rebuilt tables: a change syncs, nothing is duplicated.
         stack.start("worker")

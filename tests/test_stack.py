@@ -87,7 +87,7 @@ def test_up_starts_the_local_broker_and_ctrl_c_stops_it(tmp_path: Path) -> None:
         sys.executable, "-m", "clientify_odoo", "up", "--port", str(port),
         "--data-dir", str(data_dir), "--stack-dir", str(tmp_path / "stack"), "--seed", "0",
         "--odoo-port", str(free_port_pair()), "--clientify-port", str(free_port_pair()),
-        "--webhook-port", str(free_port_pair()),
+        "--webhook-port", str(free_port_pair()), "--no-metrics",
     ]  # fmt: skip
     process = run_up(argv, base_env())
     broker = LocalBroker(data_dir=data_dir, port=port)

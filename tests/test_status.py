@@ -21,6 +21,7 @@ from clientify_odoo.topics import TopicSpec
 from schemas import ConflictReport, Skip
 from tests.stack_fixtures import SyncStack, topic_messages
 from tests.test_end_to_end import clientify_company, create_acme, eventually
+from tests.test_metrics import get, sample
 
 pytestmark = pytest.mark.broker
 COMMAND = str(Path(sys.executable).parent / "clientify-odoo")
@@ -113,9 +114,7 @@ async def test_status_follows_the_stack_up_down_and_behind(
 ) -> None:
     stack = SyncStack(kafka_bootstrap, topic_prefix, tmp_path)
     where = [f"--service={name}={port}" for name, port in stack.metrics_ports.items()]
-    # The stack runs no reconciler; the worker serves no /health until processors/app.py
-    # starts its server (issue 7): its consumer group is checked all the same.
-    flags = [*where, "--service=reconciler=off", "--service=worker=off"]
+    flags = [*where, "--service=reconciler=off"]  # the stack runs no reconciler
     strict = [*flags, "--max-lag", "0"]
     await stack.up()
     try:
@@ -141,6 +140,10 @@ async def test_status_follows_the_stack_up_down_and_behind(
             if p["topic"] == f"{topic_prefix}sync.results" and p["end"]
         ]  # fmt: skip
         assert results and all(p["committed"] and p["lag"] == 0 for p in results)
+        _status, metrics = await get(f"{stack.metrics_url('worker')}/metrics")
+        commands = "clientify_odoo_worker_commands_total"
+        assert sample(metrics, commands, flow="company", target="clientify") == 1
+        assert (sample(metrics, "clientify_odoo_worker_echoes_total", flow="company") or 0) >= 1
 
         stack.stop("clientify-writer")
         code, report = await status_json(*strict, env=stack.env)

@@ -114,7 +114,7 @@ async def test_up_runs_everything_on_the_sandboxes_both_ways_and_stops_on_ctrl_c
         sys.executable, "-m", "clientify_odoo", "up", "--stack-dir", str(stack_dir),
         "--seed", "3", "--poll-interval", "1", "--refresh", "1",
         "--odoo-port", str(free_port_pair()), "--clientify-port", str(free_port_pair()),
-        "--webhook-port", str(free_port_pair()),
+        "--webhook-port", str(free_port_pair()), "--no-metrics",
     ]  # fmt: skip
     process = run_up(argv, env)
     try:

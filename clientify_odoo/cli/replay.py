@@ -19,9 +19,8 @@ from clientify_odoo.cli.common import (
     load_mapping_for,
 )
 from clientify_odoo.stack_plan import DEFAULT_STACK_DIR
-from clientify_odoo.topics import DEFAULT_PARTITIONS
+from clientify_odoo.topics import DEFAULT_PARTITIONS, SOURCES
 from processors import rebuild, replay_source
-from processors.app import SOURCES
 from schemas.envelope import Command
 
 SOURCE_NAMES = [spec.name for spec in SOURCES]

