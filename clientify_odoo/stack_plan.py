@@ -23,6 +23,8 @@ from clientify_odoo.supervisor import ServiceSpec
 
 STACK_ENV = "stack.env"
 DEFAULT_STACK_DIR = Path(user_data_dir("clientify-odoo")) / "stack"
+# The worker's local state, the same whether `up` or the user runs it.
+DEFAULT_WORKER_DIR = DEFAULT_STACK_DIR / "worker"
 PRODUCERS = ("odoo-poller", "reconciler", "webhook-receiver")
 
 

@@ -11,10 +11,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from aiokafka import AIOKafkaConsumer
@@ -158,6 +158,27 @@ class SyncStack:
             )
             stats: dict[str, Any] = await response.json()
             return stats
+
+
+T = TypeVar("T")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]],
+    stack: SyncStack | None,
+    what: str,
+    within: float = 90,
+) -> T:
+    """Poll `probe` until it returns something truthy; fail with `what` (and the stack's
+    logs, when there is one) after `within` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        found = await probe()
+        if found:
+            return found
+        await asyncio.sleep(0.5)
+    logs = f"\n{stack.logs()}" if stack is not None else ""
+    raise AssertionError(f"never happened within {within:.0f}s: {what}{logs}")
 
 
 async def wait_http(url: str, stack: SyncStack, name: str, token: str | None = None) -> None:

@@ -5,32 +5,17 @@ reaches the other once, and the sync's own write coming back is dropped (the loo
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from schemas import Command
-from tests.stack_fixtures import SyncStack, topic_messages
+from tests.stack_fixtures import SyncStack, eventually, topic_messages
 
 pytestmark = pytest.mark.broker
-T = TypeVar("T")
 KEY = "B12345678"
 FIELDS = ["name", "phone", "street", "city", "zip", "country_id", "x_clientify_status"]
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T | None]], stack: SyncStack, what: str, within: float = 90
-) -> T:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        found = await probe()
-        if found:
-            return found
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"never happened: {what}\n{stack.logs()}")
 
 
 async def commands_for(stack: SyncStack, target: str) -> list[Command]:

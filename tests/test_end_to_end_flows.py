@@ -5,28 +5,14 @@ changed in Clientify back to Odoo."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-from tests.stack_fixtures import SyncStack
+from tests.stack_fixtures import SyncStack, eventually
 
 pytestmark = pytest.mark.broker
-T = TypeVar("T")
-
-
-async def eventually(probe: Callable[[], Awaitable[T | None]], stack: SyncStack, what: str) -> T:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        found = await probe()
-        if found:
-            return found
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"never happened: {what}\n{stack.logs()}")
 
 
 @pytest.mark.parametrize(("profile", "modules"), [(17, "account,sale_stock"), (19, "account")])

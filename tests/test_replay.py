@@ -8,10 +8,8 @@ import asyncio
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
@@ -20,20 +18,9 @@ from clientify_odoo.kafka_state import inspect_kafka
 from processors import rebuild
 from schemas import Command
 from schemas.mapping import DEFAULT_MAPPING
-from tests.stack_fixtures import SyncStack, topic_messages
+from tests.stack_fixtures import SyncStack, eventually, topic_messages
 
 pytestmark = pytest.mark.broker
-T = TypeVar("T")
-
-
-async def eventually(probe: Callable[[], Awaitable[T | None]], stack: SyncStack, what: str) -> T:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        found = await probe()
-        if found:
-            return found
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"never happened: {what}\n{stack.logs()}")
 
 
 async def settled(stack: SyncStack) -> None:

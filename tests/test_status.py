@@ -19,8 +19,8 @@ from clientify_odoo.broker import free_port_pair
 from clientify_odoo.metrics import SERVICES
 from clientify_odoo.topics import TopicSpec
 from schemas import ConflictReport, Skip
-from tests.stack_fixtures import SyncStack, topic_messages
-from tests.test_end_to_end import clientify_company, create_acme, eventually
+from tests.stack_fixtures import SyncStack, eventually, topic_messages
+from tests.test_end_to_end import clientify_company, create_acme
 from tests.test_metrics import get, sample
 
 pytestmark = pytest.mark.broker

@@ -4,15 +4,12 @@ a crashed service is restarted and shown, and Ctrl-C stops everything cleanly.""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -21,20 +18,10 @@ from clientify_odoo.stack_plan import STACK_ENV, read_env_file
 from connectors.clientify import ClientifyClient
 from connectors.odoo.client import OdooClient, OdooConfig
 from schemas.keys import normalise_tax_id
+from tests.stack_fixtures import eventually
 from tests.test_stack import rest_of_output, run_up, wait_for_line
 
 pytestmark = pytest.mark.broker
-T = TypeVar("T")
-
-
-async def eventually(probe: Callable[[], Awaitable[T | None]], what: str, within: float) -> T:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        found = await probe()
-        if found:
-            return found
-        await asyncio.sleep(1)
-    raise AssertionError(f"never happened within {within:.0f}s: {what}")
 
 
 class Sandboxes:
@@ -135,7 +122,7 @@ async def test_up_runs_everything_on_the_sandboxes_both_ways_and_stops_on_ctrl_c
             partners = await sandboxes.odoo_partners()
             return company_ref in companies and person_tax_id in partners
 
-        await eventually(seeds_arrived, "the seeded records on the other side", within=90)
+        await eventually(seeds_arrived, None, "the seeded records on the other side", within=90)
 
         # A change in each sandbox, made as a user would, reaches the other side.
         change(stack_dir, "odoo", "partner", odoo_seeded[company_ref]["ref"], "city=Sevilla")
@@ -147,7 +134,7 @@ async def test_up_runs_everything_on_the_sandboxes_both_ways_and_stops_on_ctrl_c
             city = (company.get("addresses") or [{}])[0].get("city")
             return city == "Sevilla" and partner["name"].startswith("Anabel")
 
-        await eventually(changes_arrived, "both changes on the other side", within=90)
+        await eventually(changes_arrived, None, "both changes on the other side", within=90)
 
         # A crashed service is restarted, and the view says so.
         services = children_of(process.pid)
@@ -161,7 +148,7 @@ async def test_up_runs_everything_on_the_sandboxes_both_ways_and_stops_on_ctrl_c
             now = children_of(process.pid).get("write odoo")
             return now is not None and now != services["write odoo"]
 
-        await eventually(restarted, "the odoo writer restarted", within=60)
+        await eventually(restarted, None, "the odoo writer restarted", within=60)
     finally:
         process.send_signal(signal.SIGINT)
         rest = rest_of_output(process, within=150)

@@ -50,9 +50,13 @@ def add_mapping_argument(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-def load_mapping_for(flag: Path | None, context: Context) -> MappingFile:
+def mapping_path(flag: Path | None, context: Context) -> Path:
     """The mapping in force: the flag, else MAPPING_FILE, else the built-in one."""
+    return Path(flag or context.settings.mapping_file or DEFAULT_MAPPING)
+
+
+def load_mapping_for(flag: Path | None, context: Context) -> MappingFile:
     try:
-        return load_mapping(Path(flag or context.settings.mapping_file or DEFAULT_MAPPING))
+        return load_mapping(mapping_path(flag, context))
     except MappingError as exc:
         raise CommandError(str(exc)) from None

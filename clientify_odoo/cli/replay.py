@@ -18,7 +18,7 @@ from clientify_odoo.cli.common import (
     bootstrap_servers,
     load_mapping_for,
 )
-from clientify_odoo.stack_plan import DEFAULT_STACK_DIR
+from clientify_odoo.stack_plan import DEFAULT_WORKER_DIR
 from clientify_odoo.topics import DEFAULT_PARTITIONS, SOURCES
 from processors import rebuild, replay_source
 from schemas.envelope import Command
@@ -159,7 +159,7 @@ def register(subparsers: Any) -> None:
         ),
     )
     tables.add_argument(
-        "--data-dir", type=Path, default=DEFAULT_STACK_DIR / "worker",
+        "--data-dir", type=Path, default=DEFAULT_WORKER_DIR,
         help="the worker's --data-dir, whose local state is removed (default: %(default)s)",
     )  # fmt: skip
     tables.add_argument(

@@ -8,27 +8,26 @@ from pathlib import Path
 from typing import Any
 
 import faust
-from platformdirs import user_data_dir
 
 from clientify_odoo.cli.common import (
     CommandError,
     Context,
     add_bootstrap_argument,
+    add_mapping_argument,
     bootstrap_servers,
+    load_mapping_for,
+    mapping_path,
 )
 from clientify_odoo.cli.metrics_options import add_metrics_arguments, metrics_served
 from clientify_odoo.metrics import ServiceHealth
+from clientify_odoo.stack_plan import DEFAULT_WORKER_DIR
 from clientify_odoo.topics import DEFAULT_PARTITIONS, TopicConfigError, ensure_topics, registry
 from processors.app import WorkerConfig, create_app
-from schemas.mapping import DEFAULT_MAPPING, MappingError, load_mapping
 
 
 def _worker(args: argparse.Namespace, context: Context) -> int:
-    path = args.mapping or context.settings.mapping_file or DEFAULT_MAPPING
-    try:
-        mapping = load_mapping(Path(path))
-    except MappingError as exc:
-        raise CommandError(str(exc)) from None
+    path = mapping_path(args.mapping, context)
+    mapping = load_mapping_for(args.mapping, context)
     bootstrap = bootstrap_servers(args, context)
     prefix = context.settings.topic_prefix
     try:
@@ -75,12 +74,9 @@ def register(subparsers: Any) -> None:
             "restarted or moved worker recovers it."
         ),
     )
+    add_mapping_argument(worker)
     worker.add_argument(
-        "--mapping", type=Path, default=None,
-        help="mapping file (default: MAPPING_FILE, else the built-in processors/mapping.yaml)",
-    )  # fmt: skip
-    worker.add_argument(
-        "--data-dir", type=Path, default=Path(user_data_dir("clientify-odoo")) / "worker",
+        "--data-dir", type=Path, default=DEFAULT_WORKER_DIR,
         help="local table state (default: %(default)s)",
     )  # fmt: skip
     worker.add_argument(
