@@ -57,6 +57,9 @@ def secret_filter() -> RedactSecrets:
 def setup_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
     for secret in secrets:
         _filter.add(secret)
+    # A handler that fails (its stream closed) would print the exception being handled
+    # when the record was logged, unfiltered, secrets and all: stay quiet instead.
+    logging.raiseExceptions = False
     root = logging.getLogger()
     if not any(isinstance(f, RedactSecrets) for h in root.handlers for f in h.filters):
         handler = logging.StreamHandler()

@@ -58,3 +58,7 @@ def topics(kafka_bootstrap: str, topic_prefix: str) -> tuple[TopicSpec, ...]:
 @pytest.fixture
 def tmp_data_dir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+# Fails any test (or the run) whose output or logs show a configured secret.
+pytest_plugins = ("tests.secret_scan",)

@@ -62,10 +62,13 @@ def _sandbox(args: argparse.Namespace, context: Context) -> int:
         )
     )
 
+    # Only a key made here is shown: a given one would end in the service's log.
+    key = "as given with --api-key" if args.api_key else sandbox.api_key
+
     def started(port: int) -> None:
         url = f"http://{args.host}:{port}/v1/"
         context.console.print(f"Clientify sandbox listening at {url}", highlight=False)
-        context.console.print(f"API key: {sandbox.api_key}", highlight=False)
+        context.console.print(f"API key: {key}", highlight=False)
         context.console.print(
             f"  use it with: CLIENTIFY_URL={url} CLIENTIFY_API_KEY=<the key above>\n"
             f"  data: {args.data_dir}; throttle: "

@@ -88,13 +88,17 @@ def _sandbox(args: argparse.Namespace, context: Context) -> int:
     faults = Faults(latency_ms=args.latency_ms, error_rate=args.error_rate)
     credentials = database.credentials
 
+    # A key given with --api-key is known to whoever gave it; printed, it would end in
+    # the service's log (`up` keeps one per service). Only a key made here is shown.
+    key = "as given with --api-key" if args.api_key else credentials.api_key
+
     def started(port: int) -> None:
         url = f"http://{args.host}:{port}"
         modules = ", ".join(sorted(profile.modules)) or "none"
         context.console.print(
             f"Odoo {profile.server_version} sandbox (modules: {modules}) listening at {url}\n"
             f"  database: {credentials.db}\n  login:    {credentials.login}\n"
-            f"  API key:  {credentials.api_key}\n  data:     {data_dir}\n"
+            f"  API key:  {key}\n  data:     {data_dir}\n"
             f"  use it with: ODOO_URL={url} ODOO_DB={credentials.db} "
             f"ODOO_USER={credentials.login} ODOO_API_KEY=<the key above>\n"
             f"  faults: {args.latency_ms:g} ms latency, {args.error_rate:g} error rate; "
