@@ -10,23 +10,16 @@ addresses) is left out, never read as "empty", so it can't erase the other side'
 from __future__ import annotations
 
 import itertools
-import re
 from typing import Any
 
 from processors.transforms import read_clientify, read_odoo, write_odoo
 from schemas.keys import normalise_key
-from schemas.mapping import Direction, FieldMap, Flow, Transform
+from schemas.mapping import Direction, FieldMap, Flow, Transform, parse_path
 
 Canonical = dict[str, Any]
 Path = tuple[str | int, ...]
 
 _MISSING = object()
-_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
-
-
-def parse_path(path: str) -> Path:
-    """`addresses[0].city` -> ("addresses", 0, "city")."""
-    return tuple(int(index) if index else name for name, index in _PATH_PART.findall(path))
 
 
 def get_path(record: Any, path: Path) -> Any:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from processors.mapper import FlowMapper
+from processors.transforms import TransformError
 from schemas.envelope import Fact, System
 from schemas.mapping import Direction, MappingFile
 
@@ -128,6 +129,17 @@ class Router:
                     )
                 )
                 continue
+            try:
+                # Read now, so a value the mapping cannot read is this record's skip
+                # rather than an error in the decide step.
+                if fact.system is System.ODOO:
+                    mapper.from_odoo(payload)
+                else:
+                    mapper.from_clientify(payload)
+            except TransformError as exc:
+                problem = f"{fact.system.value} {fact.entity} {fact.source_id}: {exc}"
+                out.append(Unroutable(name, f"{problem}: not synced. Correct it to sync it."))
+                continue
             out.append(Route(name, key, fact, payload))
         return out
 
@@ -161,8 +173,8 @@ def _enrich_order(
     partner = partners.get(str(partner_id))
     if partner is None:
         return Waiting(f"partner:{partner_id}")
-    for line in order.get("lines", []):
-        product_id = many2one_id(line.get("product_id")) if isinstance(line, dict) else None
+    for line in _lines(order):
+        product_id = many2one_id(line.get("product_id"))
         if product_id is not None and str(product_id) not in products:
             return Waiting(f"product:{product_id}")
     commercial = partners.get(str(partner.get("commercial")), partner)
@@ -176,8 +188,13 @@ def _enrich_order(
         )
     lines = [
         {**line, **products.get(str(many2one_id(line.get("product_id"))), {})}
-        for line in order.get("lines", [])
-        if isinstance(line, dict)
+        for line in _lines(order)
     ]
     customer_id = commercial.get("commercial") or partner_id
     return {**order, "partner_key": customer_key, "customer_id": customer_id, "lines": lines}
+
+
+def _lines(order: dict[str, Any]) -> list[dict[str, Any]]:
+    """The order's lines; an order whose `lines` is not a list (False) has none."""
+    lines = order.get("lines")
+    return [line for line in lines if isinstance(line, dict)] if isinstance(lines, list) else []

@@ -7,7 +7,9 @@ Canonical values are plain JSON: str, float, or None for "no value" (Odoo's Fals
 
 from __future__ import annotations
 
+import math
 import re
+import reprlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,16 +32,21 @@ def _text(value: Any) -> str | None:
     return None if _empty(value) else str(value)
 
 
-def _number(value: Any) -> float | None:
+def _number(value: Any, name: str) -> float | None:
     if _empty(value):
         return None
     try:
-        return round(float(value), 2)
-    except (TypeError, ValueError):
-        raise TransformError(f"expected a number, got {value!r}") from None
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        number = math.nan
+    # NaN and infinity are no prices: a NaN never equals itself, so it would be an edit
+    # on every fact, and JSON cannot carry either.
+    if not math.isfinite(number):
+        raise TransformError(f"{name}: expected a number, got {reprlib.repr(value)}")
+    return round(number, 2)
 
 
-def _iso_datetime(value: Any, naive_format: str | None) -> str | None:
+def _iso_datetime(value: Any, naive_format: str | None, name: str) -> str | None:
     if _empty(value):
         return None
     text = str(value)
@@ -50,7 +57,9 @@ def _iso_datetime(value: Any, naive_format: str | None) -> str | None:
             else datetime.fromisoformat(text.replace("Z", "+00:00"))
         )
     except ValueError:
-        raise TransformError(f"expected a date and time, got {value!r}") from None
+        raise TransformError(
+            f"{name}: expected a date and time, got {reprlib.repr(value)}"
+        ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)  # Odoo datetimes are naive UTC
     return parsed.astimezone(UTC).isoformat()
@@ -67,14 +76,14 @@ def read_odoo(field: FieldMap, value: Any) -> Any:
     """Canonical value of an Odoo field value."""
     match field.transform:
         case Transform.NUMBER:
-            return _number(value)
+            return _number(value, field.name)
         case Transform.MANY2ONE:
             return _many2one_name(value)
         case Transform.STATE:
             name = _many2one_name(value)
             return None if name is None else _STATE_COUNTRY_SUFFIX.sub("", name)
         case Transform.DATETIME:
-            return _iso_datetime(value, ODOO_DATETIME)
+            return _iso_datetime(value, ODOO_DATETIME, field.name)
         case Transform.CUSTOMER_STATUS:
             # A current customer ("tipo de cliente") becomes Clientify's `client`.
             return "client" if value is True else None
@@ -86,7 +95,7 @@ def read_clientify(field: FieldMap, value: Any) -> Any:
     """Canonical value of a Clientify value (already taken from the field's path)."""
     match field.transform:
         case Transform.NUMBER:
-            return _number(value)
+            return _number(value, field.name)
         case Transform.PHONE:
             if not isinstance(value, list):
                 return None
@@ -95,7 +104,7 @@ def read_clientify(field: FieldMap, value: Any) -> Any:
                     return _text(entry.get("phone"))
             return None
         case Transform.DATETIME:
-            return _iso_datetime(value, None)
+            return _iso_datetime(value, None, field.name)
         case _:
             return _text(value)
 

@@ -267,7 +267,7 @@ def decode(data: bytes | str | dict[str, Any]) -> AnyEnvelope:
     """Read any envelope of any known version; raise `EnvelopeError` saying why not."""
     try:
         raw: Any = data if isinstance(data, dict) else json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:  # not UTF-8, not JSON, or a number too long for Python
         raise EnvelopeError(f"not JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise EnvelopeError(f"expected a JSON object, got {type(raw).__name__}")

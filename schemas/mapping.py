@@ -8,6 +8,8 @@ line number and the path of the offending key, e.g.
 
 from __future__ import annotations
 
+import itertools
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -19,10 +21,19 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
 DEFAULT_MAPPING = Path(__file__).resolve().parent.parent / "processors" / "mapping.yaml"
+# What the mapper can follow: names joined by dots, each indexed at most once.
+CLIENTIFY_PATH = re.compile(r"[A-Za-z_]\w*(\[\d+\])?(\.[A-Za-z_]\w*(\[\d+\])?)*")
+_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def parse_path(path: str) -> tuple[str | int, ...]:
+    """`addresses[0].city` -> ("addresses", 0, "city")."""
+    return tuple(int(index) if index else name for name, index in _PATH_PART.findall(path))
 
 
 class Direction(StrEnum):
@@ -86,6 +97,16 @@ class FieldMap(_Strict):
     )
     constant: str | None = Field(default=None, description="fixed value written to Clientify")
 
+    @field_validator("clientify", "clientify_fallback")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        if value is not None and not CLIENTIFY_PATH.fullmatch(value):
+            raise ValueError(
+                "a Clientify path is field names joined by dots, each with an optional "
+                "[index], e.g. `addresses[0].city`"
+            )
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> FieldMap:
         if self.transform is Transform.PHONE and self.phone_type is None:
@@ -140,6 +161,31 @@ class Flow(_Strict):
             raise ValueError(f"field names must be unique in a flow: {', '.join(duplicates)}")
         return self
 
+    @model_validator(mode="after")
+    def _clientify_paths_fit(self) -> Flow:
+        # The fields written to Clientify build one payload, so no two may need different
+        # things at one place (a text where the other needs a list or an object inside);
+        # only `phone` fields share their path, the typed phones list.
+        writes = [
+            (f, parse_path(f.clientify))
+            for f in self.fields
+            if f.clientify is not None and f.direction.allows(Direction.ODOO_TO_CLIENTIFY)
+        ]
+        for (a, path_a), (b, path_b) in itertools.combinations(writes, 2):
+            fork = next(
+                (i for i, (x, y) in enumerate(zip(path_a, path_b, strict=False)) if x != y), None
+            )
+            if fork is None:
+                fits = path_a == path_b and a.transform is b.transform is Transform.PHONE
+            else:
+                fits = type(path_a[fork]) is type(path_b[fork])
+            if not fits:
+                raise ValueError(
+                    f"fields `{a.name}` and `{b.name}` cannot both be written to Clientify, "
+                    f"as `{a.clientify}` and `{b.clientify}`: only `phone` fields share a path"
+                )
+        return self
+
     def fields_towards(self, direction: Direction) -> list[FieldMap]:
         """The fields that flow in one direction, given the flow's own switch."""
         if not self.direction.allows(direction):
@@ -161,14 +207,21 @@ class MappingError(ValueError):
 
 def load_mapping(path: Path = DEFAULT_MAPPING) -> MappingFile:
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise MappingError(f"cannot read the mapping file {path}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        first_bad = raw.count(b"\n", 0, exc.start) + 1
+        raise MappingError(f"{path.name} line {first_bad}: not UTF-8; save it as UTF-8") from None
     try:
         root = yaml.compose(text)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise MappingError(f"{path.name}: not valid YAML: {exc}") from None
+    except RecursionError:  # PyYAML builds nested collections recursively
+        raise MappingError(f"{path.name}: nested too deeply to be a mapping file") from None
     if not isinstance(data, dict):
         raise MappingError(f"{path.name}: expected a mapping with `flows:` at the top")
     try:
