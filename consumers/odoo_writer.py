@@ -170,12 +170,18 @@ class OdooTarget:
         cached = self._ids.get((relation, value.casefold(), scope))
         if cached is not None:
             return cached
-        domains: list[list[Any]] = [[("name", "=ilike", value)]]
+        # =ilike is case-insensitive equality, but % and _ are wildcards in it: escaped, so
+        # "%" names no country instead of the first one.
+        exactly = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        domains: list[list[Any]] = [[("name", "=ilike", exactly)]]
         if relation == "res.country":
-            domains.insert(0, [("code", "=ilike", value)])
+            domains.insert(0, [("code", "=ilike", exactly)])
         elif relation == "res.country.state":
             within = [("country_id", "=", country)] if country else []
-            domains = [[*within, ("name", "=ilike", value)], [*within, ("code", "=ilike", value)]]
+            domains = [
+                [*within, ("name", "=ilike", exactly)],
+                [*within, ("code", "=ilike", exactly)],
+            ]
         for domain in domains:
             for context in NAME_CONTEXTS:
                 ids = await self.client.search(relation, domain, limit=1, context=context)

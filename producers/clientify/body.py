@@ -8,6 +8,7 @@ few thousand levels deep would otherwise exhaust the recursion of the JSON encod
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
@@ -65,6 +66,15 @@ def _finite_float(text: str) -> float:
     return number
 
 
+def _integer(text: str) -> int:
+    # Python refuses to convert longer digit strings, with a ValueError json.loads lets
+    # through: say so like any other bad number instead.
+    limit = sys.get_int_max_str_digits()
+    if limit and len(text.lstrip("-")) > limit:
+        raise BadBody(f"body is not valid JSON: a number has more than {limit} digits")
+    return int(text)
+
+
 def _depth(value: Any, limit: int) -> int:
     stack: list[tuple[Any, int]] = [(value, 1)]
     deepest = 0
@@ -83,7 +93,9 @@ def _depth(value: Any, limit: int) -> int:
 def parse(raw: bytes) -> WebhookBody:
     """The validated body, or `BadBody` saying what is wrong with it."""
     try:
-        data = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
+        data = json.loads(
+            raw, parse_constant=_reject_constant, parse_float=_finite_float, parse_int=_integer
+        )
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadBody(f"body is not valid JSON: {_position(exc)}") from None
     except RecursionError:

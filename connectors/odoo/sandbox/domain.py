@@ -206,10 +206,7 @@ def _same_kind(target: Any) -> Callable[[Any], bool]:
 def _like(operator: str, value: Any) -> Callable[[list[Any]], bool]:
     text = str(value)
     insensitive = "ilike" in operator
-    if operator.startswith("="):
-        pattern = "".join(".*" if ch == "%" else "." if ch == "_" else re.escape(ch) for ch in text)
-    else:
-        pattern = ".*" + re.escape(text) + ".*"
+    pattern = _like_pattern(text) if operator.startswith("=") else f".*{re.escape(text)}.*"
     flags = (re.IGNORECASE | re.DOTALL) if insensitive else re.DOTALL
     regex = re.compile(pattern, flags)
     matches: Callable[[list[Any]], bool] = lambda values: any(  # noqa: E731
@@ -218,6 +215,18 @@ def _like(operator: str, value: Any) -> Callable[[list[Any]], bool]:
     if operator.startswith("not"):
         return lambda values: not matches(values)
     return matches
+
+
+def _like_pattern(text: str) -> str:
+    """PostgreSQL's LIKE pattern as a regex: `%` any run, `_` one character, and a
+    backslash takes the next character literally."""
+    parts, chars = [], iter(text)
+    for ch in chars:
+        if ch == "\\":
+            parts.append(re.escape(next(chars, ch)))
+        else:
+            parts.append(".*" if ch == "%" else "." if ch == "_" else re.escape(ch))
+    return "".join(parts)
 
 
 def parse_order(order: str | None) -> list[tuple[str, bool]]:
