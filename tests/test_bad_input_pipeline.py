@@ -10,6 +10,7 @@ crashes on the way.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any, TypeVar
@@ -72,6 +73,16 @@ WEBHOOKS: list[tuple[bytes, int]] = [
 ]  # fmt: skip
 
 
+async def delivered(http: aiohttp.ClientSession, url: str, body: bytes) -> int:
+    """The receiver's answer, asking again while Kafka is too slow to take the fact."""
+    for _ in range(10):
+        async with http.post(url, data=body) as response:
+            if response.status != 503:
+                return response.status
+        await asyncio.sleep(3)
+    return 503
+
+
 def of(messages: list[AnyEnvelope], kind: type[T]) -> list[T]:
     return [m for m in messages if isinstance(m, kind)]
 
@@ -83,16 +94,19 @@ async def test_bad_records_are_refused_or_skipped_with_reasons_and_good_ones_lan
     await stack.up()
     try:
         ids = await make_odoo_records(stack)
-        async with stack.clientify() as clientify:  # a good one, with the webhook it makes
-            await clientify.contacts.create(
+        async with stack.clientify() as clientify:  # a good one, really in Clientify
+            lucia = await clientify.contacts.create(
                 {"first_name": "Lucía", "taxpayer_identification_number": "87654321X",
                  "addresses": [{"city": "Sevilla", "country": "Spain"}]}
             )  # fmt: skip
         url = f"http://127.0.0.1:{stack.hook_port}/hooks/{stack.webhook_secret}"
+        # Its webhook again (the REST shape makes the same fact): the sandbox's own gets
+        # a 503 when Kafka is slow on a busy machine, and neither Clientify nor this stack
+        # (no reconciler) sends it again.
+        again = (hook("contact.saved", **lucia), 200)
         async with aiohttp.ClientSession() as http:
-            for body, status in WEBHOOKS:
-                async with http.post(url, data=body) as response:
-                    assert response.status == status, (body[:80], await response.text())
+            for body, status in [again, *WEBHOOKS]:
+                assert await delivered(http, url, body) == status, body[:80]
 
         def topic(name: str) -> str:
             return f"{stack.prefix}{name}"
