@@ -33,13 +33,9 @@ async def chaos_run(args: argparse.Namespace, tmp: Path) -> ChaosReport:
     stack = SyncStack(broker.bootstrap, f"chaos{uuid.uuid4().hex[:6]}.", tmp)
     chaos = Chaos(victims=EVERY_SERVICE, kill_every=(args.kill_min, args.kill_max))
 
-    def restart_broker() -> None:
-        broker.down()
-        broker.up(on_progress=lambda _line: None)
-
     try:
         return await run_chaos(
-            stack, Changes(args.changes, rng), chaos, rng, restart_broker=restart_broker,
+            stack, Changes(args.changes, rng), chaos, rng, broker=broker,
             error_rate=args.error_rate, bursts=True, within=args.within,
         )  # fmt: skip
     finally:

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from clientify_odoo.broker import BrokerError, LocalBroker
 from schemas import DeadLetter
 from schemas.keys import normalise_tax_id
 from tests.stack_fixtures import ODOO_KEY, SyncStack, topic_messages
@@ -28,6 +29,7 @@ T = TypeVar("T")
 WRITERS_AND_WORKER = ("worker", "clientify-writer", "odoo-writer")
 EVERY_SERVICE = (*WRITERS_AND_WORKER, "odoo-poller", "webhook-receiver", "reconciler")
 DRIVER_TRIES = 20  # the driver is a user: it tries again when a sandbox fails
+BROKER_START_TRIES = 30
 
 
 def nif(n: int) -> str:
@@ -280,15 +282,32 @@ async def dead_letters(stack: SyncStack) -> list[DeadLetter]:
 
 
 async def converge(stack: SyncStack, changes: Changes, within: float) -> float:
-    """Wait until both sandboxes hold exactly the expected state; seconds it took."""
+    """Wait until both sandboxes hold exactly the expected state; seconds it took. Dead
+    letters that come meanwhile (a contact that waited too long for its company while
+    the broker was away) are requeued too, as a user watching `dlq list` would."""
     started = time.monotonic()
     problems: list[str] = []
     while time.monotonic() - started < within:
         problems = await differences(stack, changes)
         if not problems:
             return time.monotonic() - started
+        await requeue_dead_letters(stack)
         await asyncio.sleep(3)
     raise AssertionError(f"{len(problems)} differences, e.g. {problems[:10]}\n{stack.logs()}")
+
+
+def restart(broker: LocalBroker) -> None:
+    """Stop the broker cleanly and start it again on the same ports, which the old
+    process may hold for a moment after it exits."""
+    broker.down()
+    for attempt in range(BROKER_START_TRIES):
+        try:
+            broker.up(on_progress=lambda _line: None)
+            return
+        except BrokerError:
+            if attempt == BROKER_START_TRIES - 1:
+                raise
+            time.sleep(1)
 
 
 @dataclass
@@ -308,7 +327,7 @@ async def run_chaos(
     chaos: Chaos,
     rng: random.Random,
     *,
-    restart_broker: Callable[[], None] | None = None,
+    broker: LocalBroker | None = None,
     error_rate: float = 0.0,
     bursts: bool = False,
     within: float = 300.0,
@@ -328,9 +347,9 @@ async def run_chaos(
         tasks.append(asyncio.create_task(chaos.throttle_bursts(stack, stop, rng)))
     started = time.monotonic()
     changing = asyncio.create_task(apply_changes(stack, changes))
-    if restart_broker is not None:
+    if broker is not None:  # restarted once, while the changes are being made
         await asyncio.sleep(rng.uniform(5.0, 15.0))
-        await asyncio.to_thread(restart_broker)
+        await asyncio.to_thread(restart, broker)
         chaos.broker_restarts += 1
     await changing
     seconds_changing = time.monotonic() - started
@@ -340,8 +359,10 @@ async def run_chaos(
     await clientify_knobs(stack, error_rate=0.0, throttle_rps=0)
     stats = await stack.clientify_stats()
     try:
-        letters = await _requeue_dead_letters(stack)
+        await asyncio.sleep(10)  # let the writers finish what they retry
+        await requeue_dead_letters(stack)
         seconds = await converge(stack, changes, within)
+        letters = await dead_letters(stack)
     finally:
         alive.set()
         await tasks[1]
@@ -351,10 +372,10 @@ async def run_chaos(
     )  # fmt: skip
 
 
-async def _requeue_dead_letters(stack: SyncStack) -> list[DeadLetter]:
+async def requeue_dead_letters(stack: SyncStack) -> list[DeadLetter]:
     """Every dead letter must say why; after the chaos, send them back through the
-    writers (`clientify-odoo dlq requeue --all`), as a user fixing the cause would."""
-    await asyncio.sleep(10)  # let the writers finish what they retry
+    writers (`clientify-odoo dlq requeue --all`, which skips those already requeued), as
+    a user fixing the cause would."""
     letters = await dead_letters(stack)
     unexplained = [letter for letter in letters if not letter.reason.strip()]
     assert not unexplained, f"dead letters without a reason: {unexplained}"

@@ -28,14 +28,10 @@ async def test_chaos_loses_and_duplicates_nothing(tmp_path: Path, topic_prefix: 
     stack = SyncStack(broker.bootstrap, topic_prefix, tmp_path)
     chaos = Chaos(victims=EVERY_SERVICE, kill_every=(2.0, 4.0))
 
-    def restart_broker() -> None:
-        broker.down()
-        broker.up(on_progress=lambda _line: None)
-
     try:
         report = await run_chaos(
             stack, Changes(CHANGES, rng), chaos, rng,
-            restart_broker=restart_broker, error_rate=0.05, bursts=True, within=300,
+            broker=broker, error_rate=0.05, bursts=True, within=300,
         )  # fmt: skip
     finally:
         stack.down()
