@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from pydantic import ValidationError
 
 from clientify_odoo.metrics import (
     WORKER_FACTS,
@@ -159,7 +160,12 @@ def create_app(config: WorkerConfig) -> faust.App:
                 yield None
                 continue
             counters.facts += 1
-            for out in route_step.on_fact(fact):
+            try:
+                outs = route_step.on_fact(fact)
+            except Exception as exc:  # a bug must not lose the record: it becomes a skip
+                log.exception("routing %s %s failed", fact.entity, fact.source_id)
+                outs = [Unsynced(fact, None, f"the processors failed on it: {exc!r}")]
+            for out in outs:
                 if isinstance(out, RoutedFact):
                     WORKER_FACTS.labels(out.flow).inc()
                     await routed.send(
@@ -174,7 +180,13 @@ def create_app(config: WorkerConfig) -> faust.App:
         async for event in stream.events():
             message = event.message
             place = (message.topic, message.partition, message.offset)
-            outcome, texts = decide_step.on_message(event.key.decode(), event.value, place)
+            try:
+                outcome, texts = decide_step.on_message(event.key.decode(), event.value, place)
+            except Exception as exc:  # a bug must not lose the record: it becomes a skip
+                log.exception("deciding on %s at %s failed", event.key.decode(), place)
+                await unsynced(event.value, f"the processors failed on it: {exc!r}")
+                yield None
+                continue
             if outcome is not None:
                 _count(outcome, counters)
                 count_outcome(
@@ -186,6 +198,15 @@ def create_app(config: WorkerConfig) -> faust.App:
                 )
             await send(event.key, texts)
             yield None
+
+    async def unsynced(value: bytes, reason: str) -> None:
+        """A routed fact the decide step failed on becomes a skip with the reason; a
+        result it failed on is only logged (there is no record to skip)."""
+        try:
+            routed_fact = RoutedFact.model_validate_json(value)
+        except ValidationError:
+            return
+        await skip(Unsynced(routed_fact.fact, routed_fact.flow, reason))
 
     async def send(key: bytes, texts: list[str]) -> None:
         for text in texts:
