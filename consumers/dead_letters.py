@@ -15,6 +15,9 @@ When several dead letters of one record carry the same field (an outage dead-let
 every edit made meanwhile), only the newest value is sent back. Were an older one to
 land first, the target's next fact would show it as a fresh edit there, newer than the
 edit that produced the newer letter, and it would win over that edit on both sides.
+For the same reason a field that a later command of the record did write (the sync
+moved on after the dead letter: a contact that waited too long for its company, then a
+newer edit went through) is not sent back either.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from clientify_odoo.topics import (
     COMMANDS_ODOO,
     DEAD_LETTERS,
     REQUEUES,
+    RESULTS,
 )
 from consumers.tracking import load_applied, replayed
 from processors.routing import route_key
@@ -62,7 +66,8 @@ class Requeue(BaseModel):
     schema_version: Literal[1] = 1
     dead_letter_id: str
     command_id: str | None
-    superseded: dict[str, str] = {}  # field -> id of the newer dead letter carrying it
+    # field -> id of the newer dead letter carrying it, or of the later applied command
+    superseded: dict[str, str] = {}
     at: datetime
 
 
@@ -71,6 +76,7 @@ class DeadLetterTopics:
     dead_letters: str
     requeues: str
     applied: str
+    results: str
     commands: Mapping[System, str]
 
     @classmethod
@@ -79,6 +85,7 @@ class DeadLetterTopics:
             dead_letters=prefix + DEAD_LETTERS.name,
             requeues=prefix + REQUEUES.name,
             applied=prefix + APPLIED_COMMANDS.name,
+            results=prefix + RESULTS.name,
             commands={
                 System.CLIENTIFY: prefix + COMMANDS_CLIENTIFY.name,
                 System.ODOO: prefix + COMMANDS_ODOO.name,
@@ -100,7 +107,7 @@ class Entry:
         return self.letter.command.command_id
 
     @property
-    def record(self) -> tuple[System, str, str]:
+    def record(self) -> Record:
         command = self.letter.command
         return command.target, command.entity, command.business_key
 
@@ -126,12 +133,21 @@ class UnknownDeadLetter(LookupError):
     """No dead letter, or more than one, has the id given."""
 
 
-class Book:
-    """Every dead letter, oldest first, with what became of it."""
+Record = tuple[System, str, str]  # target, flow, business key
 
-    def __init__(self, entries: Iterable[Entry]) -> None:
+
+class Book:
+    """Every dead letter, oldest first, with what became of it; and per record and field
+    the last command the writers did apply (`written`: when it finished, its id)."""
+
+    def __init__(
+        self,
+        entries: Iterable[Entry],
+        written: Mapping[tuple[Record, str], tuple[datetime, str]] | None = None,
+    ) -> None:
         # Stable: letters of one record share a partition, read in their order.
         self.entries = sorted(entries, key=lambda entry: entry.letter.at)
+        self.written = dict(written or {})
 
     def find(self, wanted: str) -> Entry:
         """The entry whose id is `wanted` or starts with it."""
@@ -151,7 +167,7 @@ class Book:
     def plan(self, chosen: Iterable[Entry]) -> list[Planned]:
         """What requeuing `chosen` sends, oldest first, newer values taking precedence."""
         wanted = {entry.id for entry in chosen}
-        newest: dict[tuple[tuple[System, str, str], str], str] = {}  # (record, field) -> id
+        newest: dict[tuple[Record, str], str] = {}  # (record, field) -> id
         plans: list[Planned] = []
         for entry in reversed(self.entries):
             fields = entry.letter.command.fields
@@ -159,6 +175,10 @@ class Book:
                 superseded = {
                     f: newest[entry.record, f] for f in fields if (entry.record, f) in newest
                 }
+                for name in fields:
+                    later = self.written.get((entry.record, name))
+                    if later is not None and later[0] > entry.letter.at:
+                        superseded.setdefault(name, later[1])
                 plans.append(_plan(entry, superseded))
             for name in fields:
                 newest.setdefault((entry.record, name), entry.id)
@@ -211,9 +231,30 @@ async def read_book(bootstrap: str, topics: DeadLetterTopics) -> Book:
             letters.setdefault(envelope.command.command_id, envelope)
     outcomes = await _outcomes(bootstrap, topics, requeues.values()) if requeues else {}
     return Book(
-        Entry(letter, requeues.get(dead_id), outcomes.get(dead_id))
-        for dead_id, letter in letters.items()
+        (
+            Entry(letter, requeues.get(dead_id), outcomes.get(dead_id))
+            for dead_id, letter in letters.items()
+        ),
+        await _written(bootstrap, topics.results) if letters else {},
     )
+
+
+async def _written(bootstrap: str, results: str) -> dict[tuple[Record, str], tuple[datetime, str]]:
+    """Per record and field, the last applied command that wrote it (or found it there)."""
+    written: dict[tuple[Record, str], tuple[datetime, str]] = {}
+    for record in await read_to_end(bootstrap, [results]):
+        try:
+            result = decode(record.value or b"")
+        except EnvelopeError:
+            continue
+        if not isinstance(result, Result) or result.status is not ResultStatus.APPLIED:
+            continue
+        target = (result.target, result.entity, result.business_key)
+        for name in (*result.written, *result.unchanged):
+            known = written.get((target, name))
+            if known is None or known[0] < result.finished_at:
+                written[target, name] = (result.finished_at, result.command_id)
+    return written
 
 
 async def _outcomes(

@@ -72,6 +72,19 @@ def test_only_the_newest_dead_value_of_a_field_goes_back() -> None:
     assert alone.command is None
 
 
+def test_a_field_a_later_command_wrote_is_not_sent_back() -> None:
+    """Seen in the chaos run: a contact dead-lettered while it waited for its company,
+    then a newer edit of it went through; requeuing the old phone would undo that edit
+    (the target's next fact would show it as the newest edit, and it would win)."""
+    dead = letter("B1", {"phone": "old", "name": "Acme"}, 0, entity="contact")
+    record = (System.CLIENTIFY, "contact", "B1")
+    later = {(record, "phone"): (T0 + timedelta(minutes=3), "later-command")}
+    earlier = {(record, "name"): (T0 - timedelta(minutes=3), "earlier-command")}
+    [planned] = Book([dead], {**later, **earlier}).plan([dead])
+    assert planned.superseded == {"phone": "later-command"}
+    assert planned.command is not None and planned.command.fields == {"name": "Acme"}
+
+
 def test_an_older_value_landing_after_a_newer_edit_would_win_so_it_is_held_back() -> None:
     # Why only the newest value goes back: two Odoo edits, both dead-lettered...
     state = RecordState()
