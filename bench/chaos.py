@@ -4,9 +4,10 @@ killed -9 every few seconds, the broker is restarted once, and the sandboxes ans
 
 Run from the repository root (it uses the test harness, tests/chaos.py):
 
-    python -m bench.chaos --changes 10000
+    python -m bench.chaos --changes 10000     (the small run: --changes 1000)
 
-It starts its own broker on free ports and prints a table of what happened.
+It starts its own broker on free ports and prints a table of what happened; it fails
+with the records that differ from the expected state.
 """
 
 from __future__ import annotations
