@@ -73,6 +73,7 @@ class ConsumerConfig:
     first_wait: float = 0.5
     max_wait: float = 8.0
     poll_ms: int = 500
+    turn: int = 10  # messages of one partition handled before the next partition's
 
 
 @dataclass
@@ -128,10 +129,8 @@ class TrackingConsumer:
             try:
                 consumer.subscribe(list(self.config.topics), listener=_Listener(self))
                 while not stop.is_set():
-                    batches = await consumer.getmany(timeout_ms=self.config.poll_ms)
-                    for messages in batches.values():
-                        for message in messages:
-                            await self._receive(message)
+                    for message in await self._next_turn(consumer):
+                        await self._receive(message)
                     await self._retry_due()
                     await self._commit()
                     self.health.succeeded(partitions=partition_names(consumer.assignment()))
@@ -141,6 +140,28 @@ class TrackingConsumer:
             await self._publisher.stop()
 
     # -- messages
+
+    async def _next_turn(self, consumer: AIOKafkaConsumer) -> list[Any]:
+        """Up to `turn` messages of each assigned partition, partition after partition.
+
+        Kafka fetches up to 1 MiB per partition, and a slow consumer (a writer paced by
+        its API) that handled a whole fetch of one partition before the next would be
+        minutes apart between partitions whose messages were produced together. A
+        command waiting for a record another partition's command creates (a company's
+        contact for its company, an order for its contact) then outlived its wait
+        budget and was dead-lettered. Taken in small turns, the partitions stay within
+        a few turns of each other."""
+        turns: list[Any] = []
+        for tp in sorted(consumer.assignment()):
+            fetched = await consumer.getmany(tp, max_records=self.config.turn)
+            turns += fetched.get(tp, [])
+        if turns:
+            return turns
+        # Nothing buffered: wait for the next fetch, whichever partition it brings.
+        fetched = await consumer.getmany(
+            timeout_ms=self.config.poll_ms, max_records=self.config.turn
+        )
+        return [message for messages in fetched.values() for message in messages]
 
     async def _receive(self, message: Any) -> None:
         tp = TopicPartition(message.topic, message.partition)

@@ -16,17 +16,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
-from clientify_odoo.topics import TopicSpec
+from clientify_odoo.topics import TopicSpec, ensure_topics, registry
 from connectors.clientify import ClientifyClient
 from consumers.base import ConsumerConfig, TrackingConsumer
 from consumers.clientify_writer import ClientifyTarget
 from consumers.writer import CommandWriter, WriterTopics
 from producers.publisher import Outgoing, Publisher
-from schemas import AnyEnvelope, Command, DeadLetter, Result, ResultStatus, System, decode
+from schemas import (
+    AnyEnvelope,
+    Command,
+    DeadLetter,
+    Result,
+    ResultStatus,
+    System,
+    decode,
+    encode,
+)
 from schemas.mapping import load_mapping
 from tests.clientify_fixtures import sandbox_at
 
@@ -221,3 +230,66 @@ async def test_kill_9_before_the_offset_commit_writes_nothing_twice(
                 writer.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 writer.kill()
+
+
+class Recorder:
+    """A `Handler` that only notes which business keys it handled, in order."""
+
+    def __init__(self, count: int, stop: asyncio.Event) -> None:
+        self.keys: list[str] = []
+        self.count, self.stop = count, stop
+
+    def tracking_id(self, envelope: AnyEnvelope) -> str:
+        assert isinstance(envelope, Command)
+        return envelope.command_id
+
+    async def handle(self, envelope: AnyEnvelope) -> list[Outgoing]:
+        assert isinstance(envelope, Command)
+        self.keys.append(envelope.business_key)
+        if len(self.keys) == self.count:
+            self.stop.set()
+        return []
+
+    async def give_up(self, envelope: AnyEnvelope, reason: str, tries: int) -> list[Outgoing]:
+        raise AssertionError(f"nothing waits here: {reason}")
+
+
+async def test_partitions_are_handled_in_small_turns(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """A writer is slow (paced by its API) while its commands come in bursts: handled a
+    whole fetch (1 MiB, a thousand commands) of one partition at a time, a command
+    waiting for a record that a command of another partition creates (a company's
+    contact, an order's contact) outlived its wait budget behind them and was
+    dead-lettered in every large backfill (bench/throttled.py). The partitions are
+    handled in turns of a few messages instead."""
+    await ensure_topics(kafka_bootstrap, registry(topic_prefix, partitions=2))
+    topic = topic_prefix + "sync.commands.clientify"
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        for partition in (0, 1):
+            for n in range(300):
+                sent = command("contact", f"p{partition}-{n}", {"first_name": "x" * 500})
+                await producer.send(topic, encode(sent), partition=partition)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    stop = asyncio.Event()
+    recorder = Recorder(600, stop)
+    config = ConsumerConfig(
+        bootstrap=kafka_bootstrap, topics=[topic], group_id=f"{topic_prefix}turns",
+        applied_topic=topic_prefix + "sync.applied", poll_ms=200,
+    )  # fmt: skip
+    await asyncio.wait_for(TrackingConsumer(config, recorder).run(stop), 60)
+    assert sorted(recorder.keys) == sorted(f"p{p}-{n}" for p in (0, 1) for n in range(300))
+    for partition in (0, 1):  # each partition's own order is kept
+        mine = [key for key in recorder.keys if key.startswith(f"p{partition}-")]
+        assert mine == [f"p{partition}-{n}" for n in range(300)]
+    # Never more than two turns apart, from the first messages on.
+    for handled in range(20, 600, 20):
+        first = recorder.keys[:handled]
+        behind = abs(
+            sum(k.startswith("p0-") for k in first) - sum(k.startswith("p1-") for k in first)
+        )
+        assert behind <= 2 * config.turn, (handled, behind)
