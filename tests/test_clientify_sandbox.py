@@ -239,6 +239,36 @@ async def test_query_email_phone_and_sku_filters(api: Api) -> None:
     assert [p["sku"] for p in page["results"]] == ["A-1"]
 
 
+async def test_query_sees_each_record_as_it_is_now(tmp_path: Path) -> None:
+    """`query=` searches a text kept per record (lists scan every record on every
+    request): an update or a delete changes what it finds at once, a match never spans
+    two fields, and a restarted sandbox lists in id order."""
+    async with (
+        sandbox_at(SandboxOptions(data_dir=tmp_path, api_key=KEY)) as (_sandbox, base),
+        aiohttp.ClientSession() as session,
+    ):
+        api = Api(session, base)
+        ids = [(await new_contact(api, first_name=f"Nombre{n}", last_name="Ruiz"))["id"]
+               for n in range(3)]  # fmt: skip
+
+        async def found(text: str) -> list[int]:
+            _status, page = await api.call("GET", "contacts/", query=text)
+            return [c["id"] for c in page["results"]]
+
+        assert await found("nombre1") == [ids[1]]
+        await api.call("PUT", f"contacts/{ids[1]}/", {"first_name": "Otro"})
+        assert await found("nombre1") == [] and await found("otro") == [ids[1]]
+        assert await found("nombre2ruiz") == []  # first name and last name are two fields
+        await api.call("DELETE", f"contacts/{ids[0]}/")
+        assert await found("ruiz") == ids[1:]
+    async with (
+        sandbox_at(SandboxOptions(data_dir=tmp_path, api_key=KEY)) as (_again, base),
+        aiohttp.ClientSession() as session,
+    ):
+        _status, page = await Api(session, base).call("GET", "contacts/", query="RUIZ")
+        assert [c["id"] for c in page["results"]] == ids[1:]
+
+
 async def test_unknown_and_unsupported_filters_are_ignored(api: Api) -> None:
     await new_contact(api, taxpayer_identification_number="11111111H")
     await new_contact(api, taxpayer_identification_number="22222222J")

@@ -14,6 +14,7 @@ import json
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -233,7 +234,8 @@ class ClientifySandbox:
 
     def _filtered(self, request: web.Request, kind: str) -> list[Doc]:
         try:
-            return filters.apply(kind, self.store.all(kind), request.query)
+            texts = partial(self.store.texts, kind, partial(filters.searched, kind))
+            return filters.apply(kind, self.store.all(kind), request.query, texts)
         except Invalid as exc:
             raise _fail(400, exc.detail) from None
 

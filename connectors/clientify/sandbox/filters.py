@@ -36,11 +36,16 @@ EXACT_FIELDS = {
     "products": ("sku",),
     "orders": ("order_id", "ecommerce"),
 }
+SEPARATOR = "\x00"
 ORDERING_FIELDS = ("id", "created", "modified", "name", "first_name", "last_name", "sku")
 
 
-def apply(kind: str, docs: list[Doc], params: Mapping[str, str]) -> list[Doc]:
-    """The docs matching every supported filter in `params`, in the requested order."""
+def apply(
+    kind: str, docs: list[Doc], params: Mapping[str, str], texts: Callable[[], Mapping[int, str]]
+) -> list[Doc]:
+    """The docs matching every supported filter in `params`, in the requested order.
+    `texts()` gives `searched(kind, doc)` by doc id, for every doc of `kind` (kept by
+    the store: `query=` looks at every doc on every request)."""
     errors: dict[str, list[str]] = {}
     for name, value in params.items():
         date = DATE_FILTER.match(name)
@@ -52,7 +57,12 @@ def apply(kind: str, docs: list[Doc], params: Mapping[str, str]) -> list[Doc]:
             compare, field = COMPARE[date.group(2)], date.group(1)
             docs = [d for d in docs if compare(datetime.fromisoformat(d[field]), moment)]
         elif name == "query" and kind in QUERY_FIELDS:
-            docs = [d for d in docs if _contains(d, QUERY_FIELDS[kind], value)]
+            needle = value.strip().casefold()
+            if SEPARATOR in needle:
+                docs = []  # found in no field, and across fields only by the separator
+            else:
+                searched_ = texts()
+                docs = [d for d in docs if needle in searched_[d["id"]]]
         elif name == "email" and kind == "contacts":
             docs = [d for d in docs if _has_email(d, value)]
         elif name == "phone" and kind == "contacts":
@@ -66,15 +76,16 @@ def apply(kind: str, docs: list[Doc], params: Mapping[str, str]) -> list[Doc]:
     return _ordered(docs, params.get("ordering", ""))
 
 
-def _contains(doc: Doc, fields: tuple[str, ...], text: str) -> bool:
-    needle = text.strip().casefold()
-    for field in fields:
+def searched(kind: str, doc: Doc) -> str:
+    """What `query=` looks in: the doc's `QUERY_FIELDS`, casefolded, joined by
+    `SEPARATOR` (so a match within one field is a match in the whole)."""
+    texts = []
+    for field in QUERY_FIELDS.get(kind, ()):
         value: Any = doc.get(field)
         if field == "emails":
             value = " ".join(str(item["email"]) for item in value or ())
-        if needle in str(value or "").casefold():
-            return True
-    return False
+        texts.append(str(value or "").casefold())
+    return SEPARATOR.join(texts)
 
 
 def _has_email(doc: Doc, email: str) -> bool:

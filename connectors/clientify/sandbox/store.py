@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +35,13 @@ class Store:
         self._db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
+        # Per kind in id order: loaded by id, and ids only grow (`next_id`).
         self._docs: dict[str, dict[int, Doc]] = {}
-        for kind, record_id, body in self._db.execute("SELECT kind, id, body FROM records"):
+        rows = self._db.execute("SELECT kind, id, body FROM records ORDER BY kind, id")
+        for kind, record_id, body in rows:
             self._docs.setdefault(kind, {})[record_id] = json.loads(body)
+        # Per kind and record, what `texts` computed from it, until the record changes.
+        self._texts: dict[str, dict[int, str]] = {}
 
     def close(self) -> None:
         self._db.close()
@@ -57,8 +61,17 @@ class Store:
 
     def all(self, kind: str) -> list[Doc]:
         """Every record of `kind` in id order (the list endpoints' default order)."""
-        docs = self._docs.get(kind, {})
-        return [docs[key] for key in sorted(docs)]
+        return list(self._docs.get(kind, {}).values())
+
+    def texts(self, kind: str, compute: Callable[[Doc], str]) -> dict[int, str]:
+        """`compute(record)` by record id for every record of `kind` (the text a list
+        filter searches), computed once per version of a record: the filter looks at
+        every record on every request."""
+        texts = self._texts.setdefault(kind, {})
+        for record_id, doc in self._docs.get(kind, {}).items():
+            if record_id not in texts:
+                texts[record_id] = compute(doc)
+        return texts
 
     def get(self, kind: str, record_id: int) -> Doc | None:
         return self._docs.get(kind, {}).get(record_id)
@@ -69,9 +82,11 @@ class Store:
             (kind, doc["id"], json.dumps(doc, ensure_ascii=False)),
         )
         self._docs.setdefault(kind, {})[int(doc["id"])] = doc
+        self._texts.get(kind, {}).pop(int(doc["id"]), None)
 
     def delete(self, kind: str, record_id: int) -> Doc | None:
         self._db.execute("DELETE FROM records WHERE kind = ? AND id = ?", (kind, record_id))
+        self._texts.get(kind, {}).pop(record_id, None)
         return self._docs.get(kind, {}).pop(record_id, None)
 
     def next_id(self, sequence: str) -> int:
