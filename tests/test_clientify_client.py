@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -186,3 +187,30 @@ async def test_a_1000_record_job_at_5_requests_per_second_never_fails() -> None:
 
 async def _read_all(client: ClientifyClient) -> list[int]:
     return [record["id"] async for record in client.products.list(page_size=40)]
+
+
+async def test_requests_stay_apart_when_a_caller_wakes_up_late() -> None:
+    """A busy event loop wakes a caller after its slot; the next request still goes a full
+    1/rate after it, not at its own planned slot. Two requests closer than that can land
+    in one window of a per-second limit (DRF's), which then throttles a pace that is
+    below it on average."""
+    limiter = AdaptiveRateLimiter(initial_rate=10, max_rate=10, name="test-late")
+    loop = asyncio.get_running_loop()
+    await limiter.acquire()
+    # The loop is held past the next slot (0.1 s away) by other work.
+    loop.call_soon(time.sleep, 0.15)
+    await limiter.acquire()
+    late = loop.time()
+    await limiter.acquire()
+    assert loop.time() - late >= 0.095
+
+
+def test_the_pace_settles_at_95_percent_of_a_learned_limit() -> None:
+    clock = [0.0]
+    limiter = AdaptiveRateLimiter(initial_rate=10, name="test-settle", clock=lambda: clock[0])
+    limiter.on_throttled(1.0, limiter.generation)  # a 429 at 10 requests/s
+    for _ in range(1000):
+        clock[0] += 0.1
+        limiter.on_success()
+    assert limiter.ceiling == 10
+    assert limiter.rate == pytest.approx(9.5)
