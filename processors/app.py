@@ -43,6 +43,7 @@ from clientify_odoo.topics import (
     SOURCES,
 )
 from processors.decide import Outcome
+from processors.faust_app import SyncApp
 from processors.routing import Router
 from processors.steps import DecideStep, RoutedFact, RouteStep, Unsynced
 from schemas.envelope import (
@@ -86,7 +87,7 @@ class WorkerConfig:
 
 def create_app(config: WorkerConfig) -> faust.App:
     prefix = config.prefix
-    app = faust.App(
+    app = SyncApp(
         f"{prefix}clientify-odoo-sync",
         broker=f"kafka://{config.bootstrap}",
         store=config.store,
