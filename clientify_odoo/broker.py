@@ -473,9 +473,18 @@ def free_port_pair() -> int:
     rng = random.Random()
     for _ in range(200):
         port = rng.randrange(20000, 32000)
+        if {port, port + 1} & _HANDED_OUT:
+            continue
         if _bindable(port) and _bindable(port + 1):
+            _HANDED_OUT.update((port, port + 1))
             return port
     raise BrokerError("no two consecutive free ports found on 127.0.0.1")
+
+
+# Ports this process handed out: free when drawn, but a stack draws all of its ports
+# before it starts anything, so only this set keeps two of them apart (a test's Odoo
+# sandbox and a writer's metrics once drew the same port).
+_HANDED_OUT: set[int] = set()
 
 
 def _bindable(port: int) -> bool:

@@ -219,3 +219,11 @@ def test_missing_maven_says_what_to_install(
         KafkaJars(cache_dir=tmp_path).fetch()
     assert "apt-get install maven" in str(error.value)
     assert "KAFKA_BOOTSTRAP_SERVERS" in str(error.value)
+
+
+def test_ports_drawn_before_anything_binds_them_never_meet() -> None:
+    """A stack draws all its ports (sandboxes, receiver, metrics, a broker's pair) before
+    it starts a process: none may be drawn twice, nor be another's p+1."""
+    drawn = [free_port_pair() for _ in range(400)]
+    taken = [port for p in drawn for port in (p, p + 1)]
+    assert len(set(taken)) == len(taken)
