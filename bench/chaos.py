@@ -4,10 +4,11 @@ killed -9 every few seconds, the broker is restarted once, and the sandboxes ans
 
 Run from the repository root (it uses the test harness, tests/chaos.py):
 
-    python -m bench.chaos --changes 10000     (the small run: --changes 1000)
+    python -m bench.chaos --changes 10000
 
-It starts its own broker on free ports and prints a table of what happened; it fails
-with the records that differ from the expected state.
+CI runs the small version (tests/test_chaos.py, 1,000 changes). It starts its own
+broker on free ports, shows the changes' progress, and prints a table of what happened;
+it fails with the records that differ from the expected state.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import uuid
 from pathlib import Path
 
 from rich.console import Console
+from rich.progress import Progress, TimeElapsedColumn
 from rich.table import Table
 
 from clientify_odoo.broker import LocalBroker, free_port_pair
@@ -27,17 +29,19 @@ from tests.chaos import EVERY_SERVICE, Changes, Chaos, ChaosReport, run_chaos
 from tests.stack_fixtures import SyncStack
 
 
-async def chaos_run(args: argparse.Namespace, tmp: Path) -> ChaosReport:
+async def chaos_run(args: argparse.Namespace, tmp: Path, progress: Progress) -> ChaosReport:
     broker = LocalBroker(data_dir=tmp / "kafka", port=free_port_pair())
     await asyncio.to_thread(broker.up, on_progress=lambda _line: None)
     rng = random.Random(args.seed)
     stack = SyncStack(broker.bootstrap, f"chaos{uuid.uuid4().hex[:6]}.", tmp)
     chaos = Chaos(victims=EVERY_SERVICE, kill_every=(args.kill_min, args.kill_max))
 
+    changing = progress.add_task("changes made", total=args.changes)
     try:
         return await run_chaos(
             stack, Changes(args.changes, rng), chaos, rng, broker=broker,
             error_rate=args.error_rate, bursts=True, within=args.within,
+            on_change=lambda n: progress.update(changing, completed=n),
         )  # fmt: skip
     finally:
         stack.down()
@@ -81,9 +85,13 @@ def main() -> None:
         "--within", type=float, default=900.0, help="seconds allowed to converge at the end"
     )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="chaos-") as tmp:
-        report = asyncio.run(chaos_run(args, Path(tmp)))
-    show(report, Console())
+    console = Console()
+    with (
+        tempfile.TemporaryDirectory(prefix="chaos-") as tmp,
+        Progress(*Progress.get_default_columns(), TimeElapsedColumn(), console=console) as bar,
+    ):
+        report = asyncio.run(chaos_run(args, Path(tmp), bar))
+    show(report, console)
 
 
 if __name__ == "__main__":

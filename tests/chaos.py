@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import aiohttp
 
 from clientify_odoo.broker import BrokerError, LocalBroker
+from connectors.clientify import AdaptiveRateLimiter, ClientifyClient
 from schemas import DeadLetter
 from schemas.keys import normalise_tax_id
 from tests.stack_fixtures import ODOO_KEY, SyncStack, topic_messages
@@ -103,13 +104,29 @@ async def _nothing() -> None:
 ODOO_MODELS = {"partner": ("res.partner", "ref"), "product": ("product.product", "default_code")}
 
 
-async def apply_changes(stack: SyncStack, changes: Changes) -> None:
+def driver_limiter() -> AdaptiveRateLimiter:
+    """The driver's Clientify pace: it is a user, not the product under test, so it
+    forgets a 429 burst within seconds instead of pacing itself down for minutes (the
+    writer's limiter remembers a ceiling for 5 minutes and climbs 0.5 request/s per
+    second: a long run made 1,500 changes in 35 minutes that way)."""
+    return AdaptiveRateLimiter(
+        initial_rate=50.0, max_rate=200.0, increase_per_second=50.0, ceiling_memory=5.0,
+        name="chaos-driver",
+    )  # fmt: skip
+
+
+async def apply_changes(
+    stack: SyncStack, changes: Changes, on_change: Callable[[int], None] | None = None
+) -> None:
     """Make every change as a user would in each system (Odoo: companies, products;
-    Clientify: contacts), in order."""
+    Clientify: contacts), in order; `on_change(n)` as the n-th one starts."""
     odoo_ids: dict[str, int] = {}
     clientify_ids: dict[str, int] = {}
-    async with stack.odoo() as odoo, stack.clientify() as clientify:
-        for kind, key, change in changes.steps:
+    driver = ClientifyClient(stack.clientify_url, stack.clientify_key, limiter=driver_limiter())
+    async with stack.odoo() as odoo, driver as clientify:
+        for n, (kind, key, change) in enumerate(changes.steps, 1):
+            if on_change is not None:
+                on_change(n)
             if kind in ODOO_MODELS:
                 model, key_field = ODOO_MODELS[kind]
                 if key in odoo_ids:
@@ -331,6 +348,7 @@ async def run_chaos(
     error_rate: float = 0.0,
     bursts: bool = False,
     within: float = 300.0,
+    on_change: Callable[[int], None] | None = None,
 ) -> ChaosReport:
     """Make `changes` under `chaos`, then wait until both sides hold the expected state
     (dead letters, all explained, are requeued once the faults stop, as a user would)."""
@@ -346,7 +364,7 @@ async def run_chaos(
     if bursts:
         tasks.append(asyncio.create_task(chaos.throttle_bursts(stack, stop, rng)))
     started = time.monotonic()
-    changing = asyncio.create_task(apply_changes(stack, changes))
+    changing = asyncio.create_task(apply_changes(stack, changes, on_change))
     if broker is not None:  # restarted once, while the changes are being made
         await asyncio.sleep(rng.uniform(5.0, 15.0))
         await asyncio.to_thread(restart, broker)
