@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError
 from aiokafka.structs import OffsetAndMetadata
 
 from clientify_odoo.metrics import REDELIVERIES, ServiceHealth, partition_names
@@ -165,6 +166,11 @@ class TrackingConsumer:
 
     async def _receive(self, message: Any) -> None:
         tp = TopicPartition(message.topic, message.partition)
+        assert self._consumer is not None
+        if tp not in self._consumer.assignment():
+            # Fetched before a rebalance gave the partition to another copy, which goes
+            # on from the offset committed on revoke (at or before this message).
+            return
         if tp not in self._loaded_for:
             await self._load_applied()
         self._next[tp] = message.offset + 1
@@ -217,6 +223,7 @@ class TrackingConsumer:
         return True
 
     async def _retry_due(self) -> None:
+        self._forget_unassigned()
         now = time.monotonic()
         for (tp, key), queue in list(self._waiting.items()):
             while queue and queue[0].retry_at <= now:
@@ -238,15 +245,39 @@ class TrackingConsumer:
                 safe[tp] = min(safe[tp], min(p.message.offset for p in queue))
         return safe
 
+    def _forget_unassigned(self) -> None:
+        """Drop the offsets and waiting messages of partitions this copy no longer has.
+
+        Messages fetched before a rebalance are still handled after `on_revoked` has
+        forgotten their partitions (a turn holds several partitions' messages, and a
+        paced writer takes seconds over it): they set an offset again, or park again.
+        Committing that offset once the partition belongs to another copy raised
+        IllegalStateError and stopped the writer (bench/scale_out.py, a second writer
+        joining under load)."""
+        assert self._consumer is not None
+        assigned = self._consumer.assignment()
+        for tp in [tp for tp in self._next if tp not in assigned]:
+            del self._next[tp]
+            self._committed.pop(tp, None)
+        for waiting in [k for k in self._waiting if k[0] not in assigned]:
+            del self._waiting[waiting]  # not committed: the new owner handles them
+
     async def _commit(self) -> None:
         assert self._consumer is not None
+        self._forget_unassigned()
         due = {
             tp: OffsetAndMetadata(offset, "")
             for tp, offset in self._safe_offsets().items()
             if self._committed.get(tp) != offset
         }
         if due:
-            await self._consumer.commit(due)
+            try:
+                await self._consumer.commit(due)
+            except CommitFailedError as exc:
+                # The group is rebalancing: these offsets are committed on revoke, or
+                # the next turn tries again; what was handled is on sync.applied.
+                log.warning("offsets not committed, the group is rebalancing: %s", exc)
+                return
             self._committed.update({tp: meta.offset for tp, meta in due.items()})
 
     async def on_revoked(self, partitions: set[TopicPartition]) -> None:
