@@ -13,6 +13,10 @@ from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_valida
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_CLIENTIFY_URL = "https://api.clientify.net/v1"
+# What a sandbox reads when no flag gives it: `up` passes secrets this way because a
+# command line is readable by every user of the machine (`ps`).
+SANDBOX_API_KEY = "SANDBOX_API_KEY"  # the key a sandbox accepts
+SANDBOX_WEBHOOK_TARGET = "SANDBOX_WEBHOOK_TARGET"  # a URL the Clientify sandbox posts to
 
 
 class SettingsError(Exception):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from platformdirs import user_data_dir
 
-from clientify_odoo.settings import Settings
+from clientify_odoo.settings import SANDBOX_API_KEY, SANDBOX_WEBHOOK_TARGET, Settings
 from clientify_odoo.supervisor import ServiceSpec
 
 STACK_ENV = "stack.env"
@@ -99,9 +99,10 @@ def plan_stack(settings: Settings, bootstrap: str, options: StackOptions) -> Sta
         argv = [
             "sandbox", "odoo", "--port", str(options.odoo_port), "--data-dir", str(data / "odoo"),
             "--seed", str(options.seed), "--db", "odoo", "--login", "admin",
-            "--api-key", credentials["ODOO_API_KEY"],
         ]  # fmt: skip
-        services.append(ServiceSpec("odoo-sandbox", argv))
+        # Secrets go in the environment: a command line is readable by anyone (`ps`).
+        key = {SANDBOX_API_KEY: credentials["ODOO_API_KEY"]}
+        services.append(ServiceSpec("odoo-sandbox", argv, key))
         sandboxes["odoo-sandbox"] = f"{url}/web/version"
     if settings.clientify_api_key is None:
         url = f"http://127.0.0.1:{options.clientify_port}/v1"
@@ -109,9 +110,11 @@ def plan_stack(settings: Settings, bootstrap: str, options: StackOptions) -> Sta
         argv = [
             "sandbox", "clientify", "--port", str(options.clientify_port),
             "--data-dir", str(data / "clientify"), "--seed", str(options.seed),
-            "--api-key", credentials["CLIENTIFY_API_KEY"], "--webhook-target", hook,
         ]  # fmt: skip
-        services.append(ServiceSpec("clientify-sandbox", argv))
+        secrets_env = {
+            SANDBOX_API_KEY: credentials["CLIENTIFY_API_KEY"], SANDBOX_WEBHOOK_TARGET: hook,
+        }  # fmt: skip
+        services.append(ServiceSpec("clientify-sandbox", argv, secrets_env))
         sandboxes["clientify-sandbox"] = f"{url}/_admin/stats/"
     off = [] if options.metrics else ["--metrics-port", "0"]
     services += [

@@ -79,6 +79,11 @@ def children_of(pid: int) -> dict[str, int]:
     return out
 
 
+def command_line(pid: int) -> str:
+    """What `ps` shows of `pid` to any user of the machine."""
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -136,8 +141,15 @@ async def test_up_runs_everything_on_the_sandboxes_both_ways_and_stops_on_ctrl_c
 
         await eventually(changes_arrived, None, "both changes on the other side", within=90)
 
-        # A crashed service is restarted, and the view says so.
+        # No secret on a command line, where every user of the machine can read it.
         services = children_of(process.pid)
+        secrets = [stack_env[name] for name in ("ODOO_API_KEY", "CLIENTIFY_API_KEY",
+                                                "WEBHOOK_SECRET")]  # fmt: skip
+        for pid in services.values():
+            shown = command_line(pid)
+            assert not [secret for secret in secrets if secret in shown], shown
+
+        # A crashed service is restarted, and the view says so.
         assert {"worker --data-dir", "write clientify", "write odoo", "poll odoo"} <= set(
             services
         ), services

@@ -25,6 +25,7 @@ from clientify_odoo.cli.kafka import ensure_registry
 from clientify_odoo.cli.metrics_options import add_metrics_arguments, metrics_served
 from clientify_odoo.metrics import SERVICE_BY_NAME, ServiceHealth
 from clientify_odoo.serve import serve_until_stopped
+from clientify_odoo.settings import SANDBOX_API_KEY, SANDBOX_WEBHOOK_TARGET
 from connectors.clientify import ClientifyClient, ClientifyError
 from connectors.clientify.sandbox.app import ClientifySandbox, SandboxOptions
 from producers.clientify.facts import ClientifyTopics
@@ -49,21 +50,23 @@ def _sandbox(args: argparse.Namespace, context: Context) -> int:
                         ("--seed", args.seed)):  # fmt: skip
         if value < 0:
             raise CommandError(f"{flag} must be 0 or more, got {value}")
+    api_key = args.api_key or os.environ.get(SANDBOX_API_KEY)
+    hook = os.environ.get(SANDBOX_WEBHOOK_TARGET)
     sandbox = ClientifySandbox(
         SandboxOptions(
             data_dir=args.data_dir,
-            api_key=args.api_key,
+            api_key=api_key,
             throttle_rps=args.throttle,
             latency_ms=args.latency_ms,
             error_rate=args.error_rate,
             webhooks=not args.no_webhooks,
-            webhook_targets=args.webhook_target,
+            webhook_targets=args.webhook_target or ([hook] if hook else []),
             seed=args.seed,
         )
     )
 
     # Only a key made here is shown: a given one would end in the service's log.
-    key = "as given with --api-key" if args.api_key else sandbox.api_key
+    key = f"as given with --api-key or {SANDBOX_API_KEY}" if api_key else sandbox.api_key
 
     def started(port: int) -> None:
         url = f"http://{args.host}:{port}/v1/"
@@ -109,11 +112,14 @@ def register_sandbox(kinds: Any) -> None:
         help="top up to N demo companies, contacts and products (Spanish data)",
     )  # fmt: skip
     parser.add_argument(
-        "--api-key", default=None, help="the key clients must send (default: kept or generated)"
-    )
+        "--api-key", default=None,
+        help=f"the key clients must send (default: ${SANDBOX_API_KEY}, which keeps it out of "
+        "`ps`; else kept or generated)",
+    )  # fmt: skip
     parser.add_argument(
         "--webhook-target", action="append", default=[], metavar="URL",
-        help="POST every contact/company/product save and delete here (repeatable)",
+        help="POST every contact/company/product save and delete here (repeatable; "
+        f"default: ${SANDBOX_WEBHOOK_TARGET}, for a URL holding a secret)",
     )  # fmt: skip
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay added per request")
     parser.add_argument(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from clientify_odoo.cli.kafka import add_broker_arguments, start_broker
 from clientify_odoo.cli.metrics_options import add_metrics_arguments, metrics_served
 from clientify_odoo.metrics import ServiceHealth
 from clientify_odoo.serve import serve_until_stopped
+from clientify_odoo.settings import SANDBOX_API_KEY
 from clientify_odoo.topics import ODOO_CURSORS, ODOO_PARTNER, ODOO_PRODUCT, ODOO_SALE_ORDER
 from clientify_odoo.topics import registry as topic_registry
 from connectors.faults import Faults
@@ -69,12 +71,11 @@ def _sandbox(args: argparse.Namespace, context: Context) -> int:
         )
     if args.latency_ms < 0 or args.seed < 0:
         raise CommandError("--latency-ms and --seed must not be negative", exit_code=2)
+    api_key = args.api_key or os.environ.get(SANDBOX_API_KEY, "")
     try:
         profile = Profile(args.profile, parse_modules(args.modules), args.saas)
         data_dir = args.data_dir or _default_sandbox_dir(args.profile)
-        database = open_database(
-            profile, Credentials(args.db, args.login, args.api_key or ""), data_dir
-        )
+        database = open_database(profile, Credentials(args.db, args.login, api_key), data_dir)
     except (ProfileError, DataDirError) as exc:
         raise CommandError(str(exc), exit_code=2) from None
     if args.seed and not database.store.table("res.partner"):
@@ -90,7 +91,7 @@ def _sandbox(args: argparse.Namespace, context: Context) -> int:
 
     # A key given with --api-key is known to whoever gave it; printed, it would end in
     # the service's log (`up` keeps one per service). Only a key made here is shown.
-    key = "as given with --api-key" if args.api_key else credentials.api_key
+    key = f"as given with --api-key or {SANDBOX_API_KEY}" if api_key else credentials.api_key
 
     def started(port: int) -> None:
         url = f"http://{args.host}:{port}"
@@ -159,7 +160,8 @@ def register_sandbox(kinds: Any) -> None:
     parser.add_argument("--login", default="admin", help="the API user's login (default admin)")
     parser.add_argument(
         "--api-key", default=None,
-        help="API key to accept (default: a random 40-hex key, kept in the data dir)",
+        help=f"API key to accept (default: ${SANDBOX_API_KEY}, which keeps it out of `ps`; "
+        "else a random 40-hex key, kept in the data dir)",
     )  # fmt: skip
     parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every request")
     parser.add_argument(
