@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import random
 import tempfile
 import uuid
@@ -28,6 +29,8 @@ from clientify_odoo.broker import LocalBroker, free_port_pair
 from tests.chaos import EVERY_SERVICE, Changes, Chaos, ChaosReport, run_chaos
 from tests.stack_fixtures import SyncStack
 
+PLAIN_PROGRESS_EVERY = 500  # changes between progress lines when the output is a file
+
 
 async def chaos_run(args: argparse.Namespace, tmp: Path, progress: Progress) -> ChaosReport:
     broker = LocalBroker(data_dir=tmp / "kafka", port=free_port_pair())
@@ -37,11 +40,16 @@ async def chaos_run(args: argparse.Namespace, tmp: Path, progress: Progress) -> 
     chaos = Chaos(victims=EVERY_SERVICE, kill_every=(args.kill_min, args.kill_max))
 
     changing = progress.add_task("changes made", total=args.changes)
+
+    def made(n: int) -> None:
+        progress.update(changing, completed=n)
+        if not progress.console.is_terminal and n % PLAIN_PROGRESS_EVERY == 0:
+            progress.console.print(f"{n:,} of {args.changes:,} changes made")  # a log file
+
     try:
         return await run_chaos(
             stack, Changes(args.changes, rng), chaos, rng, broker=broker,
-            error_rate=args.error_rate, bursts=True, within=args.within,
-            on_change=lambda n: progress.update(changing, completed=n),
+            error_rate=args.error_rate, bursts=True, within=args.within, on_change=made,
         )  # fmt: skip
     finally:
         stack.down()
@@ -85,6 +93,8 @@ def main() -> None:
         "--within", type=float, default=900.0, help="seconds allowed to converge at the end"
     )
     args = parser.parse_args()
+    # The driver's own retries against the faults it injects are expected, not news.
+    logging.getLogger("connectors").setLevel(logging.ERROR)
     console = Console()
     with (
         tempfile.TemporaryDirectory(prefix="chaos-") as tmp,
