@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from clientify_odoo.metrics import ServiceHealth
 from clientify_odoo.stack_plan import DEFAULT_WORKER_DIR
 from clientify_odoo.topics import DEFAULT_PARTITIONS, TopicConfigError, ensure_topics, registry
 from processors.app import WorkerConfig, create_app
+
+FAUST_LOGGERS = ("faust", "mode", "aiokafka", "kafka")  # what --faust-log-level is for
 
 
 def _worker(args: argparse.Namespace, context: Context) -> int:
@@ -53,7 +56,12 @@ def _worker(args: argparse.Namespace, context: Context) -> int:
     context.console.print(
         f"Sync worker on {bootstrap}, mapping {path}, state in {args.data_dir} (Ctrl-C stops)"
     )
-    worker = faust.Worker(create_app(config), loglevel=args.faust_log_level, quiet=True)
+    # Faust sets its level on the log handlers too: they pass info, and the level asked
+    # for goes to Faust's own loggers, so the sync's lines (the counts every 30 s, each
+    # skip and conflict) show at any Faust level.
+    worker = faust.Worker(create_app(config), loglevel="info", quiet=True)
+    for name in FAUST_LOGGERS:
+        logging.getLogger(name).setLevel(args.faust_log_level.upper())
     # Faust's worker owns the event loop and handles SIGINT/SIGTERM: a clean stop
     # commits offsets and flushes the tables.
     with metrics_served(args, context, health):
