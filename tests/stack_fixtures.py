@@ -189,9 +189,9 @@ async def wait_http(url: str, stack: SyncStack, name: str, token: str | None = N
             if stack.processes[name].poll() is not None:
                 raise AssertionError(f"{name} exited during start-up:\n{stack.logs()}")
             try:
-                response = await session.get(url, headers=headers)
-                if response.status < 500:
-                    return
+                async with session.get(url, headers=headers) as response:
+                    if response.status < 500:
+                        return
             except aiohttp.ClientError:
                 pass
             await asyncio.sleep(0.3)
