@@ -107,6 +107,7 @@ class TrackingConsumer:
         # Partitions whose applied records are loaded: aiokafka may hand out records of a
         # new assignment before its listener has run, so the check is made per record.
         self._loaded_for: set[TopicPartition] = set()
+        self._revocations = 0  # rebalances that took partitions away, so far
         self._publisher = Publisher(
             config.bootstrap,
             client_id=config.group_id,
@@ -130,8 +131,7 @@ class TrackingConsumer:
             try:
                 consumer.subscribe(list(self.config.topics), listener=_Listener(self))
                 while not stop.is_set():
-                    for message in await self._next_turn(consumer):
-                        await self._receive(message)
+                    await self._handle_turn(await self._next_turn(consumer))
                     await self._retry_due()
                     await self._commit()
                     self.health.succeeded(partitions=partition_names(consumer.assignment()))
@@ -164,6 +164,20 @@ class TrackingConsumer:
         )
         return [message for messages in fetched.values() for message in messages]
 
+    async def _handle_turn(self, messages: list[Any]) -> None:
+        """The turn's messages in order, until a rebalance comes in the middle of it.
+
+        After a rebalance every partition is fetched again from its committed offset,
+        so the rest of the turn comes again, in order. Handling it here instead, past a
+        message skipped because its partition was away for a moment, applied a later
+        command of a record before an earlier one (which then, redelivered, undid it:
+        the chaos run's companies left with an older phone)."""
+        revocations = self._revocations
+        for message in messages:
+            if self._revocations != revocations:
+                return
+            await self._receive(message)
+
     async def _receive(self, message: Any) -> None:
         tp = TopicPartition(message.topic, message.partition)
         assert self._consumer is not None
@@ -173,20 +187,23 @@ class TrackingConsumer:
             return
         if tp not in self._loaded_for:
             await self._load_applied()
-        self._next[tp] = message.offset + 1
         try:
             envelope = decode(message.value)
         except EnvelopeError as exc:
             log.error("%s offset %d is not an envelope, ignored: %s", tp, message.offset, exc)
+            self._next[tp] = message.offset + 1
             return
         queue = self._waiting.get((tp, message.key))
         now = time.monotonic()
         parked = _Parked(message, envelope, now, now, self.config.first_wait, 0, "")
-        if queue:
+        if not queue:
+            await self._attempt(tp, message.key, parked)
+        else:
             parked.reason = "an earlier message with the same key"
             queue.append(parked)
-            return
-        await self._attempt(tp, message.key, parked)
+        # Only once it is done or parked: a rebalance commits while the write is under
+        # way (its listener runs while this awaits the API), and must not pass it.
+        self._next[tp] = message.offset + 1
 
     async def _attempt(self, tp: TopicPartition, key: bytes | None, parked: _Parked) -> bool:
         """Handle one envelope; True when done, False when it must wait (it is queued)."""
@@ -281,6 +298,7 @@ class TrackingConsumer:
             self._committed.update({tp: meta.offset for tp, meta in due.items()})
 
     async def on_revoked(self, partitions: set[TopicPartition]) -> None:
+        self._revocations += 1
         try:
             await self._commit()
         except Exception as exc:  # noqa: BLE001 - the group moved on; redelivery is safe
