@@ -21,9 +21,7 @@ Uses KAFKA_BOOTSTRAP_SERVERS when set, otherwise starts a throw-away local broke
 from __future__ import annotations
 
 import argparse
-import asyncio
 import shutil
-import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
@@ -31,12 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
 from bench.common import (
     FLOWS,
-    WIDTH,
     Backfill,
     BenchStack,
     RawRate,
@@ -45,10 +41,10 @@ from bench.common import (
     ratio,
     raw_creates,
     run_backfill,
+    run_benchmark,
     seed_odoo,
     verdict,
 )
-from clientify_odoo.broker import throwaway_broker
 from connectors.clientify import ClientifyClient
 from connectors.odoo import OdooClient
 from consumers.clientify_writer import ClientifyTarget
@@ -282,9 +278,7 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--within", type=float, default=4 * 3600.0,
                         help="seconds the pipeline may take before the run fails")  # fmt: skip
-    args = parser.parse_args()
-    with throwaway_broker("bench-kafka-") as bootstrap, tempfile.TemporaryDirectory() as tmp:
-        Console(width=WIDTH).print(asyncio.run(bench(args, bootstrap, Path(tmp))))
+    run_benchmark(parser, bench)
 
 
 if __name__ == "__main__":

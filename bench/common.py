@@ -8,21 +8,26 @@ because they drive the product through the test harness (tests/stack_fixtures.py
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import random
 import re
 import statistics
+import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clientify_odoo.broker import free_port_pair
+from rich.console import Console
+from rich.table import Table
+
+from clientify_odoo.broker import free_port_pair, throwaway_broker
 from clientify_odoo.kafka_state import inspect_kafka
 from clientify_odoo.topics import RESULTS, ensure_topics, registry
 from connectors.clientify import AdaptiveRateLimiter, ClientifyClient
@@ -430,6 +435,17 @@ def quantiles(values: Sequence[float]) -> tuple[float, float, float]:
         return only, only, only
     cuts = statistics.quantiles(values, n=100, method="inclusive")
     return cuts[49], cuts[94], cuts[98]
+
+
+def run_benchmark(
+    parser: argparse.ArgumentParser,
+    bench: Callable[[argparse.Namespace, str, Path], Awaitable[Table]],
+) -> None:
+    """A benchmark's main: parse its command line, run it on a throw-away broker and
+    data dir, print its table."""
+    args = parser.parse_args()
+    with throwaway_broker("bench-kafka-") as bootstrap, tempfile.TemporaryDirectory() as tmp:
+        Console(width=WIDTH).print(asyncio.run(bench(args, bootstrap, Path(tmp))))
 
 
 def ratio(value: float, baseline: float) -> str:

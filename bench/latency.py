@@ -22,17 +22,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
-from bench.common import WIDTH, BenchStack, quantiles, run_backfill, seed_odoo
-from clientify_odoo.broker import throwaway_broker
+from bench.common import BenchStack, quantiles, run_backfill, run_benchmark, seed_odoo
 from connectors.odoo.sandbox.seed import nif
 from schemas import Result, System
 from schemas.keys import normalise_tax_id
@@ -179,9 +176,7 @@ def main() -> None:
     parser.add_argument("--load", type=int, default=3000, help="partners of the backfill")
     parser.add_argument("--interval", type=float, default=5.0, help="poll interval (5 s)")
     parser.add_argument("--within", type=float, default=3600.0, help="seconds to drain")
-    args = parser.parse_args()
-    with throwaway_broker("bench-kafka-") as bootstrap, tempfile.TemporaryDirectory() as tmp:
-        Console(width=WIDTH).print(asyncio.run(bench(args, bootstrap, Path(tmp))))
+    run_benchmark(parser, bench)
 
 
 if __name__ == "__main__":

@@ -27,18 +27,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
 import aiohttp
-from rich.console import Console
 from rich.table import Table
 
-from bench.common import WIDTH, BenchStack, ratio, seed_odoo
+from bench.common import BenchStack, ratio, run_benchmark, seed_odoo
 from bench.webhook_receiver import concurrently, webhook
-from clientify_odoo.broker import throwaway_broker
 from clientify_odoo.topic_reader import read_to_end
 from clientify_odoo.topics import APPLIED_COMMANDS, RESULTS
 from consumers.tracking import stored
@@ -167,9 +164,7 @@ def main() -> None:
     parser.add_argument("--applied", type=int, default=100_000)
     parser.add_argument("--writer-seconds", type=float, default=60.0)
     parser.add_argument("--within", type=float, default=3600.0, help="seconds to drain")
-    args = parser.parse_args()
-    with throwaway_broker("bench-kafka-") as bootstrap, tempfile.TemporaryDirectory() as tmp:
-        Console(width=WIDTH).print(asyncio.run(bench(args, bootstrap, Path(tmp))))
+    run_benchmark(parser, bench)
 
 
 if __name__ == "__main__":

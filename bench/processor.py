@@ -20,17 +20,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from rich.console import Console
 from rich.table import Table
 
-from bench.common import WIDTH, BenchStack, cpu_seconds, ratio, seed_odoo, verdict
-from clientify_odoo.broker import throwaway_broker
+from bench.common import BenchStack, cpu_seconds, ratio, run_benchmark, seed_odoo, verdict
 from clientify_odoo.topic_reader import read_to_end
 from clientify_odoo.topics import COMMANDS_CLIENTIFY, ROUTED, SOURCES, ensure_topics, registry
 from processors.routing import Router
@@ -176,9 +173,7 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=5_000)
     parser.add_argument("--orders", type=int, default=5_000)
     parser.add_argument("--within", type=float, default=1800.0, help="seconds to drain")
-    args = parser.parse_args()
-    with throwaway_broker("bench-kafka-") as bootstrap, tempfile.TemporaryDirectory() as tmp:
-        Console(width=WIDTH).print(asyncio.run(bench(args, bootstrap, Path(tmp))))
+    run_benchmark(parser, bench)
 
 
 if __name__ == "__main__":

@@ -19,25 +19,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
 from bench.common import (
-    WIDTH,
     WORKER_AND_WRITERS,
     Backfill,
     BenchStack,
     Seeded,
     ratio,
     run_backfill,
+    run_benchmark,
     seed_odoo,
     verdict,
 )
-from clientify_odoo.broker import throwaway_broker
 from clientify_odoo.topics import COMMANDS_CLIENTIFY, COMMANDS_ODOO, RESULTS
 from schemas import Command, Result
 from tests.stack_fixtures import topic_messages
@@ -149,9 +146,7 @@ def main() -> None:
                         help="seconds into the backfill the second copies start (60)")  # fmt: skip
     parser.add_argument("--interval", type=float, default=5.0, help="poll interval (5 s)")
     parser.add_argument("--within", type=float, default=3 * 3600.0, help="seconds to drain")
-    args = parser.parse_args()
-    with throwaway_broker("bench-kafka-") as bootstrap, tempfile.TemporaryDirectory() as tmp:
-        Console(width=WIDTH).print(asyncio.run(bench(args, bootstrap, Path(tmp))))
+    run_benchmark(parser, bench)
 
 
 if __name__ == "__main__":

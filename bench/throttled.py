@@ -16,23 +16,19 @@ Uses KAFKA_BOOTSTRAP_SERVERS when set, otherwise starts a throw-away local broke
 from __future__ import annotations
 
 import argparse
-import asyncio
-import tempfile
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
 from bench.common import (
-    WIDTH,
     BenchStack,
     ratio,
     raw_creates,
     run_backfill,
+    run_benchmark,
     seed_odoo,
     verdict,
 )
-from clientify_odoo.broker import throwaway_broker
 from connectors.clientify import ClientifyClient
 
 GOAL = 0.95  # of the allowed rate
@@ -106,9 +102,7 @@ def main() -> None:
                         help="seconds the tight loop runs before it is timed (30)")  # fmt: skip
     parser.add_argument("--interval", type=float, default=5.0, help="poll interval (5 s)")
     parser.add_argument("--within", type=float, default=3600.0, help="seconds to drain")
-    args = parser.parse_args()
-    with throwaway_broker("bench-kafka-") as bootstrap, tempfile.TemporaryDirectory() as tmp:
-        Console(width=WIDTH).print(asyncio.run(bench(args, bootstrap, Path(tmp))))
+    run_benchmark(parser, bench)
 
 
 if __name__ == "__main__":
