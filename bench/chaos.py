@@ -6,10 +6,9 @@ Run from the repository root (it uses the test harness, tests/chaos.py):
 
     python -m bench.chaos --changes 10000
 
-`--changes 1000` is the small run (not in CI yet: some runs still end with records
-on an older value). It starts its own broker on free ports, shows the changes'
-progress, and prints a table of what happened; it fails with the records that differ
-from the expected state.
+CI runs the small version (tests/test_chaos.py, 1,000 changes). It starts its own
+broker on free ports, shows the changes' progress, and prints a table of what happened;
+it fails with the records that differ from the expected state.
 """
 
 from __future__ import annotations

@@ -7,9 +7,11 @@ once (a redelivery republishes the same letter, read once here).
 A requeued command gets a new id, `requeue_id(dead id)`: the dead id is recorded as
 applied on `sync.applied`, so the writer would drop it. The new id is the same however
 often the letter is requeued, so a second send (two operators, a re-run) is dropped by
-the writer's tracking in turn: a requeued command is applied at most once. Each requeue
-is recorded on `sync.requeues`, in one Kafka transaction with the command, so `dlq list`
-knows what was sent back, and `sync.applied` tells how it ended.
+the writer's tracking in turn: a requeued command is applied at most once. A requeue
+goes to the worker, on `sync.requeues`: the worker issues the command like one of its
+own (it then knows the write's echo when the target reports it, and it drops a field
+a newer edit won meanwhile). `dlq list` reads what was sent back from the same topic,
+and how it ended from `sync.applied`.
 
 When several dead letters of one record carry the same field (an outage dead-letters
 every edit made meanwhile), only the newest value is sent back. Were an older one to
@@ -26,9 +28,8 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
 from clientify_odoo.topic_reader import partitions_of, read_to_end
 from clientify_odoo.topics import (
@@ -42,7 +43,7 @@ from clientify_odoo.topics import (
 from consumers.tracking import load_applied, replayed
 from processors.routing import route_key
 from producers.publisher import Outgoing, Publisher
-from schemas import Command, DeadLetter, Result, ResultStatus, System, decode
+from schemas import Command, DeadLetter, Requeue, Result, ResultStatus, System, decode
 from schemas.envelope import EnvelopeError, deterministic_id, utc_now
 
 log = logging.getLogger(__name__)
@@ -53,22 +54,6 @@ SHORT_ID = 8  # characters of an id shown in tables; any unique prefix is accept
 def requeue_id(dead_command_id: str) -> str:
     """The id of the command a dead letter is sent back as: one per dead letter."""
     return deterministic_id("requeue", dead_command_id)
-
-
-class Requeue(BaseModel):
-    """A dead letter sent back to its writer: the value on `sync.requeues`, keyed by the
-    dead letter's id. `command_id` is None when every field was superseded by a newer
-    dead letter of the same record, so nothing was sent."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    kind: Literal["requeue"] = "requeue"
-    schema_version: Literal[1] = 1
-    dead_letter_id: str
-    command_id: str | None
-    # field -> id of the newer dead letter carrying it, or of the later applied command
-    superseded: dict[str, str] = {}
-    at: datetime
 
 
 @dataclass(frozen=True)
@@ -124,6 +109,7 @@ class Planned:
         return Requeue(
             dead_letter_id=self.entry.id,
             command_id=None if self.command is None else self.command.command_id,
+            command=self.command,
             superseded=self.superseded,
             at=utc_now(),
         )
@@ -275,16 +261,14 @@ async def _outcomes(
 async def send(
     bootstrap: str, topics: DeadLetterTopics, plans: Sequence[Planned], transactional_id: str
 ) -> None:
-    """Send the planned commands to their writers and record the requeues, atomically:
-    a reader sees both or neither."""
+    """Record the planned requeues on `sync.requeues`, atomically (a reader sees all or
+    none), keyed by their record's route: the worker reads them in order with that
+    record's facts and results and issues the commands (see `Requeue`)."""
     records: list[Outgoing] = []
     for planned in plans:
-        command = planned.command
-        if command is not None:
-            key = route_key(command.entity, command.business_key)  # the record's partition
-            records.append(Outgoing(topics.commands[command.target], key, command))
-        requeue = planned.requeue().model_dump_json().encode()
-        records.append(Outgoing(topics.requeues, planned.entry.id, requeue))
+        dead = planned.entry.letter.command
+        key = route_key(dead.entity, dead.business_key)  # the record's partition
+        records.append(Outgoing(topics.requeues, key, planned.requeue()))
     async with Publisher(
         bootstrap, client_id="clientify-odoo-dlq", transactional_id=transactional_id
     ) as publisher:

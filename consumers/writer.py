@@ -22,13 +22,15 @@ from typing import Protocol
 
 from clientify_odoo.metrics import COMMAND_RETRIES, COMMANDS_APPLIED, DEAD_LETTERS
 from consumers.base import NotReady
-from consumers.plan import failed
+from consumers.plan import Plan, failed
 from processors.routing import route_key
 from producers.publisher import Outgoing
 from schemas import AnyEnvelope, Command, DeadLetter, Result, System, encode
 from schemas.envelope import utc_now
 
 log = logging.getLogger(__name__)
+
+NOTHING_LEFT = "nothing left to write: newer edits took every field"
 
 
 class Target(Protocol):
@@ -72,6 +74,12 @@ class CommandWriter:
             log.error("not a command for %s, ignored: %s", self.target.system.value, envelope.kind)
             return []
         command = envelope
+        if not command.fields:
+            # A requeue whose every field newer edits took (processors.decide.on_requeue):
+            # nothing to write, but its Result tells `dlq list` how the requeue ended.
+            result = Plan().result(command, command.target_id, note=NOTHING_LEFT)
+            _log_result(result)
+            return [Outgoing(self.topics.results, _key(command), result)]
         for attempt in range(1, self.attempts + 1):
             try:
                 result = await self.target.apply(command)

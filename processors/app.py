@@ -5,9 +5,10 @@ Two agents, each with concurrency 1 (faust-streaming issue #606 loses messages a
 - `route` reads every source topic, keeps the Odoo lookups orders need (partners and
   products by id, in global tables), and re-keys each fact by route, `flow:business
   key`, onto `sync.routed`; facts that cannot be synced go to `sync.skips`.
-- `decide` reads `sync.routed` and `sync.results` (keyed alike, so co-partitioned),
-  keeps per route the sync state and the link in changelog-backed tables, and emits
-  commands for the writers and conflict reports.
+- `decide` reads `sync.routed`, `sync.results` and `sync.requeues` (keyed alike, so
+  co-partitioned), keeps per route the sync state and the link in changelog-backed
+  tables, and emits commands for the writers (requeued dead letters too) and conflict
+  reports.
 
 Everything about one record is therefore handled in order, in one partition, by one
 worker; tables survive restarts (RocksDB locally, changelog topics in Kafka). What each
@@ -37,6 +38,7 @@ from clientify_odoo.topics import (
     COMMANDS_ODOO,
     CONFLICTS,
     ECHOES,
+    REQUEUES,
     RESULTS,
     ROUTED,
     SKIPS,
@@ -106,7 +108,7 @@ def create_app(config: WorkerConfig) -> faust.App:
         )  # fmt: skip
 
     sources = topic(*(spec.name for spec in SOURCES))
-    routed_and_results = topic(ROUTED.name, RESULTS.name)
+    decided = topic(ROUTED.name, RESULTS.name, REQUEUES.name)
     routed = topic(ROUTED.name)
     skips = topic(SKIPS.name)
     conflicts = topic(CONFLICTS.name)
@@ -176,7 +178,7 @@ def create_app(config: WorkerConfig) -> faust.App:
                     await skip(out)
             yield None
 
-    @app.agent(routed_and_results, concurrency=1)
+    @app.agent(decided, concurrency=1)
     async def decide(stream: Any) -> AsyncIterator[None]:
         async for event in stream.events():
             message = event.message

@@ -12,7 +12,13 @@ from typing import Any
 
 from processors.mapper import FlowMapper
 from processors.routing import Route
-from processors.sync_state import Decision, RecordState, apply_fact, apply_result
+from processors.sync_state import (
+    Decision,
+    RecordState,
+    apply_fact,
+    apply_requeue,
+    apply_result,
+)
 from schemas.envelope import (
     Command,
     ConflictReport,
@@ -112,6 +118,23 @@ def on_result(result: Result, state: RecordState, link: Link) -> Outcome:
             found=result.found,
         )
     return _outcome(result.entity, result.business_key, result.command_id, decision, link)
+
+
+def on_requeue(command: Command, state: RecordState, link: Link) -> Outcome:
+    """Issue a requeued dead letter's `command` for this route (`state` and `link`
+    mutated), with the fields still to write (see `apply_requeue`). It keeps its id, so
+    the writers apply it once however often it is sent; with no field left it still
+    goes, empty, for its Result to tell `dlq list` how the requeue ended."""
+    decision = apply_requeue(state, command.target, command.fields)
+    reissued = command.model_copy(
+        update={
+            "fields": decision.fields_for(command.target),
+            "expected": decision.expected_for(command.target),
+            "target_id": link.id_on(command.target) or command.target_id,
+            "issued_at": utc_now(),
+        }
+    )
+    return Outcome([reissued])
 
 
 def _outcome(flow: str, key: str, cause: str, decision: Decision, link: Link) -> Outcome:

@@ -1,12 +1,14 @@
-"""Rebuild the worker's tables from the log: facts, routed facts and the writers' results.
+"""Rebuild the worker's tables from the log: facts, routed facts, the writers' results
+and the requeued dead letters.
 
 The tables are a fold of the worker's inputs, so they can be computed again with the
 same steps (`processors.steps`) over plain dicts: the order lookups from the source
 facts (route step), the per-route states and links from what the decide agent read,
-`sync.routed` and `sync.results`, in the order they were appended (routed facts past
-the topic's retention are routed again from their sources). The rebuild stops exactly
-where the worker stopped, at its committed offsets; the worker then resumes from there
-as if nothing had happened, deciding (and emitting) what it had not read yet.
+`sync.routed`, `sync.results` and `sync.requeues`, in the order they were appended
+(routed facts past the topic's retention are routed again from their sources). The
+rebuild stops exactly where the worker stopped, at its committed offsets; the worker
+then resumes from there as if nothing had happened, deciding (and emitting) what it
+had not read yet.
 
 Rebuilt tables are written as the Faust changelogs the worker recovers from on start
 (its local RocksDB state is removed): a new value per key, a tombstone for a key that
@@ -31,7 +33,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from clientify_odoo.kafka_state import CONSUMER_GROUPS
 from clientify_odoo.topic_reader import partitions_of, read_to_end
-from clientify_odoo.topics import RESULTS, ROUTED, SOURCES
+from clientify_odoo.topics import REQUEUES, RESULTS, ROUTED, SOURCES
 from processors.routing import Router
 from processors.steps import DecideStep, RoutedFact, RouteStep
 from schemas.envelope import EnvelopeError, Fact, decode
@@ -128,20 +130,21 @@ async def rebuild(
     """The tables as the worker had them when it stopped (see the module doc)."""
     committed = await committed_offsets(bootstrap, prefix)
     sources = [prefix + spec.name for spec in SOURCES]
-    routed_topic, results_topic = prefix + ROUTED.name, prefix + RESULTS.name
-    progress("reading the source facts, the routed facts and the results")
+    routed_topic = prefix + ROUTED.name
+    decided = [prefix + RESULTS.name, prefix + REQUEUES.name]
+    progress("reading the source facts, the routed facts, the results and the requeues")
     # Up to the committed offsets: what the worker had not read yet, it reads on restart.
     # A partition the group never committed on was never read: nothing of it is folded.
     facts = await read_to_end(bootstrap, sources, upto=committed)
     routed = await read_to_end(bootstrap, [routed_topic], upto=committed)
-    results = await read_to_end(bootstrap, [results_topic], upto=committed)
+    results = await read_to_end(bootstrap, decided, upto=committed)
     tables = Tables()
     t = tables.by_name
     router = Router(mapping)
     route_step = RouteStep(router, t["odoo_partners"], t["odoo_products"], t["waiting_orders"],
                            t["odoo_customers"], t["odoo_partner_facts"])  # fmt: skip
     decide_step = DecideStep(router, t["states"], t["links"])
-    # The decide agent read sync.routed and sync.results: folding those, in the order
+    # The decide agent read sync.routed, sync.results and sync.requeues: folding those, in the order
     # they were appended, repeats its inputs as they came. Routed facts older than the
     # topic's retention (7 days) are routed again from the sources they came from.
     kept_since = min((r.timestamp for r in routed), default=None)
@@ -154,7 +157,7 @@ async def rebuild(
             if truncated and older:
                 inputs.append((record.timestamp, out.route_key, out.model_dump_json().encode()))
     inputs += [(r.timestamp, _key(r), r.value or b"") for r in [*routed, *results]]
-    progress(f"folding {len(inputs)} routed facts and results")
+    progress(f"folding {len(inputs)} routed facts, results and requeues")
     for _timestamp, key, value in sorted(inputs, key=lambda i: i[0]):
         decide_step.on_message(key, value, None)
     return tables

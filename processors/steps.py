@@ -17,11 +17,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from processors.decide import Link, Outcome, on_fact, on_result
+from processors.decide import Link, Outcome, on_fact, on_requeue, on_result
 from processors.outbox import Outbox
 from processors.routing import Route, Router, Unroutable, Waiting, partner_entry, product_entry
 from processors.sync_state import RecordState
-from schemas.envelope import EnvelopeError, Fact, Result, System, decode, encode
+from schemas.envelope import EnvelopeError, Fact, Requeue, Result, System, decode, encode
 
 log = logging.getLogger(__name__)
 Table = MutableMapping[str, Any]
@@ -116,7 +116,7 @@ class DecideStep:
     def on_message(
         self, key: str, value: bytes, place: tuple[str, int, int] | None
     ) -> tuple[Outcome | None, list[str]]:
-        """Fold one message of `sync.routed`/`sync.results` at `place` (topic, partition,
+        """Fold one message of `sync.routed`/`results`/`requeues` at `place` (topic, partition,
         offset; None when rebuilding) into the tables: the outcome (None when nothing
         was decided) and the messages to publish, encoded."""
         stored = self.states.get(key) or {}
@@ -140,13 +140,18 @@ class DecideStep:
     def _decide(self, value: bytes, state: RecordState, link: Link) -> Outcome | None:
         try:
             raw = json.loads(value)
-            if isinstance(raw, dict) and raw.get("kind") == "result":
-                result = decode(raw)
-                if isinstance(result, Result):
-                    return on_result(result, state, link)
+            if isinstance(raw, dict) and raw.get("kind") in ("result", "requeue"):
+                envelope = decode(raw)
+                if isinstance(envelope, Result):
+                    return on_result(envelope, state, link)
+                if isinstance(envelope, Requeue) and envelope.command is not None:
+                    log.info("requeued dead letter %s: issuing %s", envelope.dead_letter_id,
+                             envelope.command.command_id)  # fmt: skip
+                    return on_requeue(envelope.command, state, link)
+                return None  # a requeue recorded with nothing to send
             routed = RoutedFact.model_validate(raw)
         except (ValueError, EnvelopeError, ValidationError) as exc:
-            log.error("unreadable message on the routed/results topics, ignored: %s", exc)
+            log.error("unreadable message on the routed/results/requeues topics, ignored: %s", exc)
             return None
         mapper = self.router.mappers.get(routed.flow)
         if mapper is None:

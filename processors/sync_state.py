@@ -311,6 +311,24 @@ def apply_result(
     return decision
 
 
+def apply_requeue(state: RecordState, target: System, fields: Fields) -> Decision:
+    """A dead-lettered write sent back by a user (`dlq requeue`), folded into `state`.
+
+    Each field is written again where its value is still the winner and the target does
+    not hold it (or get it) already, and awaited like any write of ours: its echo then
+    reads as one. Had the writer sent it on its own, the target's fact of it would be
+    taken for a user's edit there, newer than the edit it came from, and win everywhere.
+    A field a newer edit won meanwhile is dropped: the old value would undo that edit.
+    """
+    decision = Decision()
+    side = state.side(target)
+    for name, value in fields.items():
+        if state.base.get(name, value) != value or _effective(side, name) == value:
+            continue
+        _record_write(state, decision, target, name, value)
+    return decision
+
+
 def _forget_write(side: SideState, name: str, value: Any, *, landed: bool) -> None:
     in_flight = side.pending.get(name, [])
     if value in in_flight:

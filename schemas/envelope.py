@@ -232,13 +232,29 @@ class EchoNotice(_Envelope):
     at: datetime
 
 
-AnyEnvelope = Fact | Command | Result | Skip | ConflictReport | DeadLetter | EchoNotice
+class Requeue(_Envelope):
+    """A dead letter sent back (`clientify-odoo dlq requeue`), on `sync.requeues`, keyed
+    by its record's route. The worker issues `command` itself, so that it awaits the
+    write like any of its own and knows its echo; it drops a field a newer edit won
+    meanwhile. `command` is None when `superseded` took every field already."""
+
+    kind: Literal["requeue"] = "requeue"
+    schema_version: Literal[1] = 1
+    dead_letter_id: str
+    command_id: str | None
+    command: Command | None = None
+    # field -> id of the newer dead letter carrying it, or of the later applied command
+    superseded: dict[str, str] = Field(default_factory=dict)
+    at: datetime
+
+
+AnyEnvelope = Fact | Command | Result | Skip | ConflictReport | DeadLetter | EchoNotice | Requeue
 Envelope = Annotated[AnyEnvelope, Field(discriminator="kind")]
 _ENVELOPE: TypeAdapter[AnyEnvelope] = TypeAdapter(Envelope)
 
 CURRENT_VERSIONS = {
     "fact": 2, "command": 1, "result": 1, "skip": 1, "conflict": 1, "dead_letter": 1,
-    "echo": 1,
+    "echo": 1, "requeue": 1,
 }  # fmt: skip
 
 

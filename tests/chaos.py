@@ -1,7 +1,7 @@
 """Chaos harness: mixed changes on both sides while services die, the broker restarts
 and the sandboxes fail, then a check that both sides hold exactly what the changes imply.
 
-Used by the CI test tests/test_crash_recovery.py (a small run) and
+Used by the CI tests (tests/test_crash_recovery.py, tests/test_chaos.py, small runs) and
 by the long run, `python -m bench.chaos`. The expected state is computed from the
 generated changes alone, never from what the sync did.
 """

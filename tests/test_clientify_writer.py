@@ -16,7 +16,7 @@ from connectors.clientify.sandbox.app import SandboxOptions
 from consumers.base import NotReady
 from consumers.clientify_writer import ClientifyTarget
 from consumers.plan import MappingMismatch
-from consumers.writer import CommandWriter, WriterTopics
+from consumers.writer import NOTHING_LEFT, CommandWriter, WriterTopics
 from processors.mapper import FlowMapper
 from schemas import Command, DeadLetter, Result, ResultStatus, System
 from schemas.mapping import load_mapping
@@ -193,3 +193,18 @@ async def test_transient_failures_are_retried_then_dead_lettered_and_a_bad_key_s
             sandbox.faults.error_rate = 0.0
             with pytest.raises(ClientifyAuthError):
                 await writer.handle(command("product", "W1", {"name": "W"}))
+
+
+async def test_a_requeue_left_with_no_field_costs_no_request_and_says_why() -> None:
+    """The worker drops the fields of a requeued dead letter that newer edits took; with
+    none left the command still comes, for its Result to end the requeue in `dlq list`."""
+    topics = WriterTopics(results="results", dead_letters="dead")
+    async with sandbox_at() as (sandbox, url), ClientifyClient(url, sandbox.api_key) as client:
+        writer = CommandWriter(ClientifyTarget(client, load_mapping()), topics)
+        before = sandbox.requests
+        [outgoing] = await writer.handle(command("company", "B12345678", {}))
+    assert sandbox.requests == before
+    result = outgoing.value
+    assert isinstance(result, Result) and result.status is ResultStatus.APPLIED
+    assert not (result.written or result.unchanged or result.skipped)
+    assert result.error == NOTHING_LEFT and outgoing.topic == "results"

@@ -1,7 +1,7 @@
 """Dead letters and their requeue: which values go back, how the processors take the
 requeued command's Result, and `clientify-odoo dlq` against the real broker with the
-real Clientify writer process: a rejected command is requeued after the fix and lands
-once, however often it is requeued."""
+real worker and Clientify writer processes: a rejected command is requeued after the
+fix, issued by the worker and lands once, however often it is requeued."""
 
 from __future__ import annotations
 
@@ -22,11 +22,12 @@ import pytest
 from clientify_odoo.topics import TopicSpec
 from connectors.clientify import ClientifyClient
 from consumers.dead_letters import Book, DeadLetterTopics, Entry, read_book, requeue_id, send
-from processors.decide import Link, on_result
+from processors.decide import Link, on_requeue, on_result
 from processors.sync_state import RecordState, apply_fact, apply_result
 from producers.publisher import Publisher
 from schemas import Command, DeadLetter, Result, ResultStatus, System
 from tests.clientify_fixtures import sandbox_at
+from tests.test_worker import Worker
 from tests.test_writers_on_kafka import Reader, outgoing, reading
 
 COMMAND = str(Path(sys.executable).parent / "clientify-odoo")
@@ -97,27 +98,39 @@ def test_an_older_value_landing_after_a_newer_edit_would_win_so_it_is_held_back(
     assert echo.fields_for(System.ODOO) == {"name": "Acme"}
 
 
-def test_the_processors_take_a_requeued_commands_result_without_loop_or_conflict() -> None:
-    state, link = RecordState(), Link(odoo_id="7")
-    edit = apply_fact(state, System.ODOO, {"name": "Acme", "city": "Madrid"}, T0)
-    fields = edit.fields_for(System.CLIENTIFY)
+def clientify_result(command_id: str, status: ResultStatus, **outcome: Any) -> Result:
+    return Result(
+        command_id=command_id, target=System.CLIENTIFY, entity="company", business_key="B1",
+        status=status, finished_at=T0, **outcome,
+    )  # fmt: skip
+
+
+def dead_lettered(state: RecordState, link: Link, fields: dict[str, Any]) -> Command:
+    """A Clientify command of these fields, dead-lettered (its FAILED Result folded)."""
     dead = Command.for_fact(
         fact_id="f1", target=System.CLIENTIFY, entity="company", business_key="B1",
         fields=fields,
     )  # fmt: skip
+    failed = on_result(clientify_result(dead.command_id, ResultStatus.FAILED, skipped=fields),
+                       state, link)  # fmt: skip
+    assert not failed.commands and not state.clientify.pending  # not re-sent from here
+    return dead
 
-    def result(command_id: str, status: ResultStatus, **outcome: Any) -> Result:
-        return Result(
-            command_id=command_id, target=System.CLIENTIFY, entity="company",
-            business_key="B1", status=status, finished_at=T0, **outcome,
-        )  # fmt: skip
 
-    # The dead letter's FAILED Result: the writes are no longer awaited, nothing re-sent.
-    failed = on_result(result(dead.command_id, ResultStatus.FAILED, skipped=fields), state, link)
-    assert not failed.commands and not state.clientify.pending
+def requeued(dead: Command) -> Command:
+    return dead.model_copy(update={"command_id": requeue_id(dead.command_id)})
+
+
+def test_the_worker_issues_a_requeue_and_takes_its_result_without_loop_or_conflict() -> None:
+    state, link = RecordState(), Link(odoo_id="7")
+    edit = apply_fact(state, System.ODOO, {"name": "Acme", "city": "Madrid"}, T0)
+    fields = edit.fields_for(System.CLIENTIFY)
+    dead = dead_lettered(state, link, fields)
+    [issued] = on_requeue(requeued(dead), state, link).commands
+    assert issued.command_id == requeue_id(dead.command_id) and issued.fields == fields
     # The requeued command lands: the link learns the new Clientify id, nothing is sent.
     landed = on_result(
-        result(requeue_id(dead.command_id), ResultStatus.APPLIED, target_id="42", written=fields),
+        clientify_result(issued.command_id, ResultStatus.APPLIED, target_id="42", written=fields),
         state, link,
     )  # fmt: skip
     assert not landed.commands and link.clientify_id == "42"
@@ -127,6 +140,42 @@ def test_the_processors_take_a_requeued_commands_result_without_loop_or_conflict
     # A later Odoo edit flows as usual.
     later = apply_fact(state, System.ODOO, {**fields, "city": "Bilbao"}, T0 + timedelta(hours=1))
     assert later.fields_for(System.CLIENTIFY) == {"city": "Bilbao"}
+
+
+def test_a_requeue_drops_what_a_newer_edit_took_and_its_echo_is_no_edit() -> None:
+    """The chaos run's lost update: a command dead-lettered (it waited too long for its
+    company), a newer edit of the phone went through, then the requeue. Sent by the
+    writer alone, the old phone landed on Clientify and its echo, read before the
+    writer's Result, was taken for a user's edit: it won on Odoo and everywhere."""
+    state, link = RecordState(), Link(odoo_id="7")
+    first = apply_fact(state, System.ODOO, {"name": "Acme", "phone": "1"}, T0)
+    dead = dead_lettered(state, link, first.fields_for(System.CLIENTIFY))
+    newer = apply_fact(
+        state, System.ODOO, {"name": "Acme", "phone": "2"}, T0 + timedelta(minutes=1)
+    )
+    [through] = newer.fields_for(System.CLIENTIFY).items()
+    assert through == ("phone", "2")
+    on_result(clientify_result("newer", ResultStatus.APPLIED, target_id="42",
+                               written={"phone": "2"}), state, link)  # fmt: skip
+
+    [issued] = on_requeue(requeued(dead), state, link).commands
+    assert issued.fields == {"name": "Acme"} and issued.target_id == "42"
+    # Its echo comes before the writer's Result: our own write, not an edit.
+    echo = apply_fact(
+        state, System.CLIENTIFY, {"name": "Acme", "phone": "2"}, T0 + timedelta(minutes=5)
+    )
+    assert not echo.writes and not echo.conflicts and sorted(echo.echoed) == ["name", "phone"]
+    # Requeued again (a second operator), nothing is left: the command goes empty, for
+    # the writer to end it (its tracking drops the copy of an applied id).
+    [empty] = on_requeue(requeued(dead), state, link).commands
+    assert empty.fields == {} and empty.command_id == issued.command_id
+    # Without the worker's own record of the write, the echo of the old phone would
+    # have read as an edit made now, and won on Odoo.
+    blind = RecordState.from_json(state.to_json())
+    lost = apply_fact(
+        blind, System.CLIENTIFY, {"name": "Acme", "phone": "1"}, T0 + timedelta(minutes=6)
+    )
+    assert lost.fields_for(System.ODOO) == {"phone": "1"}
 
 
 # ------------------------------------------------------------------ with the broker
@@ -205,81 +254,91 @@ async def test_dlq_requeues_a_rejected_command_once_after_the_fix(
             **os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "TOPIC_PREFIX": prefix,
             "CLIENTIFY_URL": url, "CLIENTIFY_API_KEY": sandbox.api_key, "COLUMNS": "250",
         }  # fmt: skip
-        async with writer(env, tmp_path / "writer.log"):
-            warm_up = command("product", "W-0", {"name": "Warm-up", "price": 1.0})
-            await publisher.publish_all(outgoing(prefix, warm_up))
-            await until_result(results, warm_up.command_id)
+        worker = Worker(kafka_bootstrap, prefix, tmp_path)  # it issues the requeues
+        worker.start()
+        try:
+            async with writer(env, tmp_path / "writer.log"):
+                warm_up = command("product", "W-0", {"name": "Warm-up", "price": 1.0})
+                await publisher.publish_all(outgoing(prefix, warm_up))
+                await until_result(results, warm_up.command_id)
 
-            # Clientify rejects everything (400) for a while: both commands die.
-            sandbox.faults.error_status, sandbox.faults.error_rate = 400, 1.0
-            await publisher.publish_all(outgoing(prefix, company, product))
-            letters = await dead.until(2)
-            assert {lt.command.command_id for lt in letters if isinstance(lt, DeadLetter)} == {
-                company.command_id, product.command_id,
-            }  # fmt: skip
-            sandbox.faults.error_rate = 0.0  # the fix
+                # Clientify rejects everything (400) for a while: both commands die.
+                sandbox.faults.error_status, sandbox.faults.error_rate = 400, 1.0
+                await publisher.publish_all(outgoing(prefix, company, product))
+                letters = await dead.until(2)
+                assert {lt.command.command_id for lt in letters if isinstance(lt, DeadLetter)} == {
+                    company.command_id, product.command_id,
+                }  # fmt: skip
+                sandbox.faults.error_rate = 0.0  # the fix
 
-            code, out, err = await run("dlq", "list", env=env)
-            assert code == 0, err
-            rows = [line for line in out.splitlines() if company.command_id[:8] in line]
-            assert len(rows) == 1 and "B12345678" in rows[0] and "Clientify rejected" in rows[0]
-            assert rows[0].rstrip(" │|").endswith("no"), out
-            assert "2 dead letter(s), 2 not requeued" in out
+                code, out, err = await run("dlq", "list", env=env)
+                assert code == 0, err
+                rows = [line for line in out.splitlines() if company.command_id[:8] in line]
+                assert len(rows) == 1 and "B12345678" in rows[0] and "Clientify rejected" in rows[0]
+                assert rows[0].rstrip(" │|").endswith("no"), out
+                assert "2 dead letter(s), 2 not requeued" in out
 
-            code, out, err = await run("dlq", "show", company.command_id[:8], env=env)
-            shown = json.loads(out)
-            assert code == 0 and shown["requeue"] is None, err
-            assert shown["dead_letter"]["command"]["fields"] == company.fields
+                code, out, err = await run("dlq", "show", company.command_id[:8], env=env)
+                shown = json.loads(out)
+                assert code == 0 and shown["requeue"] is None, err
+                assert shown["dead_letter"]["command"]["fields"] == company.fields
 
-            served = await requests_served(url, sandbox.api_key)
-            code, out, err = await run(
-                "dlq", "requeue", "--id", company.command_id[:8], "--dry-run", env=env
-            )
-            assert code == 0 and "Dry run: nothing sent" in out, err
-            assert requeue_id(company.command_id)[:8] in out and "product" not in out
+                served = await requests_served(url, sandbox.api_key)
+                code, out, err = await run(
+                    "dlq", "requeue", "--id", company.command_id[:8], "--dry-run", env=env
+                )
+                assert code == 0 and "Dry run: nothing sent" in out, err
+                assert requeue_id(company.command_id)[:8] in out and "product" not in out
 
-            code, out, err = await run("dlq", "requeue", "--id", company.command_id[:8], env=env)
-            assert code == 0 and "Sent 1 command(s)" in out, err
-            [landed] = await until_result(results, requeue_id(company.command_id))
-            assert landed.status is ResultStatus.APPLIED and landed.target_id
-            stored = await sandbox_companies(url, sandbox.api_key)
-            assert [c["taxpayer_identification_number"] for c in stored] == ["B12345678"]
-            after_one = await requests_served(url, sandbox.api_key)
-            assert after_one > served
+                code, out, err = await run(
+                    "dlq", "requeue", "--id", company.command_id[:8], env=env
+                )
+                assert code == 0 and "Sent 1 command(s)" in out, err
+                [landed] = await until_result(results, requeue_id(company.command_id))
+                assert landed.status is ResultStatus.APPLIED and landed.target_id
+                stored = await sandbox_companies(url, sandbox.api_key)
+                assert [c["taxpayer_identification_number"] for c in stored] == ["B12345678"]
+                after_one = await requests_served(url, sandbox.api_key)
+                assert after_one > served
 
-            # Requeued again: the dlq says so and sends nothing...
-            code, out, err = await run("dlq", "requeue", "--id", company.command_id, env=env)
-            assert code == 0 and "was requeued before" in out and "applied" in out, err
-            assert "Nothing to requeue" in out
-            # ...and a second send anyway (two operators at once) is dropped by the
-            # writer's tracking: its stored Result comes again, Clientify sees nothing.
-            book = await read_book(kafka_bootstrap, DeadLetterTopics.for_prefix(prefix))
-            entry = book.find(company.command_id)
-            stale = Book([Entry(entry.letter)])  # as read before the first requeue
-            await send(kafka_bootstrap, DeadLetterTopics.for_prefix(prefix),
-                       stale.plan(stale.entries), f"{prefix}test-second-operator")  # fmt: skip
-            first, second = await until_result(results, requeue_id(company.command_id), 2)
-            assert first == second
-            assert await requests_served(url, sandbox.api_key) == after_one
-            assert len(await sandbox_companies(url, sandbox.api_key)) == 1
+                # Requeued again: the dlq says so and sends nothing...
+                code, out, err = await run("dlq", "requeue", "--id", company.command_id, env=env)
+                assert code == 0 and "was requeued before" in out and "applied" in out, err
+                assert "Nothing to requeue" in out
+                # ...and a second send anyway (two operators at once) is dropped by the
+                # writer's tracking: its stored Result comes again, Clientify sees nothing.
+                book = await read_book(kafka_bootstrap, DeadLetterTopics.for_prefix(prefix))
+                entry = book.find(company.command_id)
+                stale = Book([Entry(entry.letter)])  # as read before the first requeue
+                await send(kafka_bootstrap, DeadLetterTopics.for_prefix(prefix),
+                           stale.plan(stale.entries), f"{prefix}test-second-operator")  # fmt: skip
+                first, second = await until_result(results, requeue_id(company.command_id), 2)
+                assert first == second
+                assert await requests_served(url, sandbox.api_key) == after_one
+                assert len(await sandbox_companies(url, sandbox.api_key)) == 1
 
-            # --all: the product only (the company is done), dry run first.
-            served = await requests_served(url, sandbox.api_key)
-            code, out, err = await run("dlq", "requeue", "--all", "--dry-run", env=env)
-            assert code == 0 and "W-1" in out and "B12345678" not in out.split("To send")[1], err
-            assert await requests_served(url, sandbox.api_key) == served
-            code, out, err = await run("dlq", "requeue", "--all", env=env)
-            assert code == 0 and "Sent 1 command(s)" in out, err
-            [product_landed] = await until_result(results, requeue_id(product.command_id))
-            assert product_landed.status is ResultStatus.APPLIED
-            code, out, err = await run("dlq", "requeue", "--all", env=env)
-            assert code == 0 and "Nothing to requeue" in out, err
+                # --all: the product only (the company is done), dry run first.
+                served = await requests_served(url, sandbox.api_key)
+                code, out, err = await run("dlq", "requeue", "--all", "--dry-run", env=env)
+                assert code == 0 and "W-1" in out and "B12345678" not in out.split("To send")[1], (
+                    err
+                )
+                assert await requests_served(url, sandbox.api_key) == served
+                code, out, err = await run("dlq", "requeue", "--all", env=env)
+                assert code == 0 and "Sent 1 command(s)" in out, err
+                [product_landed] = await until_result(results, requeue_id(product.command_id))
+                assert product_landed.status is ResultStatus.APPLIED
+                code, out, err = await run("dlq", "requeue", "--all", env=env)
+                assert code == 0 and "Nothing to requeue" in out, err
 
-            code, out, err = await run("dlq", "list", env=env)
-            assert code == 0 and out.count(": applied") == 2, out
-            assert "2 dead letter(s), 0 not requeued" in out
-            code, out, err = await run("dlq", "list", "--open", env=env)
-            assert code == 0 and "No open dead letters" in out
+                code, out, err = await run("dlq", "list", env=env)
+                assert code == 0 and out.count(": applied") == 2, out
+                assert "2 dead letter(s), 0 not requeued" in out
+                code, out, err = await run("dlq", "list", "--open", env=env)
+                assert code == 0 and "No open dead letters" in out
+        finally:
+            worker.stop()
+        assert worker.process is not None and worker.process.returncode == 0, worker.tail()
 
 
 async def sandbox_companies(url: str, key: str) -> list[dict[str, Any]]:

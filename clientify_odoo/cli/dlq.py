@@ -173,8 +173,9 @@ def _requeue(args: argparse.Namespace, context: Context) -> int:
     _kafka(send(bootstrap, topics, plans, transactional_id), bootstrap)
     sent = sum(planned.command is not None for planned in plans)
     context.console.print(
-        f"Sent {sent} command(s) back to their writers; {len(plans)} requeue(s) recorded on "
-        f"{topics.requeues}. `clientify-odoo dlq list` shows how they end.",
+        f"Sent {sent} command(s) back through the worker to their writers ({len(plans)} "
+        f"requeue(s) on {topics.requeues}; the worker issues them once it runs, without a "
+        "field a newer edit took meanwhile). `clientify-odoo dlq list` shows how they end.",
         highlight=False,
     )
     return 0
@@ -189,11 +190,12 @@ def register(subparsers: Any) -> None:
             "A command a writer cannot apply (rejected by Odoo or Clientify, or still\n"
             "failing after its retries) goes to sync.dead_letters whole, with the reason.\n"
             "Read it (list, show), fix the cause (a setting, the record in the target,\n"
-            "the mapping), then send it back through its writer (requeue).\n\n"
+            "the mapping), then send it back through the worker to its writer (requeue).\n\n"
             "A requeued command gets a new id derived from the dead one, and the writers\n"
             "apply each command id once: requeuing the same dead letter again, or from\n"
             "two terminals, never writes twice. When several dead letters of a record\n"
-            "carry the same field, only the newest value is sent back."
+            "carry the same field, only the newest value is sent back, and the worker\n"
+            "drops a field a newer edit took since (it knows each record's state)."
         ),
         epilog=(
             "examples:\n"
@@ -214,7 +216,8 @@ def register(subparsers: Any) -> None:
         "requeue",
         help="send dead letters back through their writer (after fixing the cause)",
         description=(
-            "Send dead letters back to their writer's command topic. One already requeued "
+            "Send dead letters back to their writer, through the worker (sync.requeues), "
+            "which must run for them to go out. One already requeued "
             "is not sent again (`dlq list` shows how it ended); one that fails again "
             "becomes a new dead letter, to requeue after the next fix."
         ),
