@@ -9,6 +9,10 @@ existing ones: a new mobile keeps the main phone, a new city keeps the street.
 A company partner's contact is linked to its Clientify company (`company` = the
 company's name on write, as Clientify links by name) and, having no name of its own in
 the mapping, takes the company's: it waits for that company when it is not there yet.
+While it waits, a retry asks only whether the company is there now (one or two
+requests) instead of looking the contact up again too. A person's contact (it has a
+name of its own) is linked to no company (docs/mapping.md §2), so its create asks
+nothing about companies.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from schemas.mapping import Direction, KeyNormalizer, MappingFile, Transform
 log = logging.getLogger(__name__)
 Record = dict[str, Any]
 CLIENT_STATUS = "client"
+AWAITING_KEPT = 10_000  # commands remembered as waiting for their company
 
 
 class ClientifyTarget:
@@ -44,6 +49,8 @@ class ClientifyTarget:
         self.client = client
         self.mappers, self.readers = mappers_towards(mapping, Direction.ODOO_TO_CLIENTIFY)
         self.orders = OrderWriter(self)
+        # Command id -> the tax id of the company it waits for (see the module doc).
+        self._awaiting_company: dict[str, str] = {}
 
     def transient(self, exc: Exception) -> bool:
         return isinstance(exc, ClientifyServerError | ClientifyThrottled)
@@ -65,6 +72,10 @@ class ClientifyTarget:
         check_fields(command, mapper)
         if mapper.flow.clientify.resource == "orders":
             return await self.orders.apply(command)
+        awaited = self._awaiting_company.get(command.command_id)
+        if awaited is not None:
+            await self._company_named(command, awaited)
+            del self._awaiting_company[command.command_id]
         record = await self.find(command.entity, command.business_key, command.target_id)
         if record is None:
             return await self._create(command)
@@ -147,14 +158,21 @@ class ClientifyTarget:
         return plan(command, None).result(command, str(created["id"]))
 
     async def _link_company(self, command: Command, payload: dict[str, Any]) -> None:
-        companies = await self.client.find_by_tax_id(self.client.companies, command.business_key)
-        if companies:
-            company = min(companies, key=lambda r: int(r["id"]))
-            payload["company"] = company["name"]
-            if not payload.get("first_name"):
-                payload["first_name"] = company["name"]
-        elif not payload.get("first_name"):
-            raise NotReady(f"the Clientify company {command.business_key} (this contact's name)")
+        if payload.get("first_name"):
+            return  # a person's contact: no company of its own
+        name = await self._company_named(command, command.business_key)
+        payload["company"] = payload["first_name"] = name
+
+    async def _company_named(self, command: Command, key: str) -> str:
+        """The name of the Clientify company with tax id `key`; `NotReady` while there is
+        none, remembering that `command` waits for it."""
+        companies = await self.client.find_by_tax_id(self.client.companies, key)
+        if not companies:
+            if len(self._awaiting_company) >= AWAITING_KEPT:  # dead-lettered ones linger
+                del self._awaiting_company[next(iter(self._awaiting_company))]
+            self._awaiting_company[command.command_id] = key
+            raise NotReady(f"the Clientify company {key} (this contact's name)")
+        return str(min(companies, key=lambda r: int(r["id"]))["name"])
 
     def _update_payload(self, entity: str, written: Canonical, record: Record) -> dict[str, Any]:
         """The PUT body: written fields, with sub-lists merged into the record's own."""

@@ -117,6 +117,32 @@ async def test_company_partner_contact_is_linked_to_its_company(
     assert record["company_details"]["id"] == int(company.target_id or 0)
 
 
+async def test_a_waiting_contact_asks_only_for_its_company_and_a_person_for_none() -> None:
+    """Requests per record (issue 6's backfill profile): while a company's contact waits
+    for its company, a retry asks only whether the company is there (the exact tax id,
+    then its last digits), not for the contact again; a person's create asks nothing
+    about companies (a contact lookup of two requests, then the create)."""
+    async with sandbox_at() as (sandbox, url), ClientifyClient(url, sandbox.api_key) as client:
+        writer = ClientifyTarget(client, load_mapping())
+        waiting = command("contact", "B12345678", {"phone": "+34 911 111 111"})
+        with pytest.raises(NotReady):
+            await writer.apply(waiting)
+        before = sandbox.requests
+        with pytest.raises(NotReady, match="company B12345678"):
+            await writer.apply(waiting)
+        assert sandbox.requests - before == 2
+        await writer.apply(command("company", "B12345678", ACME))
+        linked = await writer.apply(waiting)
+        assert (await client.contacts.get(linked.target_id or ""))["company_name"] == ACME[
+            "display_name"
+        ]
+        before = sandbox.requests
+        person = {"first_name": "Ana Ruiz", "phone": "911000000", "country": "Spain"}
+        created = await writer.apply(command("contact", "12345678Z", person))
+        assert sandbox.requests - before == 3 and created.written == person
+        assert (await client.contacts.get(created.target_id or ""))["company"] is None
+
+
 async def test_order_waits_for_its_contact_and_is_created_once(
     target: tuple[ClientifyTarget, ClientifyClient],
 ) -> None:
