@@ -12,8 +12,10 @@ effect produced. The base does the rest, the same way for every consumer:
   (the record is read to its end before the first message of a newly assigned
   partition, so it also covers what another instance applied before a rebalance);
 - `NotReady`: an envelope that depends on something not there yet is retried with
-  backoff for a bounded time while other keys go on; later envelopes with the same key
-  wait behind it (order per key is kept) and offsets are not committed past it.
+  backoff while other keys go on; later envelopes with the same key wait behind it
+  (order per key is kept) and offsets are not committed past it. It gives up after
+  `wait_budget` seconds *with nothing else to handle*: while the consumer works through
+  a backlog (a backfill, a throttled API), what it waits for may be in that backlog.
 
 A third-party consumer (reporting, auditing) is a `Handler` of a few lines.
 """
@@ -70,7 +72,7 @@ class ConsumerConfig:
     # name by default), so a restart fences the crashed copy's producer and aborts its
     # open transaction at once instead of leaving readers blocked until it times out.
     instance: str = field(default_factory=socket.gethostname)
-    wait_budget: float = 60.0  # seconds a NotReady envelope may wait in all
+    wait_budget: float = 60.0  # idle seconds a NotReady envelope may wait (module doc)
     first_wait: float = 0.5
     max_wait: float = 8.0
     poll_ms: int = 500
@@ -81,7 +83,7 @@ class ConsumerConfig:
 class _Parked:
     message: Any  # aiokafka ConsumerRecord
     envelope: AnyEnvelope
-    since: float
+    since: float  # on the idle clock (`TrackingConsumer.idle`)
     retry_at: float
     wait: float
     tries: int
@@ -99,6 +101,8 @@ class TrackingConsumer:
         self.applied: dict[str, bytes] = {}
         self.handled = 0
         self.replays = 0
+        # Seconds spent waiting for messages with none coming: the clock of wait budgets.
+        self.idle = 0.0
         # Waiting envelopes per (partition, key), oldest first.
         self._waiting: dict[tuple[TopicPartition, bytes | None], deque[_Parked]] = {}
         self._next: dict[TopicPartition, int] = {}
@@ -159,10 +163,14 @@ class TrackingConsumer:
         if turns:
             return turns
         # Nothing buffered: wait for the next fetch, whichever partition it brings.
+        started = time.monotonic()
         fetched = await consumer.getmany(
             timeout_ms=self.config.poll_ms, max_records=self.config.turn
         )
-        return [message for messages in fetched.values() for message in messages]
+        turns = [message for messages in fetched.values() for message in messages]
+        if not turns:
+            self.idle += time.monotonic() - started
+        return turns
 
     async def _handle_turn(self, messages: list[Any]) -> None:
         """The turn's messages in order, until a rebalance comes in the middle of it.
@@ -195,7 +203,7 @@ class TrackingConsumer:
             return
         queue = self._waiting.get((tp, message.key))
         now = time.monotonic()
-        parked = _Parked(message, envelope, now, now, self.config.first_wait, 0, "")
+        parked = _Parked(message, envelope, self.idle, now, self.config.first_wait, 0, "")
         if not queue:
             await self._attempt(tp, message.key, parked)
         else:
@@ -221,7 +229,7 @@ class TrackingConsumer:
             outgoing = await self.handler.handle(envelope)
         except NotReady as exc:
             now = time.monotonic()
-            if now - parked.since < self.config.wait_budget:
+            if self.idle - parked.since < self.config.wait_budget:
                 parked.reason = exc.reason
                 parked.retry_at = now + parked.wait
                 parked.wait = min(parked.wait * 2, self.config.max_wait)
@@ -248,7 +256,7 @@ class TrackingConsumer:
                     break
                 queue.popleft()
                 if queue:  # the next one was only waiting for this one: its turn now
-                    queue[0].retry_at = queue[0].since = now
+                    queue[0].retry_at, queue[0].since = now, self.idle
             if not queue:
                 self._waiting.pop((tp, key), None)
 

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -93,12 +94,16 @@ def test_a_dead_letter_keeps_the_whole_command() -> None:
 
 
 async def run_writer(
-    bootstrap: str, prefix: str, client: ClientifyClient, stop: asyncio.Event
+    bootstrap: str,
+    prefix: str,
+    client: ClientifyClient,
+    stop: asyncio.Event,
+    wait_budget: float = 20,
 ) -> TrackingConsumer:
     config = ConsumerConfig(
         bootstrap=bootstrap, topics=[prefix + "sync.commands.clientify"],
         group_id=f"{prefix}writer", applied_topic=prefix + "sync.applied",
-        wait_budget=20, first_wait=0.2, poll_ms=200,
+        wait_budget=wait_budget, first_wait=0.2, poll_ms=200,
     )  # fmt: skip
     topics = WriterTopics(prefix + "sync.results", prefix + "sync.dead_letters")
     writer = CommandWriter(ClientifyTarget(client, load_mapping()), topics, backoff=0.05)
@@ -164,6 +169,40 @@ async def test_batch_with_a_rejected_record_a_waiting_order_and_a_redelivery(
         await asyncio.sleep(3)
         stop.set()
         assert (await again).handled == 0 and sandbox.requests == before
+
+
+async def test_a_wait_budget_runs_only_while_the_writer_has_nothing_else_to_do(
+    kafka_bootstrap: str, topics: tuple[TopicSpec, ...], topic_prefix: str
+) -> None:
+    """The throttled backfill's dead letters (issue 6): orders waited their whole budget
+    while the contacts they needed were still in the writer's own backlog. An order
+    parked in front of a backlog that takes longer than the budget now waits it out."""
+    prefix, budget = topic_prefix, 1.0
+    order = command("order", "S002", {
+        "contact": "12345678Z", "currency": "EUR",
+        "items": [{"name": "W", "sku": "W1", "price": 1.0, "quantity": 1.0}],
+    })  # fmt: skip
+    backlog = [command("product", f"W{i}", {"name": f"W {i}", "price": 1.0}) for i in range(60)]
+    contact = command("contact", "12345678Z", {"first_name": "Ana"})
+    async with (
+        sandbox_at() as (sandbox, url),
+        ClientifyClient(url, sandbox.api_key) as client,
+        Publisher(kafka_bootstrap) as publisher,
+        reading(kafka_bootstrap, prefix + "sync.results") as results,
+    ):
+        await publisher.publish_all(outgoing(prefix, order, *backlog, contact))
+        stop = asyncio.Event()
+        started = time.monotonic()
+        task = asyncio.create_task(run_writer(kafka_bootstrap, prefix, client, stop, budget))
+        seen = await results.until(62, within=120)
+        took = time.monotonic() - started
+        stop.set()
+        consumer = await task
+    last = seen[-1]
+    assert isinstance(last, Result) and last.business_key == "S002", last
+    assert last.status is ResultStatus.APPLIED and last.target_id
+    assert took > 2 * budget  # the backlog did outlast the budget
+    assert consumer.handled == 62
 
 
 async def rewind_group(bootstrap: str, group: str, topic: str, within: float = 40) -> None:

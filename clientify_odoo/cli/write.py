@@ -189,7 +189,9 @@ def register(subparsers: Any) -> None:
         parser.add_argument(
             "--wait-seconds", type=float, default=60.0,
             help="how long a command waits for a record it needs, e.g. an order for its "
-            "contact (default %(default)s)",
+            "contact, counted while the writer has nothing else to do (what it waits for "
+            "may be in its backlog), before it goes to the dead letters (default "
+            "%(default)s)",
         )  # fmt: skip
         parser.add_argument(
             "--attempts", type=int, default=3,
