@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from clientify_odoo.topic_reader import partitions_of
 from clientify_odoo.topics import TopicSpec
+from processors.rebuild import Tables, changelog
 from producers.publisher import Outgoing, Publisher
 from schemas import AnyEnvelope, Command, Fact, Result, ResultStatus, Skip, System, decode
 
@@ -39,12 +41,12 @@ def partner_fact(payload: dict[str, Any], seconds: int) -> Fact:
 
 
 class Worker:
-    def __init__(self, bootstrap: str, prefix: str, tmp: Path) -> None:
+    def __init__(self, bootstrap: str, prefix: str, tmp: Path, partitions: int = 1) -> None:
         self.env = {
             **os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "TOPIC_PREFIX": prefix,
         }  # fmt: skip
         self.argv = [
-            sys.executable, "-m", "clientify_odoo", "worker", "--partitions", "1",
+            sys.executable, "-m", "clientify_odoo", "worker", "--partitions", str(partitions),
             "--data-dir", str(tmp / "state"), "--faust-log-level", "info",
             "--metrics-port", "0",  # no port shared with other runs
         ]  # fmt: skip
@@ -165,6 +167,35 @@ async def test_worker_maps_links_skips_and_drops_its_echo(
             assert change.fields == {"name": "Acme Group"}, worker.tail()
             assert change.expected == {"name": "Acme Soluciones"}
             assert change.target_id == "501"
+    finally:
+        worker.stop()
+
+
+async def test_a_worker_on_fresh_six_partition_topics_has_its_changelogs_and_routes(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """The scale-out benchmark's stall (issue 6): on fresh 6-partition topics Faust could
+    subscribe before the changelogs it had just created were in the broker's metadata,
+    and its global tables never recovered. The worker now creates every changelog with
+    the other topics before Faust starts."""
+    worker = Worker(kafka_bootstrap, topic_prefix, tmp_path, partitions=6)
+    worker.start()
+    partners = [{**ACME, "id": 100 + i, "ref": f"B{10000000 + i}"} for i in range(12)]
+    try:
+        async with (
+            Publisher(kafka_bootstrap) as publisher,
+            Reader(kafka_bootstrap, topic_prefix + "sync.commands.clientify") as commands,
+        ):
+            await publisher.publish_all([
+                Outgoing(topic_prefix + "odoo.partner", str(p["id"]), partner_fact(p, 0))
+                for p in partners
+            ])  # fmt: skip
+            sent = await commands.until(24)
+        keys = {(c.entity, c.business_key) for c in sent if isinstance(c, Command)}
+        assert keys == {(flow, p["ref"]) for p in partners for flow in ("company", "contact")}
+        names = [changelog(topic_prefix, table) for table in Tables().by_name]
+        partitions = await partitions_of(kafka_bootstrap, *names)
+        assert len(partitions) == 6 * len(names), worker.tail()
     finally:
         worker.stop()
 

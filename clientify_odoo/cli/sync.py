@@ -24,8 +24,14 @@ from clientify_odoo.metrics import ServiceHealth
 from clientify_odoo.stack_plan import DEFAULT_WORKER_DIR
 from clientify_odoo.topics import DEFAULT_PARTITIONS, TopicConfigError, ensure_topics, registry
 from processors.app import WorkerConfig, create_app
+from processors.rebuild import ensure_changelogs
 
 FAUST_LOGGERS = ("faust", "mode", "aiokafka", "kafka")  # what --faust-log-level is for
+
+
+async def _ensure_all_topics(bootstrap: str, prefix: str, partitions: int) -> None:
+    await ensure_topics(bootstrap, registry(prefix, partitions=partitions))
+    await ensure_changelogs(bootstrap, prefix, partitions)
 
 
 def _worker(args: argparse.Namespace, context: Context) -> int:
@@ -34,7 +40,7 @@ def _worker(args: argparse.Namespace, context: Context) -> int:
     bootstrap = bootstrap_servers(args, context)
     prefix = context.settings.topic_prefix
     try:
-        asyncio.run(ensure_topics(bootstrap, registry(prefix, partitions=args.partitions)))
+        asyncio.run(_ensure_all_topics(bootstrap, prefix, args.partitions))
     except TopicConfigError as exc:
         raise CommandError(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - any connection failure: say where and why
