@@ -6,7 +6,7 @@ For everything that rebuilds state from the log: the end is taken when reading s
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -42,9 +42,20 @@ async def read_to_end(
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Committed records of `topics` from the beginning (or the first at or after `since`)
     up to `upto` per partition (default: the ends when the read starts)."""
+    return [record async for record in records_to_end(bootstrap, topics, since=since, upto=upto)]
+
+
+async def records_to_end(
+    bootstrap: str,
+    topics: Sequence[str],
+    *,
+    since: datetime | None = None,
+    upto: Mapping[TopicPartition, int] | None = None,
+) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+    """`read_to_end` one record at a time, for reads too large to hold as a list."""
     partitions = await partitions_of(bootstrap, *topics)
     if not partitions:
-        return []
+        return
     # "earliest": with the default "latest", the reset an assignment triggers can land
     # after the seek to the beginning and silently skip everything.
     consumer = AIOKafkaConsumer(
@@ -62,13 +73,14 @@ async def read_to_end(
             for tp in partitions:
                 hit = found.get(tp)
                 consumer.seek(tp, ends.get(tp, 0) if hit is None else hit.offset)
-        records: list[ConsumerRecord[bytes, bytes]] = []
         while True:
             behind = [tp for tp in partitions if await consumer.position(tp) < ends.get(tp, 0)]
             if not behind:
-                return records
+                return
             batches = await consumer.getmany(*behind, timeout_ms=FETCH_WAIT_MS)
             for tp, messages in batches.items():
-                records += [m for m in messages if m.offset < ends.get(tp, 0)]
+                for message in messages:
+                    if message.offset < ends.get(tp, 0):
+                        yield message
     finally:
         await consumer.stop()

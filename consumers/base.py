@@ -36,7 +36,7 @@ from aiokafka.errors import CommitFailedError
 from aiokafka.structs import OffsetAndMetadata
 
 from clientify_odoo.metrics import REDELIVERIES, ServiceHealth, partition_names
-from consumers.tracking import load_applied, replayed, stored
+from consumers.tracking import AppliedRecord, load_applied, replayed, stored
 from producers.publisher import Outgoing, Publisher
 from schemas import AnyEnvelope, EnvelopeError, decode
 
@@ -98,7 +98,7 @@ class TrackingConsumer:
         self.handler = handler
         # Each turn of the consume loop is progress; its partitions are the details.
         self.health = health or ServiceHealth(config.group_id)
-        self.applied: dict[str, bytes] = {}
+        self.applied = AppliedRecord()
         self.handled = 0
         self.replays = 0
         # Seconds spent waiting for messages with none coming: the clock of wait budgets.
@@ -243,7 +243,7 @@ class TrackingConsumer:
         await self._publisher.publish_all(
             [*outgoing, Outgoing(self.config.applied_topic, ident, record)]
         )
-        self.applied[ident] = record
+        self.applied.add(ident, record)
         self.handled += 1
         return True
 
@@ -323,10 +323,10 @@ class TrackingConsumer:
         self._loaded_for = set(self._consumer.assignment())
         self.applied = await load_applied(self.config.bootstrap, self.config.applied_topic)
         log.info(
-            "handling %s; %d applied commands on record",
+            "handling %s; %d applied commands on record (%d KiB in memory)",
             ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in self._loaded_for)),
-            len(self.applied),
-        )
+            len(self.applied), self.applied.nbytes // 1024,
+        )  # fmt: skip
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -25,6 +25,7 @@ from clientify_odoo.topics import TopicSpec, ensure_topics, registry
 from connectors.clientify import ClientifyClient
 from consumers.base import ConsumerConfig, TrackingConsumer
 from consumers.clientify_writer import ClientifyTarget
+from consumers.tracking import AppliedRecord, stored
 from consumers.writer import CommandWriter, WriterTopics
 from producers.publisher import Outgoing, Publisher
 from schemas import (
@@ -91,6 +92,21 @@ def test_a_dead_letter_keeps_the_whole_command() -> None:
     original = command("company", "B1", {"name": "X"})
     letter = DeadLetter(command=original, reason="400", attempts=1, at=original.issued_at)
     assert decode(letter.model_dump_json()) == letter
+
+
+def test_the_applied_record_keeps_values_compressed_and_gives_them_back_whole() -> None:
+    company = command("company", "B12345678", ACME)
+    result = Result(
+        command_id=company.command_id, target=System.CLIENTIFY, entity="company",
+        business_key="B12345678", status=ResultStatus.APPLIED, target_id="501",
+        written=company.fields, finished_at=company.issued_at,
+    )  # fmt: skip
+    value = stored([Outgoing("p.sync.results", "company:B12345678", result)])
+    applied = AppliedRecord()
+    applied.add(company.command_id, value)
+    assert applied.get(company.command_id) == value and company.command_id in applied
+    assert applied.get("another") is None and len(applied) == 1
+    assert applied.nbytes < len(value) * 0.4, (applied.nbytes, len(value))
 
 
 async def run_writer(
