@@ -214,3 +214,23 @@ def test_the_pace_settles_at_95_percent_of_a_learned_limit() -> None:
         limiter.on_success()
     assert limiter.ceiling == 10
     assert limiter.rate == pytest.approx(9.5)
+
+
+def test_the_pace_doubles_each_second_until_the_first_429_then_grows_slowly() -> None:
+    clock = [0.0]
+    limiter = AdaptiveRateLimiter(initial_rate=10, name="test-slow-start", clock=lambda: clock[0])
+
+    def succeed_for(seconds: float) -> None:
+        end = clock[0] + seconds
+        while clock[0] < end:
+            clock[0] += 1.0 / limiter.rate
+            limiter.on_success()
+
+    succeed_for(1.0)
+    assert limiter.rate == pytest.approx(20, rel=0.1)
+    succeed_for(2.0)
+    assert limiter.rate == limiter.max_rate == 50
+    limiter.on_throttled(1.0, limiter.generation)  # the limit: 50 requests/s
+    assert limiter.rate == 25
+    succeed_for(1.0)
+    assert limiter.rate == pytest.approx(25.5, abs=0.05)  # additive from now on

@@ -1,10 +1,12 @@
 """A request pacer that learns Clientify's limit instead of being told it.
 
 Clientify documents no limit and sends no rate headers, so the pacer spaces requests
-evenly at `rate` per second and adjusts it: a 429 marks the rate it was sent at as a
-ceiling, halves the pace and blocks every caller for `Retry-After`; successes then raise
-the pace slowly back towards `headroom` x the lowest ceiling seen, so the steady state is
-just below the observed limit rather than a saw-tooth of throttles. Ceilings are
+evenly at `rate` per second and adjusts it. Until the first 429 it doubles every second
+(TCP's slow start: the first 80 s of a backfill went at a fraction of the pace when it
+grew additively from 10/s). A 429 marks the rate it was sent at as a ceiling, halves
+the pace and blocks every caller for `Retry-After`; successes then raise the pace
+slowly back towards `headroom` x the lowest ceiling seen, so the steady state is just
+below the observed limit rather than a saw-tooth of throttles. Ceilings are
 forgotten after `ceiling_memory` seconds without a 429, so a raised limit is found again.
 
 Requests go out at least 1/rate apart, also after a caller woke up late: a per-second
@@ -67,6 +69,7 @@ class AdaptiveRateLimiter:
         self._blocked_until = 0.0
         self._last_throttle = 0.0
         self.generation = 0
+        self._slow_start = True  # until the first 429
         self._random = random.Random()
         REQUEST_RATE.labels(name).set(self.rate)
         # Zero-valued series from the start, so dashboards see 0 rather than "no data".
@@ -100,8 +103,11 @@ class AdaptiveRateLimiter:
         if self.ceiling is not None and self._clock() - self._last_throttle > self.ceiling_memory:
             self.ceiling = None
         limit = self.max_rate if self.ceiling is None else self.ceiling * self.headroom
-        # Additive increase spread over requests: about `increase_per_second` per second.
-        self._set_rate(min(limit, self.rate + self.increase_per_second / self.rate))
+        if self._slow_start:  # doubling over the `rate` requests of a second
+            step = self.rate * (2 ** (1.0 / self.rate) - 1)
+        else:  # additive, spread over requests: about `increase_per_second` per second
+            step = self.increase_per_second / self.rate
+        self._set_rate(min(limit, self.rate + step))
 
     def on_throttled(self, retry_after: float | None, generation: int) -> float:
         """Record a 429 for a request sent under pace `generation`; returns how long
@@ -111,6 +117,7 @@ class AdaptiveRateLimiter:
         say nothing new about the limit, so only the first of them cuts the pace.
         """
         self.throttles += 1
+        self._slow_start = False
         THROTTLES.labels(self.name).inc()
         now = self._clock()
         self._last_throttle = now
