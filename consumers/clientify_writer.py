@@ -73,12 +73,11 @@ class ClientifyTarget:
         if mapper.flow.clientify.resource == "orders":
             return await self.orders.apply(command)
         awaited = self._awaiting_company.get(command.command_id)
-        if awaited is not None:
-            await self._company_named(command, awaited)
-            del self._awaiting_company[command.command_id]
+        company = None if awaited is None else await self._company_named(command, awaited)
+        self._awaiting_company.pop(command.command_id, None)
         record = await self.find(command.entity, command.business_key, command.target_id)
         if record is None:
-            return await self._create(command)
+            return await self._create(command, company)
         plan_ = plan(command, self.current(command.entity, record))
         self._unrepresentable(command.entity, plan_)
         if plan_.write:
@@ -141,7 +140,9 @@ class ClientifyTarget:
 
     # -- writing
 
-    async def _create(self, command: Command) -> Result:
+    async def _create(self, command: Command, company: str | None = None) -> Result:
+        """Create the record; `company`: the name of the company a contact waited for,
+        just looked up."""
         mapper = self.mappers[command.entity]
         fields = {
             name: value
@@ -151,17 +152,20 @@ class ClientifyTarget:
         payload = mapper.to_clientify(fields, create=True)
         payload[mapper.flow.key.clientify] = command.business_key
         if mapper.flow.clientify.resource == "contacts":
-            await self._link_company(command, payload)
+            await self._link_company(command, payload, company)
         created = await self.records(command.entity).create(payload)
         log.info("created Clientify %s %s (id %s)", command.entity, command.business_key,
                  created.get("id"))  # fmt: skip
         return plan(command, None).result(command, str(created["id"]))
 
-    async def _link_company(self, command: Command, payload: dict[str, Any]) -> None:
+    async def _link_company(
+        self, command: Command, payload: dict[str, Any], company: str | None
+    ) -> None:
         if payload.get("first_name"):
             return  # a person's contact: no company of its own
-        name = await self._company_named(command, command.business_key)
-        payload["company"] = payload["first_name"] = name
+        if company is None:
+            company = await self._company_named(command, command.business_key)
+        payload["company"] = payload["first_name"] = company
 
     async def _company_named(self, command: Command, key: str) -> str:
         """The name of the Clientify company with tax id `key`; `NotReady` while there is

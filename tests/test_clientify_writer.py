@@ -132,7 +132,9 @@ async def test_a_waiting_contact_asks_only_for_its_company_and_a_person_for_none
             await writer.apply(waiting)
         assert sandbox.requests - before == 2
         await writer.apply(command("company", "B12345678", ACME))
+        before = sandbox.requests
         linked = await writer.apply(waiting)
+        assert sandbox.requests - before == 4  # company, contact lookup (2), create
         assert (await client.contacts.get(linked.target_id or ""))["company_name"] == ACME[
             "display_name"
         ]
