@@ -6,8 +6,10 @@ Clientify sandbox, against two baselines measured in the same run.
   setup; also unpaced, to show what the sandbox itself could take;
 - naive direct sync: one process reads Odoo page by page, routes and maps each record
   with the product's own code (`RouteStep`, the flow mappers) and applies it with the
-  Clientify writer's own target (find by key, then create or update), sequentially,
-  without Kafka.
+  Clientify writer's own target, sequentially, without Kafka. As a hand-built flow does
+  it, each record is found by key, then created or updated (the target without its
+  index: the baseline of the goal); run again with the writer's index, to show what the
+  index alone buys and what the pipeline adds or costs around it.
 
 The product runs as real processes (both sandboxes, receiver, worker, both writers,
 poller; tests/stack_fixtures.py); the clock starts with the poller and stops at the
@@ -117,14 +119,17 @@ async def odoo_pages(odoo: OdooClient, entity: Entity, size: int) -> AsyncIterat
         last = rows[-1]["id"]
 
 
-async def direct_sync(odoo: OdooClient, clientify: CountingClient, page: int) -> DirectSync:
+async def direct_sync(
+    odoo: OdooClient, clientify: CountingClient, page: int, *, indexed: bool
+) -> DirectSync:
     """Partners, then products, then orders: each record routed, mapped and written
-    before the next is read (orders find their contacts already there)."""
+    before the next is read (orders find their contacts already there); `indexed`: with
+    the writer's index of Clientify's keys, else find-or-create."""
     mapping = load_mapping()
     router = Router(mapping)
     step = RouteStep(router, partners={}, products={}, waiting={}, customers={},
                      partner_facts={})  # fmt: skip
-    target = ClientifyTarget(clientify, mapping)
+    target = ClientifyTarget(clientify, mapping, index_refresh=2.0 if indexed else None)
     report = DirectSync()
     started = time.monotonic()
     for entity in (PARTNER, PRODUCT, SALE_ORDER):
@@ -152,9 +157,9 @@ async def direct_sync(odoo: OdooClient, clientify: CountingClient, page: int) ->
 
 async def baselines(
     args: argparse.Namespace, bootstrap: str, tmp: Path, template: Path
-) -> tuple[RawRate, RawRate, DirectSync]:
-    """The raw create rates and the naive sync, on sandboxes of their own (no webhook
-    target: nothing of theirs reaches the product)."""
+) -> tuple[RawRate, RawRate, DirectSync, DirectSync]:
+    """The raw create rates and the naive sync (find-or-create, then indexed), on
+    sandboxes of their own (no webhook target: nothing of theirs reaches the product)."""
     shutil.copytree(template, tmp / "odoo")
     bench = BenchStack(bootstrap, tmp, webhooks=False)
     await bench.start("odoo-sandbox", "clientify-sandbox")
@@ -164,20 +169,22 @@ async def baselines(
             paced = await raw_creates(client, args.raw_seconds, 0, warm_up=150.0)
         async with bench.clientify() as client:
             unpaced = await raw_creates(client, args.raw_seconds, 10**6, warm_up=0.0)
-        # The naive sync starts on an empty Clientify, as the product does.
-        stack.stop("clientify-sandbox")
-        shutil.rmtree(tmp / "clientify")
-        await bench.start("clientify-sandbox")
-        async with (
-            stack.odoo() as odoo,
-            CountingClient(stack.clientify_url, stack.clientify_key) as clientify,
-        ):
-            direct = await direct_sync(odoo, clientify, args.page_size)
-        async with bench.clientify() as client:
-            direct.records = await clientify_counts(client)
+        direct = []
+        for indexed in (False, True):
+            # Each naive sync starts on an empty Clientify, as the product does.
+            stack.stop("clientify-sandbox")
+            shutil.rmtree(tmp / "clientify")
+            await bench.start("clientify-sandbox")
+            async with (
+                stack.odoo() as odoo,
+                CountingClient(stack.clientify_url, stack.clientify_key) as clientify,
+            ):
+                direct.append(await direct_sync(odoo, clientify, args.page_size, indexed=indexed))
+            async with bench.clientify() as client:
+                direct[-1].records = await clientify_counts(client)
     finally:
         bench.down()
-    return paced, unpaced, direct
+    return paced, unpaced, direct[0], direct[1]
 
 
 async def pipeline(args: argparse.Namespace, bootstrap: str, tmp: Path, template: Path) -> Backfill:
@@ -191,8 +198,8 @@ async def pipeline(args: argparse.Namespace, bootstrap: str, tmp: Path, template
 
 
 def show(
-    seeded: Seeded, paced: RawRate, unpaced: RawRate, direct: DirectSync, product: Backfill,
-    args: argparse.Namespace,
+    seeded: Seeded, paced: RawRate, unpaced: RawRate, direct: DirectSync, indexed: DirectSync,
+    product: Backfill, args: argparse.Namespace,
 ) -> Table:  # fmt: skip
     table = Table(
         title=f"Backfill Odoo -> Clientify: {seeded.describe()} (2 cores, shared; poll "
@@ -212,8 +219,13 @@ def show(
     )  # fmt: skip
     direct_total = sum(direct.records.values())
     table.add_row(
-        "naive direct sync (sequential, no Kafka)", f"{direct_total:,}",
+        "naive direct sync (sequential, no Kafka; find-or-create)", f"{direct_total:,}",
         f"{direct.seconds:.0f}", f"{direct.rate():,.1f}", ratio(direct.rate(), paced.rate), "",
+    )  # fmt: skip
+    table.add_row(
+        "naive direct sync with the writer's index", f"{sum(indexed.records.values()):,}",
+        f"{indexed.seconds:.0f}", f"{indexed.rate():,.1f}", ratio(indexed.rate(), paced.rate),
+        "",
     )  # fmt: skip
     met_raw = product.rate() >= RAW_GOAL * paced.rate
     table.add_row(
@@ -224,6 +236,10 @@ def show(
     table.add_row(
         "pipeline / naive direct sync", "", "", "", ratio(product.rate(), direct.rate()),
         f"> 1: {verdict(product.rate() > direct.rate())}",
+    )  # fmt: skip
+    table.add_row(
+        "pipeline / naive direct sync with the index", "", "", "",
+        ratio(product.rate(), indexed.rate()), "",
     )  # fmt: skip
     for flow in FLOWS:
         table.add_row(
@@ -241,8 +257,9 @@ def show(
     for flow in FLOWS:
         made = direct.records.get(flow, 0)
         table.add_row(
-            f"  naive: requests per {flow} record", "", "",
-            f"{direct.requests[flow] / made:.2f}" if made else "-", "", "",
+            f"  naive: requests per {flow} record (with the index)", "", "",
+            f"{direct.requests[flow] / made:.2f} ({indexed.requests[flow] / made:.2f})"
+            if made else "-", "", "",
         )  # fmt: skip
     table.add_row(
         "pipeline: requests per record", "", "", f"{requests / product.total:.2f}", "", ""
@@ -261,9 +278,9 @@ def show(
 async def bench(args: argparse.Namespace, bootstrap: str, tmp: Path) -> Table:
     template = tmp / "odoo-template"
     seeded = seed_odoo(template, args.partners, args.products, args.orders)
-    paced, unpaced, direct = await baselines(args, bootstrap, tmp / "baselines", template)
+    paced, unpaced, direct, indexed = await baselines(args, bootstrap, tmp / "baselines", template)
     product = await pipeline(args, bootstrap, tmp / "pipeline", template)
-    return show(seeded, paced, unpaced, direct, product, args)
+    return show(seeded, paced, unpaced, direct, indexed, product, args)
 
 
 def main() -> None:

@@ -29,7 +29,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError
@@ -60,6 +60,15 @@ class Handler(Protocol):
 
     async def give_up(self, envelope: AnyEnvelope, reason: str, tries: int) -> list[Outgoing]:
         """The messages to publish when a `NotReady` envelope waited its whole budget."""
+
+
+@runtime_checkable
+class Reassignable(Protocol):
+    """A handler that keeps a view of the target system (the Clientify writer's index):
+    told when partitions come to this copy, as another copy may have written until
+    then."""
+
+    def reassigned(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -195,6 +204,8 @@ class TrackingConsumer:
             return
         if tp not in self._loaded_for:
             await self._load_applied()
+            if isinstance(self.handler, Reassignable):
+                self.handler.reassigned()
         try:
             envelope = decode(message.value)
         except EnvelopeError as exc:

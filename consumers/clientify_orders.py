@@ -1,11 +1,14 @@
 """Orders to Clientify: created once per `order_id`, never updated.
 
-Clientify's `/orders/` has GET and POST only. The writer looks the order up first: if it
-exists (written before, or by a run that crashed before its Result), a command's values
-are compared and reported (`unchanged`, or `skipped` with what Clientify holds and a
-note that the API cannot update an order), never posted again. A new order hangs off
+Clientify's `/orders/` has GET and POST only. The writer looks the order up first
+(unless the writer's index says no order has its id): if it exists (written before, or
+by a run that crashed before its Result), a command's values are compared and reported
+(`unchanged`, or `skipped` with what Clientify holds and a note that the API cannot
+update an order), never posted again. A new order hangs off
 its customer's contact, found by the business key in its `contact` field: when that
-contact is not in Clientify yet the command waits (`NotReady`) for it.
+contact is not in Clientify yet the command waits (`NotReady`) for it. The index gives
+that contact's url without a lookup; if Clientify says the contact is gone, the command
+waits and looks it up instead.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from connectors.clientify.errors import ClientifyValidationError
 from consumers.base import NotReady
 from consumers.plan import plan
 from processors.mapper import Canonical
@@ -32,7 +36,7 @@ class OrderWriter:
         self.target = target
 
     async def apply(self, command: Command) -> Result:
-        existing = await self._find(command)
+        existing = None if await self.target.absent(command) else await self._find(command)
         if existing is not None:
             current = await self._current(command.entity, existing)
             plan_ = plan(command, current)
@@ -47,9 +51,20 @@ class OrderWriter:
         payload = mapper.to_clientify(command.fields, create=True)
         payload[mapper.flow.key.clientify] = command.business_key
         customer = command.fields.get(CONTACT_FIELD)
+        indexed = False
         if customer is not None:
-            payload[CONTACT_FIELD] = await self._contact_url(str(customer))
-        created = await self.target.client.orders.create(payload)
+            payload[CONTACT_FIELD], indexed = await self._contact_url(str(customer))
+        self.target.hold(command)
+        try:
+            created = await self.target.client.orders.create(payload)
+        except ClientifyValidationError as exc:
+            if not (indexed and isinstance(exc.errors, dict) and CONTACT_FIELD in exc.errors):
+                raise
+            # The contact the index knew was deleted since: look it up when retried.
+            self.target.forget_value(CONTACT_FIELD, str(customer))
+            raise NotReady(f"the Clientify contact {customer} (this order's customer: "
+                           f"{'; '.join(exc.problems)})") from exc  # fmt: skip
+        self.target.hold(command, created)
         return plan(command, None).result(command, str(created["id"]))
 
     async def _find(self, command: Command) -> dict[str, Any] | None:
@@ -59,11 +74,16 @@ class OrderWriter:
                 return order
         return None
 
-    async def _contact_url(self, key: str) -> str:
-        contact = await self.target.find(CONTACT_FIELD, key, None)
+    async def _contact_url(self, key: str) -> tuple[str, bool]:
+        """The url of the contact with business key `key`, and whether it came from the
+        index (as of its last listing) rather than a lookup."""
+        held = await self.target.held(CONTACT_FIELD, key)
+        if held:
+            return held, True
+        contact = None if held is None else await self.target.find(CONTACT_FIELD, key, None)
         if contact is None:
             raise NotReady(f"the Clientify contact {key} (this order's customer)")
-        return str(contact["url"])
+        return str(contact["url"]), False
 
     async def _current(self, entity: str, order: dict[str, Any]) -> Canonical:
         """The order's canonical values: its contact as a business key, items as lines."""

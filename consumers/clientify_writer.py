@@ -6,6 +6,9 @@ every field, or PUT only the fields to write. Clientify replaces a sub-list (`ph
 `addresses`) as a whole on PUT, so the written entries are merged into the record's
 existing ones: a new mobile keeps the main phone, a new city keeps the street.
 
+A record the writer's index (`ClientifyIndex`) says is not in Clientify is created
+without that lookup; the index also gives a company's name and a contact's url.
+
 A company partner's contact is linked to its Clientify company (`company` = the
 company's name on write, as Clientify links by name) and, having no name of its own in
 the mapping, takes the company's: it waits for that company when it is not there yet.
@@ -30,6 +33,7 @@ from connectors.clientify.errors import (
     ClientifyThrottled,
 )
 from consumers.base import NotReady
+from consumers.clientify_index import DEFAULT_REFRESH_EVERY, UNKNOWN, ClientifyIndex
 from consumers.clientify_orders import OrderWriter
 from consumers.plan import Plan, check_fields, mappers_towards, plan
 from processors.mapper import Canonical, FlowMapper
@@ -40,15 +44,34 @@ log = logging.getLogger(__name__)
 Record = dict[str, Any]
 CLIENT_STATUS = "client"
 AWAITING_KEPT = 10_000  # commands remembered as waiting for their company
+# What the index keeps of a record, per resource: what its dependents are written with.
+VALUE_FIELDS = {"companies": "name", "contacts": "url"}
+COMPANY = "company"  # the flow a company partner's contact is linked to
 
 
 class ClientifyTarget:
     system = System.CLIENTIFY
 
-    def __init__(self, client: ClientifyClient, mapping: MappingFile) -> None:
+    def __init__(
+        self,
+        client: ClientifyClient,
+        mapping: MappingFile,
+        *,
+        index_refresh: float | None = DEFAULT_REFRESH_EVERY,
+    ) -> None:
+        """`index_refresh`: how old the index of Clientify's keys may get (seconds)
+        before a create trusts it; None: no index, every create looks its key up."""
         self.client = client
         self.mappers, self.readers = mappers_towards(mapping, Direction.ODOO_TO_CLIENTIFY)
         self.orders = OrderWriter(self)
+        self.index: ClientifyIndex | None = None
+        if index_refresh is not None:
+            self.index = ClientifyIndex(index_refresh)
+            for mapper in self.mappers.values():
+                resource = mapper.flow.clientify.resource
+                listing = getattr(client, resource)
+                self.index.add_resource(resource, listing, mapper.flow.key,
+                                        VALUE_FIELDS.get(resource))  # fmt: skip
         # Command id -> the tax id of the company it waits for (see the module doc).
         self._awaiting_company: dict[str, str] = {}
 
@@ -57,6 +80,10 @@ class ClientifyTarget:
 
     def fatal(self, exc: Exception) -> bool:
         return isinstance(exc, ClientifyAuthError)
+
+    def reassigned(self) -> None:
+        if self.index is not None:
+            self.index.reassigned()
 
     def records(self, entity: str) -> Records:
         resource = self.mappers[entity].flow.clientify.resource
@@ -75,15 +102,44 @@ class ClientifyTarget:
         awaited = self._awaiting_company.get(command.command_id)
         company = None if awaited is None else await self._company_named(command, awaited)
         self._awaiting_company.pop(command.command_id, None)
-        record = await self.find(command.entity, command.business_key, command.target_id)
+        record = None
+        if not await self.absent(command):
+            record = await self.find(command.entity, command.business_key, command.target_id)
         if record is None:
             return await self._create(command, company)
         plan_ = plan(command, self.current(command.entity, record))
         self._unrepresentable(command.entity, plan_)
         if plan_.write:
             payload = self._update_payload(command.entity, plan_.write, record)
-            await self.records(command.entity).update(record["id"], payload)
+            updated = await self.records(command.entity).update(record["id"], payload)
+            self.hold(command, updated)
         return plan_.result(command, str(record["id"]))
+
+    async def absent(self, command: Command) -> bool:
+        """Whether the command is a create that needs no lookup: no link, and the
+        index says no record has its key."""
+        if command.target_id is not None:
+            return False
+        return await self.held(command.entity, command.business_key) is None
+
+    async def held(self, entity: str, key: str) -> str | None:
+        """What the index holds for `entity`'s `key`: None when no record has it, else
+        its value (a name, a url), `UNKNOWN` when only a lookup can tell (also with no
+        index)."""
+        if self.index is None:
+            return UNKNOWN
+        return await self.index.value(self.mappers[entity].flow.clientify.resource, key)
+
+    def hold(self, command: Command, record: Record | None = None) -> None:
+        """Tell the index the command's record exists: before its create is sent (an
+        ambiguous failure is then looked up on retry), and as written."""
+        if self.index is not None:
+            resource = self.mappers[command.entity].flow.clientify.resource
+            self.index.hold(resource, command.business_key, record)
+
+    def forget_value(self, entity: str, key: str) -> None:
+        if self.index is not None:
+            self.index.forget_value(self.mappers[entity].flow.clientify.resource, key)
 
     # -- reading
 
@@ -153,7 +209,9 @@ class ClientifyTarget:
         payload[mapper.flow.key.clientify] = command.business_key
         if mapper.flow.clientify.resource == "contacts":
             await self._link_company(command, payload, company)
+        self.hold(command)
         created = await self.records(command.entity).create(payload)
+        self.hold(command, created)
         log.info("created Clientify %s %s (id %s)", command.entity, command.business_key,
                  created.get("id"))  # fmt: skip
         return plan(command, None).result(command, str(created["id"]))
@@ -170,7 +228,12 @@ class ClientifyTarget:
     async def _company_named(self, command: Command, key: str) -> str:
         """The name of the Clientify company with tax id `key`; `NotReady` while there is
         none, remembering that `command` waits for it."""
-        companies = await self.client.find_by_tax_id(self.client.companies, key)
+        held = await self.held(COMPANY, key)
+        if held:
+            return held  # its name as of the index's last listing
+        companies = (
+            [] if held is None else await self.client.find_by_tax_id(self.client.companies, key)
+        )
         if not companies:
             if len(self._awaiting_company) >= AWAITING_KEPT:  # dead-lettered ones linger
                 del self._awaiting_company[next(iter(self._awaiting_company))]

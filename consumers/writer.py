@@ -45,6 +45,10 @@ class Target(Protocol):
     def fatal(self, exc: Exception) -> bool:
         """Whether the writer must stop (nothing else would succeed either)."""
 
+    def reassigned(self) -> None:
+        """Partitions came to this copy: forget what it assumed of the system, as
+        another copy may have written to it until now."""
+
 
 @dataclass(frozen=True)
 class WriterTopics:
@@ -63,6 +67,9 @@ class CommandWriter:
         self.attempts = attempts
         self.backoff = backoff
         self.dead = 0
+
+    def reassigned(self) -> None:
+        self.target.reassigned()
 
     def tracking_id(self, envelope: AnyEnvelope) -> str:
         if isinstance(envelope, Command):

@@ -121,9 +121,10 @@ async def test_a_waiting_contact_asks_only_for_its_company_and_a_person_for_none
     """Requests per record (issue 6's backfill profile): while a company's contact waits
     for its company, a retry asks only whether the company is there (the exact tax id,
     then its last digits), not for the contact again; a person's create asks nothing
-    about companies (a contact lookup of two requests, then the create)."""
+    about companies (a contact lookup of two requests, then the create). Without the
+    index (tests/test_clientify_index.py), as every lookup is then made."""
     async with sandbox_at() as (sandbox, url), ClientifyClient(url, sandbox.api_key) as client:
-        writer = ClientifyTarget(client, load_mapping())
+        writer = ClientifyTarget(client, load_mapping(), index_refresh=None)
         waiting = command("contact", "B12345678", {"phone": "+34 911 111 111"})
         with pytest.raises(NotReady):
             await writer.apply(waiting)

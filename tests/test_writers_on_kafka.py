@@ -293,6 +293,10 @@ class Recorder:
     def __init__(self, count: int, stop: asyncio.Event) -> None:
         self.keys: list[str] = []
         self.count, self.stop = count, stop
+        self.assignments = 0
+
+    def reassigned(self) -> None:
+        self.assignments += 1
 
     def tracking_id(self, envelope: AnyEnvelope) -> str:
         assert isinstance(envelope, Command)
@@ -338,6 +342,7 @@ async def test_partitions_are_handled_in_small_turns(
     )  # fmt: skip
     await asyncio.wait_for(TrackingConsumer(config, recorder).run(stop), 60)
     assert sorted(recorder.keys) == sorted(f"p{p}-{n}" for p in (0, 1) for n in range(300))
+    assert recorder.assignments == 1  # told once, before the first message it was given
     for partition in (0, 1):  # each partition's own order is kept
         mine = [key for key in recorder.keys if key.startswith(f"p{partition}-")]
         assert mine == [f"p{partition}-{n}" for n in range(300)]

@@ -36,6 +36,7 @@ from connectors.clientify.errors import ClientifyAuthError, ClientifyError
 from connectors.odoo import OdooClient, OdooConfig
 from connectors.odoo.errors import OdooConfigError, OdooError
 from consumers.base import ConsumerConfig, TrackingConsumer
+from consumers.clientify_index import DEFAULT_REFRESH_EVERY
 from consumers.clientify_writer import ClientifyTarget
 from consumers.odoo_writer import OdooTarget
 from consumers.writer import CommandWriter, Target, WriterTopics
@@ -141,7 +142,8 @@ def _write_clientify(args: argparse.Namespace, context: Context) -> int:
     async def target(mapping: MappingFile) -> AsyncIterator[Target]:
         async with ClientifyClient(str(settings.clientify_url), api_key) as client:
             await client.check_key()  # a rejected key stops here, not at the first command
-            yield ClientifyTarget(client, mapping)
+            refresh = args.index_refresh_seconds
+            yield ClientifyTarget(client, mapping, index_refresh=refresh if refresh > 0 else None)
 
     return _serve(args, context, "clientify", target)
 
@@ -207,6 +209,16 @@ def register(subparsers: Any) -> None:
             "--partitions", type=int, default=DEFAULT_PARTITIONS,
             help=f"partitions of the keyed topics (default {DEFAULT_PARTITIONS})",
         )  # fmt: skip
+        if name == "clientify":
+            parser.add_argument(
+                "--index-refresh-seconds", type=float, default=DEFAULT_REFRESH_EVERY,
+                help="the writer lists Clientify's keys once and keeps the list this fresh, "
+                "so a record Clientify does not have is created without a lookup (one or "
+                "two requests saved per create). A record someone else creates in Clientify "
+                "with the same key within this window can be duplicated, as between a lookup "
+                "and its create. 0 turns the index off: every create looks its key up "
+                "(default %(default)s)",
+            )  # fmt: skip
         add_bootstrap_argument(parser)
         add_metrics_arguments(parser, f"{name}-writer")
         parser.set_defaults(handler=handler)

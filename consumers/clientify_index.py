@@ -1,0 +1,196 @@
+"""What the Clientify writer knows is in Clientify, so that a create can skip its lookup.
+
+Without it every create first asks Clientify whether the key exists: two requests for a
+tax id (the exact text, then its last digits), one for a SKU or an order id. In a
+backfill nearly every answer is "no", and those requests were half of all sent.
+
+The index lists each resource once, in id order, then before each use brings itself up
+to date with the records modified since the newest one it has seen (less `OVERLAP`, for
+stamps that commit out of order), at most every `refresh_every` seconds. So a key it
+does not hold did not exist in Clientify as of a listing at most that old, and the
+writer creates without asking. A key it holds is looked up as before.
+
+It errs only towards "may exist", where the cost is a lookup: a key is added *before*
+its create is sent, so a create that failed ambiguously is looked up when retried;
+deleted records are never taken out. What it cannot see is a record that someone else
+creates with the same key within the last `refresh_every` seconds; that race exists
+without the index too (between a lookup and its create), only shorter. Another copy of
+the writer may have owned a partition until just now: `reassigned` forces a refresh.
+
+Keys are held as 64-bit hashes (a collision only costs a lookup), with a value per
+resource where the writer needs one: a company's name (a company partner's contact is
+linked by it) and a contact's url (an order hangs off it). A value is as fresh as the
+last refresh, like the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from connectors.clientify.client import Listing, Page
+from connectors.clientify.client import Record as ClientifyRecord
+from schemas.keys import normalise_key
+from schemas.mapping import KeyNormalizer, KeySpec
+
+log = logging.getLogger(__name__)
+
+OVERLAP = timedelta(seconds=2)
+DEFAULT_REFRESH_EVERY = 2.0
+SCAN_ATTEMPTS = 3
+# A held value telling nothing but "present": the writer looks the record up for more.
+UNKNOWN = ""
+NO_ID = 0  # held before its create was answered
+Held = tuple[int, str]  # (record id, value)
+
+
+@dataclass
+class ResourceIndex:
+    """One resource's keys (hashed) and values, and how fresh they are."""
+
+    listing: Listing
+    key_field: str
+    normalizer: KeyNormalizer
+    value_field: str | None
+    values: dict[int, Held] = field(default_factory=dict)
+    newest: datetime | None = None  # the latest `modified` seen
+    listed_at: float | None = None  # monotonic start of the last listing, None: never
+
+    def hold(self, record: ClientifyRecord, *, listed: bool) -> None:
+        """Hold `record`'s key and value. Only a `listed` record moves `newest`: a
+        record the writer just created is newer than what others may have made since
+        the last listing, which the next one must still see."""
+        key = normalise_key(record.get(self.key_field), self.normalizer)
+        if key is not None:
+            self.put(key_hash(key), record)
+        modified = _timestamp(record.get("modified")) if listed else None
+        if modified is not None and (self.newest is None or modified > self.newest):
+            self.newest = modified
+
+    def hashed(self, key: str) -> int:
+        """A business key as held: normalised as the lookups compare it, hashed."""
+        return key_hash(normalise_key(key, self.normalizer) or key)
+
+    def put(self, hashed: int, record: ClientifyRecord) -> None:
+        record_id = int(record["id"])
+        value = record.get(self.value_field) if self.value_field else None
+        held = self.values.get(hashed)
+        if held is not None and held[0] not in (NO_ID, record_id):
+            # Several records share the key: the lookup picks among them, as before.
+            self.values[hashed] = (min(held[0], record_id), UNKNOWN)
+        else:
+            self.values[hashed] = (record_id, value if isinstance(value, str) else UNKNOWN)
+
+
+class ClientifyIndex:
+    def __init__(self, refresh_every: float = DEFAULT_REFRESH_EVERY) -> None:
+        self.refresh_every = refresh_every
+        self.resources: dict[str, ResourceIndex] = {}
+        self.requests = 0  # list pages asked, to weigh the index against the lookups
+
+    def add_resource(
+        self, resource: str, listing: Listing, key: KeySpec, value_field: str | None = None
+    ) -> None:
+        self.resources[resource] = ResourceIndex(listing, key.clientify, key.normalize, value_field)
+
+    async def absent(self, resource: str, key: str) -> bool:
+        """Whether no record with `key` was in Clientify at a listing at most
+        `refresh_every` seconds old."""
+        index = await self._fresh(resource)
+        return index.hashed(key) not in index.values
+
+    async def value(self, resource: str, key: str) -> str | None:
+        """The value held for `key` (`UNKNOWN` when only its presence is known), or None
+        when it is absent, as `absent` says."""
+        index = await self._fresh(resource)
+        held = index.values.get(index.hashed(key))
+        return None if held is None else held[1]
+
+    def hold(self, resource: str, key: str, record: ClientifyRecord | None = None) -> None:
+        """Hold `key` as present: before its create is sent (`record` None) and with
+        what the create or an update returned."""
+        index = self.resources[resource]
+        if record is None:
+            index.values.setdefault(index.hashed(key), (NO_ID, UNKNOWN))
+        else:
+            index.values.pop(index.hashed(key), None)  # the create's own answer replaces it
+            index.put(index.hashed(key), record)
+
+    def forget_value(self, resource: str, key: str) -> None:
+        """The value held for `key` turned out wrong (e.g. the contact was deleted):
+        keep the key as present, so it is looked up."""
+        index = self.resources[resource]
+        held = index.values.get(index.hashed(key))
+        if held is not None:
+            index.values[index.hashed(key)] = (held[0], UNKNOWN)
+
+    def reassigned(self) -> None:
+        """Another writer may have created records until now: refresh before next use."""
+        for index in self.resources.values():
+            if index.listed_at is not None:
+                index.listed_at = float("-inf")
+
+    async def _fresh(self, resource: str) -> ResourceIndex:
+        index = self.resources[resource]
+        started = time.monotonic()
+        if index.listed_at is None:
+            await self._scan(resource, index)
+            index.listed_at = started
+        elif started - index.listed_at >= self.refresh_every:
+            await self._refresh(index)
+            index.listed_at = started
+        return index
+
+    async def _scan(self, resource: str, index: ResourceIndex) -> None:
+        """Every record, in id order. A delete while paging shifts the later records one
+        place back, so one could be skipped: a count that drops between pages starts the
+        listing again."""
+        started = time.monotonic()
+        for _ in range(SCAN_ATTEMPTS):
+            counts: list[int] = []
+            async for page in self._pages(index.listing, {"ordering": "id"}):
+                counts.append(page.count)
+                for record in page.results:
+                    index.hold(record, listed=True)
+            if all(later >= earlier for earlier, later in itertools.pairwise(counts)):
+                break
+            log.info("Clientify %s changed while listed: listing again", resource)
+        log.info(
+            "index of Clientify %s: %d keys, listed in %.1fs", resource, len(index.values),
+            time.monotonic() - started,
+        )  # fmt: skip
+
+    async def _refresh(self, index: ResourceIndex) -> None:
+        filters: dict[str, str] = {"ordering": "modified"}
+        if index.newest is not None:
+            filters["modified[gte]"] = (index.newest - OVERLAP).isoformat()
+        async for page in self._pages(index.listing, filters):
+            for record in page.results:
+                index.hold(record, listed=True)
+
+    async def _pages(self, listing: Listing, filters: dict[str, str]) -> AsyncIterator[Page]:
+        page = await listing.page(filters)
+        self.requests += 1
+        yield page
+        while page.next is not None:
+            page = await listing.client.get_page(page.next, None)
+            self.requests += 1
+            yield page
+
+
+def key_hash(key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")
+
+
+def _timestamp(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
