@@ -17,10 +17,10 @@ creates with the same key within the last `refresh_every` seconds; that race exi
 without the index too (between a lookup and its create), only shorter. Another copy of
 the writer may have owned a partition until just now: `reassigned` forces a refresh.
 
-Keys are held as 64-bit hashes (a collision only costs a lookup), with a value per
-resource where the writer needs one: a company's name (a company partner's contact is
-linked by it) and a contact's url (an order hangs off it). A value is as fresh as the
-last refresh, like the key.
+Keys are held as 64-bit hashes (a collision only costs a lookup) with their record's id,
+and with what the writer needs of a record: a company's name (a company partner's
+contact is linked by it) and a contact's url (an order hangs off it, made of its id). A
+value is as fresh as the last refresh, like the key.
 """
 
 from __future__ import annotations
@@ -43,21 +43,24 @@ log = logging.getLogger(__name__)
 OVERLAP = timedelta(seconds=2)
 DEFAULT_REFRESH_EVERY = 2.0
 SCAN_ATTEMPTS = 3
-# A held value telling nothing but "present": the writer looks the record up for more.
+# A value telling nothing but "present": the writer looks the record up for more.
 UNKNOWN = ""
-NO_ID = 0  # held before its create was answered
-Held = tuple[int, str]  # (record id, value)
+NO_ID = 0  # held before its create was answered, or its value found wrong
+SEVERAL = -1  # records sharing the key: the lookup picks among them, as without the index
 
 
 @dataclass
 class ResourceIndex:
-    """One resource's keys (hashed) and values, and how fresh they are."""
+    """One resource's keys, hashed, each with its record's id (what its url is made
+    of), and how fresh they are. Names are kept only where wanted (`value_field`), as
+    they cost far more memory than the rest (~0.1 KiB per key without them)."""
 
     listing: Listing
     key_field: str
     normalizer: KeyNormalizer
     value_field: str | None
-    values: dict[int, Held] = field(default_factory=dict)
+    ids: dict[int, int] = field(default_factory=dict)
+    names: dict[int, str] = field(default_factory=dict)
     newest: datetime | None = None  # the latest `modified` seen
     listed_at: float | None = None  # monotonic start of the last listing, None: never
 
@@ -78,13 +81,31 @@ class ResourceIndex:
 
     def put(self, hashed: int, record: ClientifyRecord) -> None:
         record_id = int(record["id"])
-        value = record.get(self.value_field) if self.value_field else None
-        held = self.values.get(hashed)
-        if held is not None and held[0] not in (NO_ID, record_id):
-            # Several records share the key: the lookup picks among them, as before.
-            self.values[hashed] = (min(held[0], record_id), UNKNOWN)
-        else:
-            self.values[hashed] = (record_id, value if isinstance(value, str) else UNKNOWN)
+        held = self.ids.get(hashed)
+        if held is not None and held not in (NO_ID, record_id):
+            self.ids[hashed] = SEVERAL
+            self.names.pop(hashed, None)
+            return
+        self.ids[hashed] = record_id
+        value = record.get(self.value_field) if self.value_field == "name" else None
+        if isinstance(value, str):
+            self.names[hashed] = value
+
+    def value(self, hashed: int) -> str | None:
+        record_id = self.ids.get(hashed)
+        if record_id is None:
+            return None
+        if record_id in (NO_ID, SEVERAL):
+            return UNKNOWN
+        if self.value_field == "url":
+            # As Clientify spells it; a wrong one is refused and then looked up instead.
+            return f"{self.listing.client.base_url}{self.listing.path}{record_id}/"
+        return self.names.get(hashed, UNKNOWN)
+
+    def forget(self, hashed: int) -> None:
+        if hashed in self.ids:
+            self.ids[hashed] = NO_ID
+            self.names.pop(hashed, None)
 
 
 class ClientifyIndex:
@@ -102,32 +123,29 @@ class ClientifyIndex:
         """Whether no record with `key` was in Clientify at a listing at most
         `refresh_every` seconds old."""
         index = await self._fresh(resource)
-        return index.hashed(key) not in index.values
+        return index.hashed(key) not in index.ids
 
     async def value(self, resource: str, key: str) -> str | None:
         """The value held for `key` (`UNKNOWN` when only its presence is known), or None
         when it is absent, as `absent` says."""
         index = await self._fresh(resource)
-        held = index.values.get(index.hashed(key))
-        return None if held is None else held[1]
+        return index.value(index.hashed(key))
 
     def hold(self, resource: str, key: str, record: ClientifyRecord | None = None) -> None:
         """Hold `key` as present: before its create is sent (`record` None) and with
         what the create or an update returned."""
         index = self.resources[resource]
         if record is None:
-            index.values.setdefault(index.hashed(key), (NO_ID, UNKNOWN))
+            index.ids.setdefault(index.hashed(key), NO_ID)
         else:
-            index.values.pop(index.hashed(key), None)  # the create's own answer replaces it
+            index.forget(index.hashed(key))  # the create's own answer replaces it
             index.put(index.hashed(key), record)
 
     def forget_value(self, resource: str, key: str) -> None:
         """The value held for `key` turned out wrong (e.g. the contact was deleted):
         keep the key as present, so it is looked up."""
         index = self.resources[resource]
-        held = index.values.get(index.hashed(key))
-        if held is not None:
-            index.values[index.hashed(key)] = (held[0], UNKNOWN)
+        index.forget(index.hashed(key))
 
     def reassigned(self) -> None:
         """Another writer may have created records until now: refresh before next use."""
@@ -161,7 +179,7 @@ class ClientifyIndex:
                 break
             log.info("Clientify %s changed while listed: listing again", resource)
         log.info(
-            "index of Clientify %s: %d keys, listed in %.1fs", resource, len(index.values),
+            "index of Clientify %s: %d keys, listed in %.1fs", resource, len(index.ids),
             time.monotonic() - started,
         )  # fmt: skip
 
