@@ -33,7 +33,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from connectors.clientify.client import Listing, Page
+from connectors.clientify.client import Listing, Page, timestamp
 from connectors.clientify.client import Record as ClientifyRecord
 from schemas.keys import normalise_key
 from schemas.mapping import KeyNormalizer, KeySpec
@@ -71,7 +71,7 @@ class ResourceIndex:
         key = normalise_key(record.get(self.key_field), self.normalizer)
         if key is not None:
             self.put(key_hash(key), record)
-        modified = _timestamp(record.get("modified")) if listed else None
+        modified = timestamp(record.get("modified")) if listed else None
         if modified is not None and (self.newest is None or modified > self.newest):
             self.newest = modified
 
@@ -203,12 +203,3 @@ class ClientifyIndex:
 
 def key_hash(key: str) -> int:
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")
-
-
-def _timestamp(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None

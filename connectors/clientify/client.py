@@ -104,6 +104,16 @@ class Records(Creatable):
         await self.client.request("DELETE", f"{self.path}{record_id}/")
 
 
+def timestamp(value: Any) -> datetime | None:
+    """A record's `created`/`modified` as a datetime, None when missing or unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
 def _checked_page_size(page_size: int) -> int:
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise ValueError(f"page_size must be 1..{MAX_PAGE_SIZE}, got {page_size}")

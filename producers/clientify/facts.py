@@ -24,6 +24,7 @@ from clientify_odoo.topics import (
     CLIENTIFY_PRODUCT,
     registry,
 )
+from connectors.clientify.client import timestamp
 from schemas import Fact, System
 from schemas.keys import normalise_sku, normalise_tax_id
 
@@ -128,7 +129,7 @@ def to_fact(
     `occurred_at` is Clientify's `modified` when the record has one (REST); webhooks have
     none, so the receiving time stands in for it.
     """
-    when = occurred_at or _timestamp(record.get("modified")) or datetime.now(UTC)
+    when = occurred_at or timestamp(record.get("modified")) or datetime.now(UTC)
     return Fact.observe(
         system=System.CLIENTIFY,
         entity=entity,
@@ -154,12 +155,3 @@ def _number(value: Any) -> str:
         return format(Decimal(str(value)).normalize(), "f")
     except InvalidOperation:
         return _text(value)
-
-
-def _timestamp(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
