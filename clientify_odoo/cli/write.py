@@ -46,6 +46,7 @@ TargetFactory = Callable[[MappingFile], contextlib.AbstractAsyncContextManager[T
 # The consume loop turns every half second unless one command holds it (retries with
 # backoff, a throttled API): this long without a turn is reported as stuck on /health.
 STALE_AFTER = 300.0
+INDEXED_MAX_WAIT = 1.0  # seconds between a waiting command's retries (Clientify, indexed)
 
 
 def _mapping(args: argparse.Namespace, context: Context) -> MappingFile:
@@ -81,6 +82,7 @@ async def _run(
     system: str,
     target: TargetFactory,
     health: ServiceHealth,
+    max_wait: float,
 ) -> int:
     mapping = _mapping(args, context)
     bootstrap = bootstrap_servers(args, context)
@@ -93,6 +95,7 @@ async def _run(
         group_id=f"{prefix}clientify-odoo.writer.{system}",
         applied_topic=prefix + APPLIED_COMMANDS.name,
         wait_budget=args.wait_seconds,
+        max_wait=max_wait,
         instance=args.instance or socket.gethostname(),
     )
     topics = WriterTopics(results=prefix + RESULTS.name, dead_letters=prefix + DEAD_LETTERS.name)
@@ -116,14 +119,20 @@ async def _run(
     return 0
 
 
-def _serve(args: argparse.Namespace, context: Context, system: str, target: TargetFactory) -> int:
-    """Run the writer for `system`, its metrics and health served meanwhile. Failures
-    are one line, exit code 2 as for the other commands (a setting or a system needs
-    fixing)."""
+def _serve(
+    args: argparse.Namespace,
+    context: Context,
+    system: str,
+    target: TargetFactory,
+    max_wait: float = ConsumerConfig.max_wait,
+) -> int:
+    """Run the writer for `system`, its metrics and health served meanwhile; a waiting
+    command is retried at least every `max_wait` seconds. Failures are one line, exit
+    code 2 as for the other commands (a setting or a system needs fixing)."""
     health = ServiceHealth(f"{system}-writer", stale_after=STALE_AFTER)
     with metrics_served(args, context, health):
         try:
-            return asyncio.run(_run(args, context, system, target, health))
+            return asyncio.run(_run(args, context, system, target, health, max_wait))
         except (ClientifyAuthError, OdooConfigError) as exc:
             raise CommandError(str(exc), 2) from None
         except ClientifyError as exc:
@@ -145,7 +154,13 @@ def _write_clientify(args: argparse.Namespace, context: Context) -> int:
             refresh = args.index_refresh_seconds
             yield ClientifyTarget(client, mapping, index_refresh=refresh if refresh > 0 else None)
 
-    return _serve(args, context, "clientify", target)
+    # With the index, a waiting command's retry asks Clientify nothing (the index lists
+    # at most once per refresh period), so it can be retried often: a long backoff left
+    # the writer idle at the end of a backfill while what it waited for was there.
+    indexed = args.index_refresh_seconds > 0
+    return _serve(
+        args, context, "clientify", target, INDEXED_MAX_WAIT if indexed else ConsumerConfig.max_wait
+    )
 
 
 def _write_odoo(args: argparse.Namespace, context: Context) -> int:
