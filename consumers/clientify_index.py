@@ -4,11 +4,17 @@ Without it every create first asks Clientify whether the key exists: two request
 tax id (the exact text, then its last digits), one for a SKU or an order id. In a
 backfill nearly every answer is "no", and those requests were half of all sent.
 
-The index lists each resource once, in id order, then before each use brings itself up
-to date with the records modified since the newest one it has seen (less `OVERLAP`, for
-stamps that commit out of order), at most every `refresh_every` seconds. So a key it
-does not hold did not exist in Clientify as of a listing at most that old, and the
-writer creates without asking. A key it holds is looked up as before.
+The index lists each resource once, then before each use brings itself up to date with
+the records modified since its last listing began, at most every `refresh_every`
+seconds. So a key it does not hold did not exist in Clientify as of a listing at most
+that old, and the writer creates without asking. A key it holds is looked up as before.
+
+Listings page by id, so a record modified meanwhile keeps its place. "Since its last
+listing began" is reckoned on Clientify's clock: the newest `modified` the listing saw,
+less how long the listing took and `OVERLAP` (for stamps that commit out of order). A
+delete while paging shifts the later records one place back, so one could be skipped:
+a count that drops between pages makes the listing count for nothing (a first listing
+is made again; until one holds still, every create is looked up).
 
 It errs only towards "may exist", where the cost is a lookup: a key is added *before*
 its create is sent, so a create that failed ambiguously is looked up when retried;
@@ -61,19 +67,14 @@ class ResourceIndex:
     value_field: str | None
     ids: dict[int, int] = field(default_factory=dict)
     names: dict[int, str] = field(default_factory=dict)
-    newest: datetime | None = None  # the latest `modified` seen
+    complete: bool = False  # a first listing held still: keys not held are absent
+    since: datetime | None = None  # what the next refresh lists from (Clientify's clock)
     listed_at: float | None = None  # monotonic start of the last listing, None: never
 
-    def hold(self, record: ClientifyRecord, *, listed: bool) -> None:
-        """Hold `record`'s key and value. Only a `listed` record moves `newest`: a
-        record the writer just created is newer than what others may have made since
-        the last listing, which the next one must still see."""
+    def hold(self, record: ClientifyRecord) -> None:
         key = normalise_key(record.get(self.key_field), self.normalizer)
         if key is not None:
             self.put(key_hash(key), record)
-        modified = timestamp(record.get("modified")) if listed else None
-        if modified is not None and (self.newest is None or modified > self.newest):
-            self.newest = modified
 
     def hashed(self, key: str) -> int:
         """A business key as held: normalised as the lookups compare it, hashed."""
@@ -94,7 +95,7 @@ class ResourceIndex:
     def value(self, hashed: int) -> str | None:
         record_id = self.ids.get(hashed)
         if record_id is None:
-            return None
+            return None if self.complete else UNKNOWN
         if record_id in (NO_ID, SEVERAL):
             return UNKNOWN
         if self.value_field == "url":
@@ -119,15 +120,9 @@ class ClientifyIndex:
     ) -> None:
         self.resources[resource] = ResourceIndex(listing, key.clientify, key.normalize, value_field)
 
-    async def absent(self, resource: str, key: str) -> bool:
-        """Whether no record with `key` was in Clientify at a listing at most
-        `refresh_every` seconds old."""
-        index = await self._fresh(resource)
-        return index.hashed(key) not in index.ids
-
     async def value(self, resource: str, key: str) -> str | None:
-        """The value held for `key` (`UNKNOWN` when only its presence is known), or None
-        when it is absent, as `absent` says."""
+        """The value held for `key`: None when no record had it at a listing at most
+        `refresh_every` seconds old, `UNKNOWN` when only a lookup can tell."""
         index = await self._fresh(resource)
         return index.value(index.hashed(key))
 
@@ -156,40 +151,44 @@ class ClientifyIndex:
     async def _fresh(self, resource: str) -> ResourceIndex:
         index = self.resources[resource]
         started = time.monotonic()
-        if index.listed_at is None:
-            await self._scan(resource, index)
+        if not index.complete:
+            for _ in range(SCAN_ATTEMPTS):
+                if await self._list(index, {}):
+                    index.complete = True
+                    break
+                log.info("Clientify %s changed while listed: listing again", resource)
+            log.info(
+                "index of Clientify %s: %d keys, listed in %.1fs%s", resource, len(index.ids),
+                time.monotonic() - started,
+                "" if index.complete else " (still changing: creates look their key up)",
+            )  # fmt: skip
             index.listed_at = started
-        elif started - index.listed_at >= self.refresh_every:
-            await self._refresh(index)
+        elif index.listed_at is None or started - index.listed_at >= self.refresh_every:
+            since = {} if index.since is None else {"modified[gte]": index.since.isoformat()}
+            await self._list(index, since)
             index.listed_at = started
         return index
 
-    async def _scan(self, resource: str, index: ResourceIndex) -> None:
-        """Every record, in id order. A delete while paging shifts the later records one
-        place back, so one could be skipped: a count that drops between pages starts the
-        listing again."""
+    async def _list(self, index: ResourceIndex, filters: dict[str, str]) -> bool:
+        """Hold every record listed; whether the listing held still (no count dropped
+        between its pages), and only then move `since` on."""
         started = time.monotonic()
-        for _ in range(SCAN_ATTEMPTS):
-            counts: list[int] = []
-            async for page in self._pages(index.listing, {"ordering": "id"}):
-                counts.append(page.count)
-                for record in page.results:
-                    index.hold(record, listed=True)
-            if all(later >= earlier for earlier, later in itertools.pairwise(counts)):
-                break
-            log.info("Clientify %s changed while listed: listing again", resource)
-        log.info(
-            "index of Clientify %s: %d keys, listed in %.1fs", resource, len(index.ids),
-            time.monotonic() - started,
-        )  # fmt: skip
-
-    async def _refresh(self, index: ResourceIndex) -> None:
-        filters: dict[str, str] = {"ordering": "modified"}
-        if index.newest is not None:
-            filters["modified[gte]"] = (index.newest - OVERLAP).isoformat()
-        async for page in self._pages(index.listing, filters):
+        counts: list[int] = []
+        newest: datetime | None = None
+        async for page in self._pages(index.listing, {**filters, "ordering": "id"}):
+            counts.append(page.count)
             for record in page.results:
-                index.hold(record, listed=True)
+                index.hold(record)
+                modified = timestamp(record.get("modified"))
+                if modified is not None and (newest is None or modified > newest):
+                    newest = modified
+        if any(later < earlier for earlier, later in itertools.pairwise(counts)):
+            return False
+        if newest is not None:
+            took = timedelta(seconds=time.monotonic() - started)
+            began = newest - took - OVERLAP  # at or before the listing began, on its clock
+            index.since = began if index.since is None else max(index.since, began)
+        return True
 
     async def _pages(self, listing: Listing, filters: dict[str, str]) -> AsyncIterator[Page]:
         page = await listing.page(filters)

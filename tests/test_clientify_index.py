@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from connectors.clientify import ClientifyClient
+from connectors.clientify.client import Page
 from connectors.clientify.errors import ClientifyServerError
 from connectors.clientify.sandbox.app import ClientifySandbox
 from consumers.base import NotReady
@@ -211,3 +212,40 @@ async def test_companies_sharing_a_tax_id_are_left_to_the_lookup(
     contact = await writer.apply(command("contact", "B12345678", {"phone": "+34 911 111 111"}))
     record = await client.contacts.get(contact.target_id or "")
     assert record["company_details"]["id"] == oldest["id"]
+
+
+class DeletingClient(ClientifyClient):
+    """A client during whose listings someone deletes a contact before each second
+    page is fetched (`deletions` times), shifting the later records one place back."""
+
+    deletions = 0
+
+    async def get_page(self, path_or_url: str, params: Mapping[str, str] | None) -> Page:
+        if self.deletions and "page=2" in path_or_url:
+            self.deletions -= 1
+            first = await self.contacts.page({"ordering": "id"}, page_size=1)
+            await self.contacts.delete(first.results[0]["id"])
+        return await super().get_page(path_or_url, params)
+
+
+@pytest.mark.parametrize("deletions", [1, 3])
+async def test_a_delete_while_listing_never_hides_a_record(deletions: int) -> None:
+    """One delete during the first listing: it is made again and holds every key. A
+    listing that never holds still (a delete each time) leaves the index incomplete:
+    creates look their key up, so the record already there is found, not duplicated."""
+    async with sandbox_at() as (sandbox, url), DeletingClient(url, sandbox.api_key) as client:
+        made = [
+            await client.contacts.create(
+                {"first_name": f"C{n}", "taxpayer_identification_number": f"{n:08d}A"}
+            )
+            for n in range(150)
+        ]
+        writer = ClientifyTarget(client, load_mapping(), index_refresh=STALE_FOR_THE_TEST)
+        client.deletions = deletions
+        # The first delete moves the 101st contact onto the first page, already read.
+        shifted = made[100]["taxpayer_identification_number"]
+        result = await writer.apply(command("contact", shifted, PERSON))
+        assert result.target_id == str(made[100]["id"])  # found, and updated
+        assert len(await contacts_with(client, shifted)) == 1
+        assert writer.index is not None
+        assert writer.index.resources["contacts"].complete is (deletions < 3)
