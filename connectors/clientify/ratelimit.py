@@ -3,20 +3,16 @@
 Clientify documents no limit and sends no rate headers, so the pacer spaces requests
 evenly at `rate` per second and adjusts it. Until the first 429 it doubles every second
 (TCP's slow start: the first 80 s of a backfill went at a fraction of the pace when it
-grew additively from 10/s). A 429 marks the rate it was sent at as a ceiling, cuts the
-pace by a quarter (`decrease`) and blocks every caller for `Retry-After`; successes then
-raise the pace slowly back towards `headroom` x the lowest ceiling seen, so the steady
-state is just below the observed limit rather than a saw-tooth of throttles. Ceilings
-are forgotten after `ceiling_memory` seconds without a 429, so a raised limit is found
-again. The cut is a quarter, not TCP's half: the limit is the API's, fixed, and a half
-cost a throttled backfill ~20 requests per 429 while the pace climbed back (several
-copies sharing one limit still converge, more slowly).
+grew additively from 10/s). A 429 marks the rate it was sent at as a ceiling, halves
+the pace and blocks every caller for `Retry-After`; successes then raise the pace
+slowly back towards `headroom` x the lowest ceiling seen, so the steady state is just
+below the observed limit rather than a saw-tooth of throttles. Ceilings are
+forgotten after `ceiling_memory` seconds without a 429, so a raised limit is found again.
 
 Requests go out at least 1/rate apart, also after a caller woke up late: a per-second
 window (DRF's throttle) that sees two of them close together answers 429 to a pace that
-is below its limit on average, and each such 429 lowers the ceiling. Spaced so, a pace
-of 0.95 of the ceiling mostly stays clear of the limit (bench/throttled.py: at 0.97 the
-server's own delays on a loaded machine bunched requests into 429s more often).
+is below its limit on average, and each such 429 lowers the ceiling. Spaced so,
+a pace of 0.95 of the ceiling stays clear of the limit (bench/throttled.py).
 """
 
 from __future__ import annotations
@@ -51,7 +47,6 @@ class AdaptiveRateLimiter:
         min_rate: float = 0.5,
         max_rate: float = 50.0,
         headroom: float = 0.95,
-        decrease: float = 0.75,
         increase_per_second: float = 0.5,
         ceiling_memory: float = 300.0,
         name: str = "clientify",
@@ -63,7 +58,6 @@ class AdaptiveRateLimiter:
         self.min_rate = min_rate
         self.max_rate = max_rate
         self.headroom = headroom
-        self.decrease = decrease
         self.increase_per_second = increase_per_second
         self.ceiling_memory = ceiling_memory
         self.ceiling: float | None = None
@@ -131,7 +125,7 @@ class AdaptiveRateLimiter:
             self.generation += 1
             self._next_slot = now
             self.ceiling = self.rate if self.ceiling is None else min(self.ceiling, self.rate)
-            self._set_rate(self.rate * self.decrease)
+            self._set_rate(self.rate * 0.5)
         wait = retry_after if retry_after is not None and retry_after >= 0 else 1.0 / self.rate
         self._blocked_until = max(self._blocked_until, now + wait)
         RETRIES.labels(self.name, "throttled").inc()
