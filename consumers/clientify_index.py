@@ -57,7 +57,7 @@ SEVERAL = -1  # records sharing the key: the lookup picks among them, as without
 
 @dataclass
 class ResourceIndex:
-    """One resource's keys, hashed, each with its record's id (what its url is made
+    """One flow's keys in its resource, hashed, each with its record's id (what its url is made
     of), and how fresh they are. Names are kept only where wanted (`value_field`), as
     they cost far more memory than the rest (~0.1 KiB per key without them)."""
 
@@ -112,53 +112,53 @@ class ResourceIndex:
 class ClientifyIndex:
     def __init__(self, refresh_every: float = DEFAULT_REFRESH_EVERY) -> None:
         self.refresh_every = refresh_every
-        self.resources: dict[str, ResourceIndex] = {}
-        self.requests = 0  # list pages asked, to weigh the index against the lookups
+        self.flows: dict[str, ResourceIndex] = {}
 
-    def add_resource(
-        self, resource: str, listing: Listing, key: KeySpec, value_field: str | None = None
+    def add_flow(
+        self, flow: str, listing: Listing, key: KeySpec, value_field: str | None = None
     ) -> None:
-        self.resources[resource] = ResourceIndex(listing, key.clientify, key.normalize, value_field)
+        self.flows[flow] = ResourceIndex(listing, key.clientify, key.normalize, value_field)
 
-    async def value(self, resource: str, key: str) -> str | None:
+    async def value(self, flow: str, key: str) -> str | None:
         """The value held for `key`: None when no record had it at a listing at most
         `refresh_every` seconds old, `UNKNOWN` when only a lookup can tell."""
-        index = await self._fresh(resource)
+        index = await self._fresh(flow)
         return index.value(index.hashed(key))
 
-    def hold(self, resource: str, key: str, record: ClientifyRecord | None = None) -> None:
+    def hold(self, flow: str, key: str, record: ClientifyRecord | None = None) -> None:
         """Hold `key` as present: before its create is sent (`record` None) and with
         what the create or an update returned."""
-        index = self.resources[resource]
+        index = self.flows[flow]
         if record is None:
             index.ids.setdefault(index.hashed(key), NO_ID)
         else:
             index.forget(index.hashed(key))  # the create's own answer replaces it
             index.put(index.hashed(key), record)
 
-    def forget_value(self, resource: str, key: str) -> None:
+    def forget_value(self, flow: str, key: str) -> None:
         """The value held for `key` turned out wrong (e.g. the contact was deleted):
         keep the key as present, so it is looked up."""
-        index = self.resources[resource]
+        index = self.flows[flow]
         index.forget(index.hashed(key))
 
     def reassigned(self) -> None:
         """Another writer may have created records until now: refresh before next use."""
-        for index in self.resources.values():
+        for index in self.flows.values():
             if index.listed_at is not None:
                 index.listed_at = float("-inf")
 
-    async def _fresh(self, resource: str) -> ResourceIndex:
-        index = self.resources[resource]
+    async def _fresh(self, flow: str) -> ResourceIndex:
+        index = self.flows[flow]
         started = time.monotonic()
         if not index.complete:
             for _ in range(SCAN_ATTEMPTS):
                 if await self._list(index, {}):
                     index.complete = True
                     break
-                log.info("Clientify %s changed while listed: listing again", resource)
+                log.info("Clientify %s changed while listed: listing again", index.listing.path)
             log.info(
-                "index of Clientify %s: %d keys, listed in %.1fs%s", resource, len(index.ids),
+                "index of Clientify %s: %d keys, listed in %.1fs%s", index.listing.path,
+                len(index.ids),
                 time.monotonic() - started,
                 "" if index.complete else " (still changing: creates look their key up)",
             )  # fmt: skip
@@ -192,11 +192,9 @@ class ClientifyIndex:
 
     async def _pages(self, listing: Listing, filters: dict[str, str]) -> AsyncIterator[Page]:
         page = await listing.page(filters)
-        self.requests += 1
         yield page
         while page.next is not None:
             page = await listing.client.get_page(page.next, None)
-            self.requests += 1
             yield page
 
 

@@ -45,6 +45,7 @@ Record = dict[str, Any]
 CLIENT_STATUS = "client"
 AWAITING_KEPT = 10_000  # commands remembered as waiting for their company
 # What the index keeps of a record, per resource: what its dependents are written with.
+# The index is kept per flow, as two flows on one resource may key it differently.
 VALUE_FIELDS = {"companies": "name", "contacts": "url"}
 COMPANY = "company"  # the flow a company partner's contact is linked to
 
@@ -67,11 +68,10 @@ class ClientifyTarget:
         self.index: ClientifyIndex | None = None
         if index_refresh is not None:
             self.index = ClientifyIndex(index_refresh)
-            for mapper in self.mappers.values():
+            for entity, mapper in self.mappers.items():
                 resource = mapper.flow.clientify.resource
-                listing = getattr(client, resource)
-                self.index.add_resource(resource, listing, mapper.flow.key,
-                                        VALUE_FIELDS.get(resource))  # fmt: skip
+                self.index.add_flow(entity, getattr(client, resource), mapper.flow.key,
+                                    VALUE_FIELDS.get(resource))  # fmt: skip
         # Command id -> the tax id of the company it waits for (see the module doc).
         self._awaiting_company: dict[str, str] = {}
 
@@ -125,21 +125,20 @@ class ClientifyTarget:
     async def held(self, entity: str, key: str) -> str | None:
         """What the index holds for `entity`'s `key`: None when no record has it, else
         its value (a name, a url), `UNKNOWN` when only a lookup can tell (also with no
-        index)."""
-        if self.index is None:
+        index, or no such flow in the mapping)."""
+        if self.index is None or entity not in self.mappers:
             return UNKNOWN
-        return await self.index.value(self.mappers[entity].flow.clientify.resource, key)
+        return await self.index.value(entity, key)
 
     def hold(self, command: Command, record: Record | None = None) -> None:
         """Tell the index the command's record exists: before its create is sent (an
         ambiguous failure is then looked up on retry), and as written."""
         if self.index is not None:
-            resource = self.mappers[command.entity].flow.clientify.resource
-            self.index.hold(resource, command.business_key, record)
+            self.index.hold(command.entity, command.business_key, record)
 
     def forget_value(self, entity: str, key: str) -> None:
         if self.index is not None:
-            self.index.forget_value(self.mappers[entity].flow.clientify.resource, key)
+            self.index.forget_value(entity, key)
 
     # -- reading
 

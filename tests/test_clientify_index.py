@@ -248,4 +248,4 @@ async def test_a_delete_while_listing_never_hides_a_record(deletions: int) -> No
         assert result.target_id == str(made[100]["id"])  # found, and updated
         assert len(await contacts_with(client, shifted)) == 1
         assert writer.index is not None
-        assert writer.index.resources["contacts"].complete is (deletions < 3)
+        assert writer.index.flows["contact"].complete is (deletions < 3)
