@@ -64,9 +64,9 @@ class Handler(Protocol):
 
 @runtime_checkable
 class Reassignable(Protocol):
-    """A handler that keeps a view of the target system (the Clientify writer's index):
-    told when partitions come to this copy, as another copy may have written until
-    then."""
+    """A handler (or a writer's target) that keeps a view of the target system (the
+    Clientify writer's index): told when partitions come to this copy, as another copy
+    may have written until then."""
 
     def reassigned(self) -> None: ...
 

@@ -53,9 +53,6 @@ class OdooTarget:
     def fatal(self, exc: Exception) -> bool:
         return isinstance(exc, OdooAccessDenied | OdooConfigError)
 
-    def reassigned(self) -> None:
-        """Nothing to forget: every Odoo write looks its record up."""
-
     # -- set-up
 
     async def ensure_custom_fields(self) -> list[str]:

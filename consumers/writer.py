@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from clientify_odoo.metrics import COMMAND_RETRIES, COMMANDS_APPLIED, DEAD_LETTERS
-from consumers.base import NotReady
+from consumers.base import NotReady, Reassignable
 from consumers.plan import Plan, failed
 from processors.routing import route_key
 from producers.publisher import Outgoing
@@ -45,10 +45,6 @@ class Target(Protocol):
     def fatal(self, exc: Exception) -> bool:
         """Whether the writer must stop (nothing else would succeed either)."""
 
-    def reassigned(self) -> None:
-        """Partitions came to this copy: forget what it assumed of the system, as
-        another copy may have written to it until now."""
-
 
 @dataclass(frozen=True)
 class WriterTopics:
@@ -69,7 +65,9 @@ class CommandWriter:
         self.dead = 0
 
     def reassigned(self) -> None:
-        self.target.reassigned()
+        # A target that keeps a view of its system (the Clientify index) refreshes it.
+        if isinstance(self.target, Reassignable):
+            self.target.reassigned()
 
     def tracking_id(self, envelope: AnyEnvelope) -> str:
         if isinstance(envelope, Command):
