@@ -122,8 +122,14 @@ class ClientifyIndex:
     async def value(self, flow: str, key: str) -> str | None:
         """The value held for `key`: None when no record had it at a listing at most
         `refresh_every` seconds old, `UNKNOWN` when only a lookup can tell."""
-        index = await self._fresh(flow)
-        return index.value(index.hashed(key))
+        index = self.flows[flow]
+        hashed = index.hashed(key)
+        if index.complete and hashed in index.ids and not index.value(hashed):
+            # Held, and only a lookup can tell more: no listing changes that answer
+            # (keys are never taken out), so none is made for it.
+            return UNKNOWN
+        await self._fresh(flow)
+        return index.value(hashed)
 
     def hold(self, flow: str, key: str, record: ClientifyRecord | None = None) -> None:
         """Hold `key` as present: before its create is sent (`record` None) and with

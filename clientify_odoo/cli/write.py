@@ -146,21 +146,19 @@ def _write_clientify(args: argparse.Namespace, context: Context) -> int:
     if settings.clientify_api_key is None:
         raise CommandError("CLIENTIFY_API_KEY is not set (environment or .env)", 2)
     api_key = settings.clientify_api_key
+    refresh = args.index_refresh_seconds if args.index_refresh_seconds > 0 else None
 
     @contextlib.asynccontextmanager
     async def target(mapping: MappingFile) -> AsyncIterator[Target]:
         async with ClientifyClient(str(settings.clientify_url), api_key) as client:
             await client.check_key()  # a rejected key stops here, not at the first command
-            refresh = args.index_refresh_seconds
-            yield ClientifyTarget(client, mapping, index_refresh=refresh if refresh > 0 else None)
+            yield ClientifyTarget(client, mapping, index_refresh=refresh)
 
     # With the index, a waiting command's retry asks Clientify nothing (the index lists
     # at most once per refresh period), so it can be retried often: a long backoff left
     # the writer idle at the end of a backfill while what it waited for was there.
-    indexed = args.index_refresh_seconds > 0
-    return _serve(
-        args, context, "clientify", target, INDEXED_MAX_WAIT if indexed else ConsumerConfig.max_wait
-    )
+    max_wait = ConsumerConfig.max_wait if refresh is None else INDEXED_MAX_WAIT
+    return _serve(args, context, "clientify", target, max_wait)
 
 
 def _write_odoo(args: argparse.Namespace, context: Context) -> int:
