@@ -127,8 +127,7 @@ async def direct_sync(
     the writer's index of Clientify's keys, else find-or-create."""
     mapping = load_mapping()
     router = Router(mapping)
-    step = RouteStep(router, partners={}, products={}, waiting={}, customers={},
-                     partner_facts={})  # fmt: skip
+    step = RouteStep.in_memory(router)
     target = ClientifyTarget(clientify, mapping, index_refresh=2.0 if indexed else None)
     report = DirectSync()
     started = time.monotonic()

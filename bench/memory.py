@@ -7,8 +7,8 @@ What drives each service to that state, in one run:
 - the webhook receiver takes `--webhooks` contact webhooks (new tax ids);
 - the reconciler makes a first full pass over a Clientify sandbox seeded with
   `--clientify` companies, contacts and products;
-- the worker routes and decides all of those facts: its `links` table then holds one
-  link per (flow, business key), counted on the table's changelog;
+- the worker routes and decides all of those facts: its `states` table then holds one
+  state and link per (flow, business key), counted on the table's changelog;
 - the writers hold in memory every command applied so far (`sync.applied`, loaded when
   they start): after 100,000 links that is at least 100,000 commands, so the topic is
   filled with `--applied` records shaped like real ones (a Result each) before they
@@ -39,6 +39,8 @@ from bench.webhook_receiver import concurrently, webhook
 from clientify_odoo.topic_reader import read_to_end
 from clientify_odoo.topics import APPLIED_COMMANDS, RESULTS
 from consumers.tracking import stored
+from processors import rebuild
+from processors.steps import ROUTE_TABLES
 from producers.publisher import Outgoing, Publisher
 from schemas import Result, ResultStatus, System
 from schemas.envelope import utc_now
@@ -107,8 +109,8 @@ async def reconciled(bench: BenchStack) -> bool:
 
 
 async def links(bench: BenchStack) -> int:
-    """Distinct keys of the worker's links table, read on its changelog."""
-    topic = f"{bench.prefix}clientify-odoo-sync-links-changelog"
+    """Distinct keys of the worker's `states` table (one link each), read on its changelog."""
+    topic = rebuild.changelog(bench.prefix, ROUTE_TABLES[0])
     return len({record.key for record in await read_to_end(bench.bootstrap, [topic])})
 
 

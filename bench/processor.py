@@ -72,8 +72,7 @@ async def backfill_facts(bench: BenchStack) -> int:
 async def bare_loop(bench: BenchStack, facts: int) -> Measured:
     mapping = load_mapping()
     router = Router(mapping)
-    step = RouteStep(router, partners={}, products={}, waiting={}, customers={},
-                     partner_facts={})  # fmt: skip
+    step = RouteStep.in_memory(router)
     out = bench.prefix + BARE + COMMANDS_CLIENTIFY.name
     consumer = AIOKafkaConsumer(
         *(bench.prefix + spec.name for spec in SOURCES), bootstrap_servers=bench.bootstrap,

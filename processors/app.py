@@ -47,7 +47,14 @@ from clientify_odoo.topics import (
 from processors.decide import Outcome
 from processors.faust_app import SyncApp
 from processors.routing import Router
-from processors.steps import DecideStep, RoutedFact, RouteStep, Unsynced
+from processors.steps import (
+    LOOKUP_TABLES,
+    ROUTE_TABLES,
+    DecideStep,
+    RoutedFact,
+    RouteStep,
+    Unsynced,
+)
 from schemas.envelope import (
     Command,
     ConflictReport,
@@ -119,19 +126,12 @@ def create_app(config: WorkerConfig) -> faust.App:
     }
 
     # Per route: the sync state and the link; partitioned like the routed facts.
-    states = app.Table("states", partitions=config.partitions)
-    links = app.Table("links", partitions=config.partitions)
+    states = app.Table(ROUTE_TABLES[0], partitions=config.partitions)
     router = Router(config.mapping)
     # The lookups orders need, read by whichever worker routes an order: global tables.
-    route_step = RouteStep(
-        router,
-        partners=app.GlobalTable("odoo_partners", use_partitioner=True),
-        products=app.GlobalTable("odoo_products", use_partitioner=True),
-        waiting=app.GlobalTable("waiting_orders", use_partitioner=True),
-        customers=app.GlobalTable("odoo_customers", use_partitioner=True),
-        partner_facts=app.GlobalTable("odoo_partner_facts", use_partitioner=True),
-    )
-    decide_step = DecideStep(router, states, links, config.suppress_echoes)
+    lookups = {name: app.GlobalTable(name, use_partitioner=True) for name in LOOKUP_TABLES}
+    route_step = RouteStep.over(router, lookups)
+    decide_step = DecideStep(router, states, config.suppress_echoes)
     counters = Counters()
     health = config.health or ServiceHealth("worker")
 

@@ -35,17 +35,13 @@ from clientify_odoo.kafka_state import CONSUMER_GROUPS
 from clientify_odoo.topic_reader import partitions_of, read_to_end
 from clientify_odoo.topics import REQUEUES, RESULTS, ROUTED, SOURCES
 from processors.routing import Router
-from processors.steps import DecideStep, RoutedFact, RouteStep
+from processors.steps import LOOKUP_TABLES, OUTBOX, ROUTE_TABLES, DecideStep, RoutedFact, RouteStep
 from schemas.envelope import EnvelopeError, Fact, decode
 from schemas.mapping import MappingFile
 
 log = logging.getLogger(__name__)
 
-ROUTE_TABLES = ("states", "links")  # partitioned like sync.routed
-LOOKUP_TABLES = ("odoo_partners", "odoo_products", "waiting_orders", "odoo_customers",
-                 "odoo_partner_facts")  # fmt: skip  # global tables
 CREATE_ATTEMPTS = 20
-OUTBOX = "outbox"  # live-worker bookkeeping in `states`: not rebuilt, not compared
 
 
 class ReplayError(Exception):
@@ -71,6 +67,7 @@ class Tables:
     def comparable(self) -> dict[str, dict[str, Any]]:
         """The tables without the live worker's outbox (redelivery bookkeeping)."""
         out = {name: dict(rows) for name, rows in self.by_name.items()}
+        # The outbox is the live worker's redelivery bookkeeping: not rebuilt, not compared.
         out["states"] = {
             key: {k: v for k, v in value.items() if k != OUTBOX}
             for key, value in out["states"].items()
@@ -141,9 +138,8 @@ async def rebuild(
     tables = Tables()
     t = tables.by_name
     router = Router(mapping)
-    route_step = RouteStep(router, t["odoo_partners"], t["odoo_products"], t["waiting_orders"],
-                           t["odoo_customers"], t["odoo_partner_facts"])  # fmt: skip
-    decide_step = DecideStep(router, t["states"], t["links"])
+    route_step = RouteStep.over(router, t)
+    decide_step = DecideStep(router, t["states"])
     # The decide agent read sync.routed, sync.results and sync.requeues: folding those, in the order
     # they were appended, repeats its inputs as they came. Routed facts older than the
     # topic's retention (7 days) are routed again from the sources they came from.

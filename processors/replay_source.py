@@ -59,9 +59,8 @@ async def dry_run(
     tables: Tables = copy.deepcopy(await current_tables(bootstrap, prefix))
     t = tables.by_name
     router = Router(mapping)
-    route_step = RouteStep(router, t["odoo_partners"], t["odoo_products"], t["waiting_orders"],
-                           t["odoo_customers"], t["odoo_partner_facts"])  # fmt: skip
-    decide_step = DecideStep(router, t["states"], t["links"])
+    route_step = RouteStep.over(router, t)
+    decide_step = DecideStep(router, t["states"])
     commands: list[Command] = []
     for _topic, fact in replayed.facts:
         for out in route_step.on_fact(fact):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -25,6 +25,14 @@ from schemas.envelope import EnvelopeError, Fact, Requeue, Result, System, decod
 
 log = logging.getLogger(__name__)
 Table = MutableMapping[str, Any]
+
+# The tables of each step, by name (Faust's table names, so also their changelogs').
+# The lookups are global (any worker may route an order); `states` is partitioned like
+# `sync.routed`.
+LOOKUP_TABLES = ("odoo_partners", "odoo_products", "waiting_orders", "odoo_customers")
+ROUTE_TABLES = ("states",)
+FACT = "fact"  # in a partner's lookup entry
+LINK, OUTBOX = "link", "outbox"  # in a route's state, besides the RecordState
 
 
 class RoutedFact(BaseModel):
@@ -53,13 +61,24 @@ class Unsynced:
 @dataclass
 class RouteStep:
     router: Router
-    partners: Table  # Odoo partner id -> what orders need of it
+    # Odoo partner id -> what orders need of it, and under FACT its last fact, to re-route
+    # it when it becomes a customer. One table, so a partner fact costs one write.
+    partners: Table
     products: Table  # Odoo product id -> barcode and internal reference
     waiting: Table  # "partner:N" / "product:N" -> orders parked until that record comes
-    # Partners with a confirmed order are current customers (Clientify status `client`);
-    # the last fact of each partner is kept to re-route it when it becomes one.
+    # Partners with a confirmed order are current customers (Clientify status `client`).
     customers: Table
-    partner_facts: Table
+
+    @classmethod
+    def over(cls, router: Router, tables: Mapping[str, Table]) -> RouteStep:
+        """The step over `tables`, by the names in `LOOKUP_TABLES`."""
+        partners, products, waiting, customers = (tables[name] for name in LOOKUP_TABLES)
+        return cls(router, partners, products, waiting, customers)
+
+    @classmethod
+    def in_memory(cls, router: Router) -> RouteStep:
+        """The step over fresh plain dicts."""
+        return cls.over(router, {name: {} for name in LOOKUP_TABLES})
 
     def on_fact(self, fact: Fact) -> list[RoutedFact | Unsynced]:
         # Lookups first: the orders this record releases go out before its own routes.
@@ -85,7 +104,7 @@ class RouteStep:
         if partner_id in self.customers:
             return []
         self.customers[partner_id] = True
-        last = self.partner_facts.get(partner_id)
+        last = (self.partners.get(partner_id) or {}).get(FACT)
         return self._route(Fact.model_validate(last)) if last is not None else []
 
     def _remember(self, fact: Fact) -> list[RoutedFact | Unsynced]:
@@ -95,8 +114,8 @@ class RouteStep:
         if fact.entity == "product":
             self.products[fact.source_id] = product_entry(fact.payload)
         elif fact.entity == "partner":
-            self.partners[fact.source_id] = partner_entry(fact.payload)
-            self.partner_facts[fact.source_id] = fact.model_dump(mode="json")
+            entry = partner_entry(fact.payload)
+            self.partners[fact.source_id] = {**entry, FACT: fact.model_dump(mode="json")}
         else:
             return []
         parked = self.waiting.pop(f"{fact.entity}:{fact.source_id}", None)
@@ -109,8 +128,9 @@ class RouteStep:
 @dataclass
 class DecideStep:
     router: Router
-    states: Table  # route key -> RecordState (JSON) and the route's outbox
-    links: Table  # route key -> Link (JSON)
+    # Route key -> RecordState (JSON), its LINK and its OUTBOX: one table, so a decision
+    # costs one write.
+    states: Table
     suppress_echoes: bool = True
 
     def on_message(
@@ -120,21 +140,20 @@ class DecideStep:
         offset; None when rebuilding) into the tables: the outcome (None when nothing
         was decided) and the messages to publish, encoded."""
         stored = self.states.get(key) or {}
-        outbox = Outbox.from_json(stored.get("outbox"))
+        outbox = Outbox.from_json(stored.get(OUTBOX))
         if place is not None:
             again = outbox.emitted_by(*place)
             if again is not None:
                 return None, again
         state = RecordState.from_json(stored)
-        link = Link.from_json(self.links.get(key))
+        link = Link.from_json(stored.get(LINK))
         outcome = self._decide(value, state, link)
         if outcome is None:
             return None, []
         texts = [encode(message).decode() for message in outcome.messages]
         if place is not None:
             outbox.record(*place, texts)
-        self.states[key] = {**state.to_json(), "outbox": outbox.to_json()}
-        self.links[key] = link.to_json()
+        self.states[key] = {**state.to_json(), LINK: link.to_json(), OUTBOX: outbox.to_json()}
         return outcome, texts
 
     def _decide(self, value: bytes, state: RecordState, link: Link) -> Outcome | None:

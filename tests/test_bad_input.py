@@ -319,9 +319,8 @@ def test_a_batch_of_odd_records_is_routed_or_skipped_and_good_ones_still_go(
     goods = [(kind, kind.good(n)) for n, kind in enumerate(KINDS, start=100)]
     # Good records before, among and after the odd ones.
     batch = [(*goods[0], False), *batch[:3], *[(k, r, False) for k, r in goods[1:]], *batch[3:]]
-    tables: list[dict[str, Any]] = [{} for _ in range(7)]
-    route = RouteStep(ROUTER, *tables[:5])
-    decide = DecideStep(ROUTER, *tables[5:])
+    route = RouteStep.in_memory(ROUTER)
+    decide = DecideStep(ROUTER, {})
     commands: dict[tuple[System, str], list[Command]] = {}
     offsets = iter(range(1000))  # each routed message's place on its topic
     for kind, record, must_skip in batch:
@@ -357,18 +356,18 @@ def test_a_batch_of_odd_records_is_routed_or_skipped_and_good_ones_still_go(
 
 def test_an_unreadable_value_is_a_skip_naming_the_field_and_the_value() -> None:
     product = {"id": 5, "sku": "P-5", "name": "Widget", "price": "doce euros"}
-    [skip] = RouteStep(ROUTER, {}, {}, {}, {}, {}).on_fact(fact_of(KINDS[4], product))
+    [skip] = RouteStep.in_memory(ROUTER).on_fact(fact_of(KINDS[4], product))
     assert isinstance(skip, Unsynced) and skip.flow == "product"
     assert skip.reason.startswith("clientify product 5: price: expected a number")
     assert "'doce euros'" in skip.reason
     huge = {**product, "price": "9" * 5000}  # the reason stays short
-    [skip] = RouteStep(ROUTER, {}, {}, {}, {}, {}).on_fact(fact_of(KINDS[4], huge))
+    [skip] = RouteStep.in_memory(ROUTER).on_fact(fact_of(KINDS[4], huge))
     assert isinstance(skip, Unsynced) and len(skip.reason) < 300
 
 
 def test_an_order_with_a_bad_date_is_skipped_and_one_without_lines_list_still_goes() -> None:
     partners = {"7": {"ref": "B12345678", "commercial": 7}}
-    step = RouteStep(ROUTER, partners, {}, {}, {}, {})
+    step = RouteStep(ROUTER, partners, {}, {}, {})
     order = {
         "id": 40, "name": "S00040", "state": "sale", "partner_id": [7, "Acme"],
         "date_order": "yesterday", "currency_id": [1, "EUR"], "lines": False,
