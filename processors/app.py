@@ -56,6 +56,7 @@ from processors.steps import (
     Unsynced,
 )
 from schemas.envelope import (
+    AnyEnvelope,
     Command,
     ConflictReport,
     EnvelopeError,
@@ -199,7 +200,10 @@ def create_app(config: WorkerConfig) -> faust.App:
                     conflicts=len(outcome.conflicts),
                     stale=outcome.stale,
                 )
-            await send(event.key, texts)
+                messages: list[AnyEnvelope] = list(outcome.messages)
+            else:  # what a message delivered again emitted the first time, if anything
+                messages = [decode(text) for text in texts]
+            await send(event.key, messages, texts)
             yield None
 
     async def unsynced(value: bytes, reason: str) -> None:
@@ -211,9 +215,8 @@ def create_app(config: WorkerConfig) -> faust.App:
             return
         await skip(Unsynced(routed_fact.fact, routed_fact.flow, reason))
 
-    async def send(key: bytes, texts: list[str]) -> None:
-        for text in texts:
-            emitted = decode(text)
+    async def send(key: bytes, messages: list[AnyEnvelope], texts: list[str]) -> None:
+        for emitted, text in zip(messages, texts, strict=True):
             if isinstance(emitted, Command):
                 destination = commands[emitted.target]
             else:

@@ -9,7 +9,6 @@ so a rebuild computes exactly what the live worker did.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
@@ -33,6 +32,10 @@ LOOKUP_TABLES = ("odoo_partners", "odoo_products", "waiting_orders", "odoo_custo
 ROUTE_TABLES = ("states",)
 FACT = "fact"  # in a partner's lookup entry
 LINK, OUTBOX = "link", "outbox"  # in a route's state, besides the RecordState
+
+
+# How a routed fact's JSON starts: pydantic writes the fields in the order declared.
+ROUTED = b'{"kind":"routed"'
 
 
 class RoutedFact(BaseModel):
@@ -158,17 +161,20 @@ class DecideStep:
 
     def _decide(self, value: bytes, state: RecordState, link: Link) -> Outcome | None:
         try:
-            raw = json.loads(value)
-            if isinstance(raw, dict) and raw.get("kind") in ("result", "requeue"):
-                envelope = decode(raw)
+            if value.startswith(ROUTED):  # the bulk of the traffic: parsed in one pass
+                routed = RoutedFact.model_validate_json(value)
+            else:
+                envelope = decode(value)
                 if isinstance(envelope, Result):
                     return on_result(envelope, state, link)
-                if isinstance(envelope, Requeue) and envelope.command is not None:
+                if isinstance(envelope, Requeue):
+                    if envelope.command is None:
+                        return None  # a requeue recorded with nothing to send
                     log.info("requeued dead letter %s: issuing %s", envelope.dead_letter_id,
                              envelope.command.command_id)  # fmt: skip
                     return on_requeue(envelope.command, state, link)
-                return None  # a requeue recorded with nothing to send
-            routed = RoutedFact.model_validate(raw)
+                log.error("a %s on the routed/results/requeues topics, ignored", envelope.kind)
+                return None
         except (ValueError, EnvelopeError, ValidationError) as exc:
             log.error("unreadable message on the routed/results/requeues topics, ignored: %s", exc)
             return None

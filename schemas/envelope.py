@@ -281,6 +281,11 @@ def encode(envelope: AnyEnvelope) -> bytes:
 
 def decode(data: bytes | str | dict[str, Any]) -> AnyEnvelope:
     """Read any envelope of any known version; raise `EnvelopeError` saying why not."""
+    if not isinstance(data, dict):
+        try:  # the common case, a valid envelope of the current version: parsed in one pass
+            return _ENVELOPE.validate_json(data)
+        except ValidationError:
+            pass  # read below step by step, to upcast it or to say exactly what is wrong
     try:
         raw: Any = data if isinstance(data, dict) else json.loads(data)
     except ValueError as exc:  # not UTF-8, not JSON, or a number too long for Python

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from processors.decide import Link, on_fact, on_result
 from processors.routing import Route, Router, Unroutable, Waiting, partner_entry, product_entry
+from processors.steps import DecideStep, RoutedFact, RouteStep
 from processors.sync_state import RecordState
-from schemas.envelope import Fact, Result, ResultStatus, System
+from schemas.envelope import Fact, Result, ResultStatus, System, encode
 from schemas.mapping import load_mapping
 
 ROUTER = Router(load_mapping())
@@ -134,3 +138,50 @@ def test_a_dead_lettered_command_is_not_sent_again() -> None:
     )  # fmt: skip
     assert on_result(failed, state, link).commands == []
     assert state.clientify.pending == {}
+
+
+def test_steps_keep_a_partner_in_one_lookup_and_a_route_in_one_state(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A partner's lookup entry carries its last fact, which is routed again when its
+    first confirmed order makes it a customer; a route's state carries its link."""
+    route_step, decide_step = RouteStep.in_memory(ROUTER), DecideStep(ROUTER, {})
+    person = {**ANA, "id": 9, "ref": "12345678Z", "commercial_partner_id": [9, "Ana"],
+              "customer_rank": 0}  # fmt: skip
+    first = route_step.on_fact(odoo_fact("partner", person))
+    assert [(r.flow, r.payload["is_customer"]) for r in first if isinstance(r, RoutedFact)] == [
+        ("contact", False)
+    ]
+    assert route_step.partners["9"]["fact"]["payload"]["ref"] == "12345678Z"
+    order = {
+        "id": 5, "name": "S00005", "state": "sale", "partner_id": [9, "Ana"],
+        "date_order": "2024-05-01 10:30:00", "currency_id": [1, "EUR"], "lines": [],
+    }  # fmt: skip
+    routed = route_step.on_fact(odoo_fact("sale_order", order))
+    assert [
+        (r.flow, r.payload.get("is_customer")) for r in routed if isinstance(r, RoutedFact)
+    ] == [
+        ("order", None),
+        ("contact", True),  # routed again from the lookup entry: now a current customer
+    ]
+    # Deciding: the link is kept in the route's state, beside the outbox.
+    [contact] = [r for r in first if isinstance(r, RoutedFact)]
+    value = contact.model_dump_json().encode()
+    outcome, texts = decide_step.on_message(contact.route_key, value, ("sync.routed", 0, 0))
+    assert outcome is not None and len(texts) == len(outcome.commands) == 1
+    assert decide_step.states[contact.route_key]["link"]["odoo_id"] == "9"
+    assert decide_step.states[contact.route_key]["outbox"]["seen"] == {"sync.routed:0": 0}
+    result = Result(
+        command_id=outcome.commands[0].command_id, target=System.CLIENTIFY, entity="contact",
+        business_key=contact.key, status=ResultStatus.APPLIED, target_id="77",
+        written=outcome.commands[0].fields, finished_at=WHEN,
+    )  # fmt: skip
+    decide_step.on_message(contact.route_key, encode(result), ("sync.results", 0, 0))
+    assert decide_step.states[contact.route_key]["link"]["clientify_id"] == "77"
+    # Anything else on those topics is logged and ignored, never folded in.
+    with caplog.at_level(logging.ERROR, logger="processors.steps"):
+        stray = encode(odoo_fact("partner", person))
+        assert decide_step.on_message(contact.route_key, stray, None) == (None, [])
+        assert decide_step.on_message(contact.route_key, b"{not json", None) == (None, [])
+    assert "a fact on the routed/results/requeues topics, ignored" in caplog.text
+    assert "unreadable message on the routed/results/requeues topics" in caplog.text
