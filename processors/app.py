@@ -107,6 +107,10 @@ def create_app(config: WorkerConfig) -> faust.App:
         producer_acks=-1,
         web_enabled=False,
         autodiscover=False,
+        # Each fact costs the worker several records (routed fact, table writes,
+        # commands): waiting 10 ms to fill a produce request makes several times fewer
+        # of them, 20 % less CPU per fact in bench.processor, at 10 ms per hop.
+        producer_linger=0.01,
     )
 
     def topic(*names: str) -> Any:
