@@ -261,7 +261,8 @@ def show(
         made = direct.records.get(flow, 0)
         with_index = f" ({indexed.requests[flow] / made:.2f})" if indexed and made else ""
         table.add_row(
-            f"  naive: requests per {flow} record (with the index)", "", "",
+            f"  naive: requests per {flow} record{' (with the index)' if indexed else ''}",
+            "", "",
             f"{direct.requests[flow] / made:.2f}{with_index}" if made else "-", "", "",
         )  # fmt: skip
     table.add_row(

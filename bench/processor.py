@@ -5,11 +5,13 @@ same source topics with the same mapping code and no tables.
 The seeded Odoo sandbox is backfilled onto the source topics first (the poller, in this
 process); then the bare loop reads every fact, routes it with `RouteStep` over plain
 dicts, maps it with the flow's mapper and produces one command per route (acks=all,
-idempotent, offsets committed per batch); then the worker (`clientify-odoo worker`, its
-own process, no writers running) reads the same facts. Each is timed from its first
-output to its last; the worker's from its Kafka record timestamps, so its start-up is
-not counted. CPU seconds per thousand facts are given too (steadier than rates on a
-shared machine). Run from the repository root:
+idempotent, offsets committed per batch); then the same loop again with the worker's
+decide step over a dict too (the same work in one pass, without re-keying through Kafka
+or changelogs: what the framework and the tables cost on top); then the worker
+(`clientify-odoo worker`, its own process, no writers running) reads the same facts.
+Each is timed from its first output to its last; the worker's from its Kafka record
+timestamps, so its start-up is not counted. CPU seconds per thousand facts are given
+too (steadier than rates on a shared machine). Run from the repository root:
 
     python -m bench.processor --partners 20000 --products 5000 --orders 5000
 
@@ -31,7 +33,7 @@ from bench.common import BenchStack, cpu_seconds, ratio, run_benchmark, seed_odo
 from clientify_odoo.topic_reader import read_to_end
 from clientify_odoo.topics import COMMANDS_CLIENTIFY, ROUTED, SOURCES, ensure_topics, registry
 from processors.routing import Router
-from processors.steps import RoutedFact, RouteStep
+from processors.steps import DecideStep, RoutedFact, RouteStep
 from producers.odoo import OdooPoller
 from producers.publisher import Publisher
 from schemas import Command, System, decode, encode
@@ -69,14 +71,17 @@ async def backfill_facts(bench: BenchStack) -> int:
         return (await poller.backfill()).published
 
 
-async def bare_loop(bench: BenchStack, facts: int) -> Measured:
+async def bare_loop(bench: BenchStack, facts: int, *, decide: bool) -> Measured:
+    """The bare loop; with `decide`, it also runs the worker's decide step over a dict
+    (in one pass: no re-keying through Kafka, no changelogs) and produces what it emits."""
     mapping = load_mapping()
     router = Router(mapping)
     step = RouteStep.in_memory(router)
+    decide_step = DecideStep(router, {})
     out = bench.prefix + BARE + COMMANDS_CLIENTIFY.name
     consumer = AIOKafkaConsumer(
         *(bench.prefix + spec.name for spec in SOURCES), bootstrap_servers=bench.bootstrap,
-        group_id=f"{bench.prefix}bench-bare", enable_auto_commit=False,
+        group_id=f"{bench.prefix}bench-bare-{decide}", enable_auto_commit=False,
         auto_offset_reset="earliest", isolation_level="read_committed",
     )  # fmt: skip
     producer = AIOKafkaProducer(
@@ -100,12 +105,18 @@ async def bare_loop(bench: BenchStack, facts: int) -> Measured:
                     for routed in step.on_fact(fact):
                         if not isinstance(routed, RoutedFact):
                             continue  # a skip: the worker publishes it, the bare loop not
+                        key = routed.route_key.encode()
+                        if decide:
+                            value = routed.model_dump_json().encode()
+                            _, texts = decide_step.on_message(routed.route_key, value, None)
+                            for text in texts:
+                                sends.append(await producer.send(out, text.encode(), key=key))
+                            continue
                         command = Command.for_fact(
                             fact_id=fact.event_id, target=System.CLIENTIFY,
                             entity=routed.flow, business_key=routed.key,
                             fields=router.mappers[routed.flow].from_odoo(routed.payload),
                         )  # fmt: skip
-                        key = routed.route_key.encode()
                         sends.append(await producer.send(out, encode(command), key=key))
             await asyncio.gather(*sends)
             commands += len(sends)
@@ -139,7 +150,8 @@ async def bench(args: argparse.Namespace, bootstrap: str, tmp: Path) -> Table:
     try:
         await stack.start("odoo-sandbox")
         facts = await backfill_facts(stack)
-        bare = await bare_loop(stack, facts)
+        bare = await bare_loop(stack, facts, decide=False)
+        same_steps = await bare_loop(stack, facts, decide=True)
         worker = await faust_worker(stack, facts, args.within)
     finally:
         stack.down()
@@ -151,8 +163,11 @@ async def bench(args: argparse.Namespace, bootstrap: str, tmp: Path) -> Table:
     )
     for column in ("measure", "facts", "commands", "seconds", "facts/s", "CPU s per 1k facts"):
         table.add_column(column, justify="left" if column == "measure" else "right")
-    for label, measured in (("bare aiokafka loop (route + map, no tables)", bare),
-                            ("Faust worker (route, lookups, tables, decide)", worker)):  # fmt: skip
+    for label, measured in (
+        ("bare aiokafka loop (route + map, no tables)", bare),
+        ("bare loop with the worker's steps (route + decide over dicts)", same_steps),
+        ("Faust worker (route, lookups, tables, decide)", worker),
+    ):
         table.add_row(
             label, f"{measured.facts:,}", f"{measured.commands:,}", f"{measured.seconds:.1f}",
             f"{measured.rate:,.0f}", f"{measured.cpu_per_thousand:.2f}",
@@ -163,6 +178,11 @@ async def bench(args: argparse.Namespace, bootstrap: str, tmp: Path) -> Table:
         ratio(bare.cpu_per_thousand, worker.cpu_per_thousand),
     )  # fmt: skip
     table.add_row("goal", "", "", "", f">= {GOAL}: {verdict(efficiency >= GOAL)}", "")
+    table.add_row(  # what Kafka, Faust and the tables cost on top of the same steps
+        "worker / bare loop with the same steps", "", "", "",
+        ratio(worker.rate, same_steps.rate),
+        ratio(same_steps.cpu_per_thousand, worker.cpu_per_thousand),
+    )  # fmt: skip
     return table
 
 
