@@ -67,7 +67,6 @@ class Tables:
     def comparable(self) -> dict[str, dict[str, Any]]:
         """The tables without the live worker's outbox (redelivery bookkeeping)."""
         out = {name: dict(rows) for name, rows in self.by_name.items()}
-        # The outbox is the live worker's redelivery bookkeeping: not rebuilt, not compared.
         out["states"] = {
             key: {k: v for k, v in value.items() if k != OUTBOX}
             for key, value in out["states"].items()
