@@ -173,11 +173,16 @@ def _enrich_order(
     partner = partners.get(str(partner_id))
     if partner is None:
         return Waiting(f"partner:{partner_id}")
+    # The order hangs off its customer's commercial entity (a person's company): wait
+    # for it too, rather than judge the order by the person alone.
+    commercial_id = partner.get("commercial") or partner_id
+    commercial = partner if commercial_id == partner_id else partners.get(str(commercial_id))
+    if commercial is None:
+        return Waiting(f"partner:{commercial_id}")
     for line in _lines(order):
         product_id = many2one_id(line.get("product_id"))
         if product_id is not None and str(product_id) not in products:
             return Waiting(f"product:{product_id}")
-    commercial = partners.get(str(partner.get("commercial")), partner)
     customer_key = commercial.get("ref") or partner.get("ref")
     if not customer_key:
         return Unroutable(
@@ -190,8 +195,7 @@ def _enrich_order(
         {**line, **products.get(str(many2one_id(line.get("product_id"))), {})}
         for line in _lines(order)
     ]
-    customer_id = commercial.get("commercial") or partner_id
-    return {**order, "partner_key": customer_key, "customer_id": customer_id, "lines": lines}
+    return {**order, "partner_key": customer_key, "customer_id": commercial_id, "lines": lines}
 
 
 def _lines(order: dict[str, Any]) -> list[dict[str, Any]]:

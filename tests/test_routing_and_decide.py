@@ -67,6 +67,8 @@ def test_orders_wait_for_their_customer_and_then_carry_its_key_and_skus() -> Non
     }  # fmt: skip
     fact = odoo_fact("sale_order", order)
     assert ROUTER.routes(fact, {}, {}, {}) == [Waiting("partner:8")]
+    # Ana has no tax id of her own: the order waits for her company's.
+    assert ROUTER.routes(fact, {"8": partner_entry(ANA)}, {}, {}) == [Waiting("partner:7")]
     partners = {"7": partner_entry(ACME), "8": partner_entry(ANA)}
     assert ROUTER.routes(fact, partners, {}, {}) == [Waiting("product:3")]
     products = {"3": product_entry({"barcode": False, "default_code": "PW-1"})}
