@@ -45,7 +45,7 @@ from clientify_odoo.topics import (
     SOURCES,
 )
 from processors.decide import Outcome
-from processors.faust_app import SyncApp
+from processors.faust_app import SyncApp, key_partitioned
 from processors.routing import Router
 from processors.steps import (
     LOOKUP_TABLES,
@@ -134,7 +134,13 @@ def create_app(config: WorkerConfig) -> faust.App:
     states = app.Table(ROUTE_TABLES[0], partitions=config.partitions)
     router = Router(config.mapping)
     # The lookups orders need, read by whichever worker routes an order: global tables.
-    lookups = {name: app.GlobalTable(name, use_partitioner=True) for name in LOOKUP_TABLES}
+    on_disk = config.store.startswith("rocksdb:")
+    lookups = {
+        name: app.GlobalTable(
+            name, use_partitioner=True, store=key_partitioned(name) if on_disk else config.store
+        )
+        for name in LOOKUP_TABLES
+    }
     route_step = RouteStep.over(router, lookups)
     decide_step = DecideStep(router, states, config.suppress_echoes)
     counters = Counters()

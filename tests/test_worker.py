@@ -4,6 +4,7 @@ conflicts out, echoes dropped, state surviving a restart."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import subprocess
@@ -14,7 +15,9 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from aiokafka.partitioner import DefaultPartitioner
 
+from clientify_odoo.kafka_state import inspect_kafka
 from clientify_odoo.topic_reader import partitions_of
 from clientify_odoo.topics import TopicSpec
 from processors.rebuild import Tables, changelog
@@ -313,3 +316,90 @@ async def rewind(bootstrap: str, group: str, topic: str) -> None:
         await consumer.commit({partition: OffsetAndMetadata(0, "")})
     finally:
         await consumer.stop()
+
+
+async def test_orders_parked_from_several_partitions_all_go_when_their_product_comes(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """The full-size backfill lost 91 of 5,000 orders (issue 6). Orders waiting for one
+    product are kept as one entry of a global table, read, extended and written back.
+    Faust's RocksDB store put each write in the partition of the order being routed, so
+    an entry written from two source partitions had a copy in each; once more than
+    1,000 other keys had been written, a read found the stale copy and the next write
+    dropped the orders parked in between. Each order here comes from another partition
+    than the one before, with 1,100 other parked orders in between."""
+    partitions = 3
+    worker = Worker(kafka_bootstrap, topic_prefix, tmp_path, partitions=partitions)
+    worker.start()
+    orders_topic = topic_prefix + "odoo.sale_order"
+    # Two order ids per partition of the orders topic (keyed by id), coming from the
+    # partitions in turn: whatever order the store searches its partitions in, some
+    # read then finds a stale copy.
+    spread: dict[int, list[int]] = {}
+    for order_id in range(1, 100):
+        partition = DefaultPartitioner()(str(order_id).encode(), list(range(partitions)), [])
+        spread.setdefault(partition, []).append(order_id)
+    waiting = [spread[partition][turn] for turn in (0, 1) for partition in range(partitions)]
+
+    def order_fact(order_id: int, product_id: int) -> Outgoing:
+        order = {
+            "id": order_id, "name": f"S{order_id:05d}", "state": "sale",
+            "partner_id": [7, "Acme"], "date_order": "2024-05-01 10:30:00",
+            "currency_id": [1, "EUR"],
+            "lines": [{"id": order_id, "name": "Widget", "product_id": [product_id, "W"],
+                       "price_unit": 10.0, "product_uom_qty": 1.0}],
+        }  # fmt: skip
+        fact = Fact.observe(
+            system=System.ODOO, entity="sale_order", source_id=order_id, version="1",
+            payload=order, occurred_at=T0,
+        )  # fmt: skip
+        return Outgoing(orders_topic, str(order_id), fact)
+
+    async def routed_all() -> None:  # the worker has routed every order published so far
+        async with asyncio.timeout(90):
+            while True:
+                state = await inspect_kafka(kafka_bootstrap, topic_prefix, partitions)
+                [group] = [g for g in state.groups if g.service == "worker"]
+                lags = [p.lag for p in group.partitions if p.topic == orders_topic]
+                if lags and not any(lags):
+                    return
+                await asyncio.sleep(0.5)
+
+    product = Fact.observe(
+        system=System.ODOO, entity="product", source_id=3, version="p1", occurred_at=T0,
+        payload={"id": 3, "name": "Widget", "default_code": "PW-1", "barcode": False,
+                 "list_price": 10.0},
+    )  # fmt: skip
+    try:
+        async with (
+            Publisher(kafka_bootstrap) as publisher,
+            Reader(kafka_bootstrap, topic_prefix + "sync.commands.clientify") as commands,
+        ):
+            await publisher.publish(
+                Outgoing(topic_prefix + "odoo.partner", "7", partner_fact(ACME, 0))
+            )
+            others = iter(range(1000, 10**6))
+            for order_id in waiting:
+                await publisher.publish(order_fact(order_id, 3))
+                await routed_all()
+                # Other orders, each waiting for a product that never comes.
+                await publisher.publish_all(
+                    [order_fact(other, other) for other in itertools.islice(others, 1100)]
+                )
+                await routed_all()
+            await publisher.publish(Outgoing(topic_prefix + "odoo.product", "3", product))
+            deadline = asyncio.get_running_loop().time() + 60
+            while len(_orders(commands.seen)) < len(waiting):
+                if asyncio.get_running_loop().time() > deadline:
+                    break  # the assertion says what came
+                await commands.quiet_for(0.5)
+            await commands.quiet_for(3)
+            assert _orders(commands.seen) == sorted(f"S{order_id:05d}" for order_id in waiting), (
+                worker.tail()
+            )
+    finally:
+        worker.stop()
+
+
+def _orders(seen: list[AnyEnvelope]) -> list[str]:
+    return sorted(c.business_key for c in seen if isinstance(c, Command) and c.entity == "order")
