@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -108,9 +109,12 @@ class KeyPartitionedStore(RocksDBStore):
         super().__init__(*args, **kwargs)
         self._unread: dict[bytes, int] = {}  # key -> own writes not read back yet
 
+    @functools.cached_property
+    def _partitions(self) -> list[int]:  # once: the partitioner runs on every read and write
+        return list(range(self.table.partitions or self.app.conf.topic_partitions))
+
     def _partition_of(self, key: bytes) -> int:
-        count = self.table.partitions or self.app.conf.topic_partitions
-        return int(self._partitioner(key, list(range(count)), []))
+        return int(self._partitioner(key, self._partitions, []))
 
     def _set(self, key: bytes, value: bytes | None) -> None:
         self._unread[key] = self._unread.get(key, 0) + 1
