@@ -268,6 +268,10 @@ def show(
     table.add_row(
         "pipeline: requests per record", "", "", f"{requests / product.total:.2f}", "", ""
     )
+    for endpoint, count in product.endpoints.most_common():
+        table.add_row(
+            f"  {endpoint}", f"{count:,}", "", f"{count / product.total:.3f}", "", ""
+        )  # fmt: skip
     exact = product.records == seeded.expected and product.duplicates == 0
     table.add_row(
         "pipeline: records as expected, duplicates, failed writes",

@@ -366,6 +366,19 @@ async def test_throttling_answers_429_with_retry_after(tmp_path: Path) -> None:
         assert sandbox.throttle.throttled == 2
 
 
+async def test_stats_count_requests_per_endpoint(api: Api) -> None:
+    contact = await new_contact(api, first_name="Ana")
+    await api.call("GET", f"contacts/{contact['id']}/")
+    await api.call("GET", "contacts/")
+    await api.call("GET", "companies/")
+    status, stats = await api.call("GET", api.admin("stats/"))
+    assert status == 200 and stats["requests"] == 4
+    assert stats["requests_by_endpoint"] == {
+        "POST /v1/contacts/": 1, "GET /v1/contacts/{id}/": 1,
+        "GET /v1/contacts/": 1, "GET /v1/companies/": 1,
+    }  # fmt: skip
+
+
 async def test_latency_and_error_knobs(api: Api) -> None:
     admin = api.admin("knobs/")
     status, knobs = await api.call("PUT", admin, {"latency_ms": 150, "error_rate": 1})

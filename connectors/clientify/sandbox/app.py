@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -145,6 +146,8 @@ class ClientifySandbox:
             latency_ms=options.latency_ms, error_rate=options.error_rate, seed=options.fault_seed
         )
         self.requests = 0
+        # Per endpoint ("PUT /v1/contacts/{id}/"): which calls a sync spends its budget on.
+        self.requests_by_endpoint: Counter[str] = Counter()
         for target in options.webhook_targets:
             self.webhooks.register_everywhere(target)
         if options.seed:
@@ -212,6 +215,10 @@ class ClientifySandbox:
         if _is_admin(request):
             return await handler(request)
         self.requests += 1
+        route = request.match_info.route.resource
+        path = route.canonical if route is not None else "(unknown path)"
+        path = path.replace("{kind}", request.match_info.get("kind", "{kind}"))
+        self.requests_by_endpoint[f"{request.method} {path}"] += 1
         wait = self.throttle.check(self.api_key)
         if wait is not None:
             raise _fail(
@@ -367,6 +374,7 @@ class ClientifySandbox:
         return _json(
             {
                 "requests": self.requests,
+                "requests_by_endpoint": dict(self.requests_by_endpoint),
                 "throttled": self.throttle.throttled,
                 "faults_injected": self.faults.injected,
                 "webhooks_sent": self.webhooks.stats.sent,
