@@ -99,8 +99,10 @@ class KeyPartitionedStore(RocksDBStore):
     since is not applied: it is one of the worker's own, older than what the database
     holds. The worker counts its writes per key for that; read back, each is counted
     off. A record of a key with none outstanding (another worker's, or on recovery) is
-    applied. With several workers writing one key at once, updates can still cross:
-    the table is only as safe as its read-modify-write, which a single router keeps.
+    applied. Every worker reads every partition of the changelog back: Faust's assignor
+    makes all of them standbys of each worker for a table with `use_partitioner`. With
+    several workers writing one key at once, updates can still cross: the table is only
+    as safe as its read-modify-write, which a single router keeps.
     """
 
     _partitioner = DefaultPartitioner()  # the producer's, so the changelog's partition
