@@ -43,6 +43,35 @@ def partner_fact(payload: dict[str, Any], seconds: int) -> Fact:
     )  # fmt: skip
 
 
+def acme(prefix: str) -> Outgoing:
+    return Outgoing(prefix + "odoo.partner", "7", partner_fact(ACME, 0))
+
+
+def order_fact(
+    order_id: int, seconds: int, *, product_id: int = 3, partner: tuple[int, str] = (7, "Acme")
+) -> Fact:
+    """A confirmed order `S<id>` of one line of `product_id`, for `partner`."""
+    order = {
+        "id": order_id, "name": f"S{order_id:05d}", "state": "sale", "partner_id": list(partner),
+        "date_order": "2024-05-01 10:30:00", "currency_id": [1, "EUR"],
+        "lines": [{"id": order_id, "name": "Widget", "product_id": [product_id, "[PW-1] Widget"],
+                   "price_unit": 10.0, "product_uom_qty": 2.0}],
+    }  # fmt: skip
+    return Fact.observe(
+        system=System.ODOO, entity="sale_order", source_id=order_id, version=f"o{order_id}",
+        payload=order, occurred_at=T0 + timedelta(seconds=seconds),
+    )  # fmt: skip
+
+
+def widget_fact() -> Fact:
+    """The product every order here is of (id 3, SKU PW-1)."""
+    return Fact.observe(
+        system=System.ODOO, entity="product", source_id=3, version="p1", occurred_at=T0,
+        payload={"id": 3, "name": "Widget", "default_code": "PW-1", "barcode": "8412345678905",
+                 "list_price": 10.0},
+    )  # fmt: skip
+
+
 class Worker:
     def __init__(self, bootstrap: str, prefix: str, tmp: Path, partitions: int = 1) -> None:
         self.env = {
@@ -119,7 +148,7 @@ async def test_worker_maps_links_skips_and_drops_its_echo(
         ):
             no_ref = {**ACME, "id": 8, "ref": False, "is_company": False}
             await publisher.publish_all([
-                Outgoing(topic_prefix + "odoo.partner", "7", partner_fact(ACME, 0)),
+                acme(topic_prefix),
                 Outgoing(topic_prefix + "odoo.partner", "8", partner_fact(no_ref, 0)),
             ])  # fmt: skip
             created = await commands.until(2)
@@ -153,7 +182,7 @@ async def test_worker_maps_links_skips_and_drops_its_echo(
                 Outgoing(topic_prefix + "clientify.company", "501", echo),
                 # Every fact delivered twice changes nothing the second time.
                 Outgoing(topic_prefix + "clientify.company", "501", echo),
-                Outgoing(topic_prefix + "odoo.partner", "7", partner_fact(ACME, 0)),
+                acme(topic_prefix),
             ])  # fmt: skip
             assert len(await commands.quiet_for(8)) == 2
 
@@ -208,21 +237,6 @@ async def test_a_confirmed_order_makes_its_customer_a_client_and_waits_for_it(
 ) -> None:
     worker = Worker(kafka_bootstrap, topic_prefix, tmp_path)
     worker.start()
-    order = {
-        "id": 40, "name": "S00040", "state": "sale", "partner_id": [7, "Acme"],
-        "date_order": "2024-05-01 10:30:00", "currency_id": [1, "EUR"],
-        "lines": [{"id": 1, "name": "Widget", "product_id": [3, "[PW-1] Widget"],
-                   "price_unit": 10.0, "product_uom_qty": 2.0}],
-    }  # fmt: skip
-    order_fact = Fact.observe(
-        system=System.ODOO, entity="sale_order", source_id=40, version="o1", payload=order,
-        occurred_at=T0 + timedelta(seconds=30),
-    )  # fmt: skip
-    product_fact = Fact.observe(
-        system=System.ODOO, entity="product", source_id=3, version="p1", occurred_at=T0,
-        payload={"id": 3, "name": "Widget", "default_code": "PW-1", "barcode": "8412345678905",
-                 "list_price": 10.0},
-    )  # fmt: skip
     try:
         async with (
             Publisher(kafka_bootstrap) as publisher,
@@ -230,13 +244,11 @@ async def test_a_confirmed_order_makes_its_customer_a_client_and_waits_for_it(
         ):
             # The order comes before its customer: it waits, then goes once Acme is known.
             await publisher.publish_all([
-                Outgoing(topic_prefix + "odoo.product", "3", product_fact),
-                Outgoing(topic_prefix + "odoo.sale_order", "40", order_fact),
+                Outgoing(topic_prefix + "odoo.product", "3", widget_fact()),
+                Outgoing(topic_prefix + "odoo.sale_order", "40", order_fact(40, 30)),
             ])  # fmt: skip
             assert [c.entity for c in await commands.until(1)] == ["product"]
-            await publisher.publish(
-                Outgoing(topic_prefix + "odoo.partner", "7", partner_fact(ACME, 0))
-            )
+            await publisher.publish(acme(topic_prefix))
             seen = await commands.until(4)
             by_flow: dict[str, list[Command]] = {}
             for command in seen:
@@ -256,11 +268,7 @@ async def test_a_confirmed_order_makes_its_customer_a_client_and_waits_for_it(
             )
             [ana] = (await commands.until(5))[4:]
             assert isinstance(ana, Command) and ana.fields.get("customer") is None
-            second = Fact.observe(
-                system=System.ODOO, entity="sale_order", source_id=41, version="o2",
-                payload={**order, "id": 41, "name": "S00041", "partner_id": [9, "Ana"]},
-                occurred_at=T0 + timedelta(seconds=50),
-            )  # fmt: skip
+            second = order_fact(41, 50, partner=(9, "Ana"))
             await publisher.publish(Outgoing(topic_prefix + "odoo.sale_order", "41", second))
             after = await commands.until(7)
             assert {(c.entity, c.business_key) for c in after[5:]} == {
@@ -284,9 +292,7 @@ async def test_a_redelivered_message_emits_the_same_commands_again_never_new_one
             Publisher(kafka_bootstrap) as publisher,
             Reader(kafka_bootstrap, topic_prefix + "sync.commands.clientify") as commands,
         ):
-            await publisher.publish(
-                Outgoing(topic_prefix + "odoo.partner", "7", partner_fact(ACME, 0))
-            )
+            await publisher.publish(acme(topic_prefix))
             first = list(await commands.until(2))
             worker.stop()
             await rewind(
@@ -341,19 +347,8 @@ async def test_orders_parked_from_several_partitions_all_go_when_their_product_c
         spread.setdefault(partition, []).append(order_id)
     waiting = [spread[partition][turn] for turn in (0, 1) for partition in range(partitions)]
 
-    def order_fact(order_id: int, product_id: int) -> Outgoing:
-        order = {
-            "id": order_id, "name": f"S{order_id:05d}", "state": "sale",
-            "partner_id": [7, "Acme"], "date_order": "2024-05-01 10:30:00",
-            "currency_id": [1, "EUR"],
-            "lines": [{"id": order_id, "name": "Widget", "product_id": [product_id, "W"],
-                       "price_unit": 10.0, "product_uom_qty": 1.0}],
-        }  # fmt: skip
-        fact = Fact.observe(
-            system=System.ODOO, entity="sale_order", source_id=order_id, version="1",
-            payload=order, occurred_at=T0,
-        )  # fmt: skip
-        return Outgoing(orders_topic, str(order_id), fact)
+    def order(order_id: int, product_id: int) -> Outgoing:
+        return Outgoing(orders_topic, str(order_id), order_fact(order_id, 0, product_id=product_id))
 
     async def routed_all() -> None:  # the worker has routed every order published so far
         async with asyncio.timeout(90):
@@ -365,29 +360,22 @@ async def test_orders_parked_from_several_partitions_all_go_when_their_product_c
                     return
                 await asyncio.sleep(0.5)
 
-    product = Fact.observe(
-        system=System.ODOO, entity="product", source_id=3, version="p1", occurred_at=T0,
-        payload={"id": 3, "name": "Widget", "default_code": "PW-1", "barcode": False,
-                 "list_price": 10.0},
-    )  # fmt: skip
     try:
         async with (
             Publisher(kafka_bootstrap) as publisher,
             Reader(kafka_bootstrap, topic_prefix + "sync.commands.clientify") as commands,
         ):
-            await publisher.publish(
-                Outgoing(topic_prefix + "odoo.partner", "7", partner_fact(ACME, 0))
-            )
+            await publisher.publish(acme(topic_prefix))
             others = iter(range(1000, 10**6))
             for order_id in waiting:
-                await publisher.publish(order_fact(order_id, 3))
+                await publisher.publish(order(order_id, 3))
                 await routed_all()
                 # Other orders, each waiting for a product that never comes.
                 await publisher.publish_all(
-                    [order_fact(other, other) for other in itertools.islice(others, 1100)]
+                    [order(other, other) for other in itertools.islice(others, 1100)]
                 )
                 await routed_all()
-            await publisher.publish(Outgoing(topic_prefix + "odoo.product", "3", product))
+            await publisher.publish(Outgoing(topic_prefix + "odoo.product", "3", widget_fact()))
             deadline = asyncio.get_running_loop().time() + 60
             while len(_orders(commands.seen)) < len(waiting):
                 if asyncio.get_running_loop().time() > deadline:
