@@ -49,7 +49,7 @@ from bench.common import (
 )
 from connectors.clientify import ClientifyClient
 from connectors.odoo import OdooClient
-from consumers.clientify_writer import ClientifyTarget
+from consumers.writers.clientify import ClientifyTarget
 from processors.routing import Router
 from processors.steps import RoutedFact, RouteStep
 from producers.odoo.entities import PARTNER, PRODUCT, SALE_ORDER, Entity

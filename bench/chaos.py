@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.progress import Progress, TimeElapsedColumn
 from rich.table import Table
 
-from clientify_odoo.broker import LocalBroker, free_port_pair
+from clientify_odoo.stack.broker import LocalBroker, free_port_pair
 from tests.chaos import EVERY_SERVICE, Changes, Chaos, ChaosReport, run_chaos
 from tests.stack_fixtures import SyncStack
 

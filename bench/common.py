@@ -27,14 +27,15 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from clientify_odoo.broker import free_port_pair, throwaway_broker
-from clientify_odoo.kafka_state import inspect_kafka
-from clientify_odoo.topics import RESULTS, ensure_topics, registry
+from clientify_odoo.stack.broker import free_port_pair, throwaway_broker
+from clientify_odoo.status.kafka_state import inspect_kafka
 from connectors.clientify import AdaptiveRateLimiter, ClientifyClient
 from connectors.clientify.client import Listing
+from connectors.kafka.admin import ensure_topics
 from connectors.odoo.sandbox import Credentials, Profile, open_database, parse_modules, seed
 from schemas import Result, ResultStatus, System
 from schemas.keys import normalise_sku, normalise_tax_id
+from schemas.topics import RESULTS, registry
 from tests.stack_fixtures import ODOO_KEY, SyncStack, topic_messages, wait_http
 
 FLOWS = ("company", "contact", "product", "order")

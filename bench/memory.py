@@ -36,14 +36,14 @@ from rich.table import Table
 
 from bench.common import BenchStack, ratio, run_benchmark, seed_odoo
 from bench.webhook_receiver import concurrently, webhook
-from clientify_odoo.topic_reader import read_to_end
-from clientify_odoo.topics import APPLIED_COMMANDS, RESULTS
-from consumers.tracking import stored
+from connectors.kafka.publisher import Outgoing, Publisher
+from connectors.kafka.reader import read_to_end
+from consumers.base.tracking import stored
 from processors import rebuild
 from processors.steps import ROUTE_TABLES
-from producers.publisher import Outgoing, Publisher
 from schemas import Result, ResultStatus, System
 from schemas.envelope import utc_now
+from schemas.topics import APPLIED_COMMANDS, RESULTS
 from tests.stack_fixtures import eventually
 
 PRODUCERS = ("odoo-poller", "webhook-receiver", "reconciler")

@@ -21,14 +21,15 @@ from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
-from clientify_odoo.broker import throwaway_broker
-from clientify_odoo.topics import ensure_topics, registry
+from clientify_odoo.stack.broker import throwaway_broker
 from connectors.faults import Faults
+from connectors.kafka.admin import ensure_topics
+from connectors.kafka.publisher import Publisher
 from connectors.odoo import OdooClient, OdooConfig
 from connectors.odoo.sandbox import Credentials, Profile, create_app, open_database, seed
 from producers.odoo import OdooPoller, PollerOptions
 from producers.odoo.entities import STREAMS
-from producers.publisher import Publisher
+from schemas.topics import registry
 
 KEY = "b" * 40
 

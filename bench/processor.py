@@ -30,15 +30,16 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.table import Table
 
 from bench.common import BenchStack, cpu_seconds, ratio, run_benchmark, seed_odoo, verdict
-from clientify_odoo.topic_reader import read_to_end
-from clientify_odoo.topics import COMMANDS_CLIENTIFY, ROUTED, SOURCES, ensure_topics, registry
+from connectors.kafka.admin import ensure_topics
+from connectors.kafka.publisher import Publisher
+from connectors.kafka.reader import read_to_end
 from processors.routing import Router
 from processors.steps import DecideStep, RoutedFact, RouteStep
 from producers.odoo import OdooPoller
-from producers.publisher import Publisher
 from schemas import Command, System, decode, encode
 from schemas.envelope import Fact
 from schemas.mapping import load_mapping
+from schemas.topics import COMMANDS_CLIENTIFY, ROUTED, SOURCES, registry
 
 GOAL = 0.5  # of the bare loop's rate
 BARE = "bare."  # the bare loop's output topics: a twin of the product's, under this prefix

@@ -35,8 +35,8 @@ from bench.common import (
     seed_odoo,
     verdict,
 )
-from clientify_odoo.topics import COMMANDS_CLIENTIFY, COMMANDS_ODOO, RESULTS
 from schemas import Command, Result
+from schemas.topics import COMMANDS_CLIENTIFY, COMMANDS_ODOO, RESULTS
 from tests.stack_fixtures import topic_messages
 
 

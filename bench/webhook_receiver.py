@@ -32,14 +32,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.console import Console
 from rich.table import Table
 
-from clientify_odoo.broker import throwaway_broker
-from clientify_odoo.topic_reader import partitions_of
-from clientify_odoo.topics import ensure_topics, registry
+from clientify_odoo.stack.broker import throwaway_broker
 from connectors.clientify import AdaptiveRateLimiter, ClientifyClient
 from connectors.clientify.sandbox.app import ClientifySandbox, SandboxOptions
+from connectors.kafka.admin import ensure_topics, partitions_of
+from connectors.kafka.publisher import Publisher
 from producers.clientify.facts import ClientifyTopics, to_fact
 from producers.clientify.receiver import ReceiverConfig, WebhookReceiver
-from producers.publisher import Publisher
+from schemas.topics import registry
 
 SECRET = "bench-secret-" + "x" * 20
 KEY = "bench-key-0123456789"

@@ -20,7 +20,7 @@ from connectors.clientify import ClientifyClient
 from connectors.clientify.errors import ClientifyAuthError, ClientifyError
 from connectors.odoo import OdooClient, OdooConfig
 from connectors.odoo.errors import OdooError
-from consumers.odoo_writer import OdooTarget
+from consumers.writers.odoo import OdooTarget
 from producers.clientify.body import Event
 from producers.clientify.receiver import HOOK_PATH
 from schemas.mapping import MappingFile

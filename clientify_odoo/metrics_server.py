@@ -20,7 +20,7 @@ from wsgiref.types import StartResponse, WSGIEnvironment
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, ThreadingWSGIServer
 
-from clientify_odoo.metrics import ServiceHealth, exposition, health_answer
+from schemas.health import ServiceHealth, exposition, health_answer
 
 REASONS = {200: "200 OK", 404: "404 Not Found", 503: "503 Service Unavailable"}
 

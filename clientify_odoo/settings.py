@@ -8,9 +8,13 @@ asks for (URL, user, API key, database). Secrets are `SecretStr`, so printing a
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from connectors.clientify import ClientifyClient
+from connectors.odoo import OdooConfig, OdooConfigError
 
 DEFAULT_CLIENTIFY_URL = "https://api.clientify.net/v1"
 # What a sandbox reads when no flag gives it: `up` passes secrets this way because a
@@ -59,7 +63,7 @@ class Settings(BaseSettings):
     )
     mapping_file: Path | None = Field(
         default=None,
-        description="What syncs, field by field (default: the built-in processors/mapping.yaml)",
+        description="What syncs, field by field (default: the built-in schemas/mapping/mapping.yaml)",
     )
     topic_prefix: str = Field(
         default="",
@@ -106,6 +110,31 @@ class Settings(BaseSettings):
             for secret in (self.odoo_api_key, self.clientify_api_key, self.webhook_secret)
             if secret is not None and secret.get_secret_value()
         ]
+
+
+def odoo_config(settings: Settings, **overrides: Any) -> OdooConfig:
+    """How to reach the Odoo of the four settings; `OdooConfigError` names the missing."""
+    missing = settings.missing_odoo_settings()
+    if missing:
+        raise OdooConfigError(
+            f"Odoo is not configured: set {', '.join(missing)} (environment or .env)"
+        )
+    assert settings.odoo_url and settings.odoo_db and settings.odoo_user
+    assert settings.odoo_api_key is not None
+    return OdooConfig(
+        url=str(settings.odoo_url),
+        db=settings.odoo_db,
+        login=settings.odoo_user,
+        api_key=settings.odoo_api_key,
+        **overrides,
+    )
+
+
+def clientify_client(settings: Settings, **options: Any) -> ClientifyClient:
+    """A client of the Clientify of the settings; `SettingsError` when it has no key."""
+    if settings.clientify_api_key is None:
+        raise SettingsError("CLIENTIFY_API_KEY is not set (environment or .env)")
+    return ClientifyClient(str(settings.clientify_url), settings.clientify_api_key, **options)
 
 
 def load_settings(env_file: Path | None = None) -> Settings:

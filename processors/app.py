@@ -26,26 +26,9 @@ from typing import Any
 import faust
 from pydantic import ValidationError
 
-from clientify_odoo.metrics import (
-    WORKER_FACTS,
-    WORKER_SKIPS,
-    ServiceHealth,
-    count_outcome,
-    partition_names,
-)
-from clientify_odoo.topics import (
-    COMMANDS_CLIENTIFY,
-    COMMANDS_ODOO,
-    CONFLICTS,
-    ECHOES,
-    REQUEUES,
-    RESULTS,
-    ROUTED,
-    SKIPS,
-    SOURCES,
-)
 from processors.decide import Outcome
 from processors.faust_app import SyncApp, key_partitioned
+from processors.metrics import WORKER_FACTS, WORKER_SKIPS, count_outcome
 from processors.routing import Router
 from processors.steps import (
     LOOKUP_TABLES,
@@ -67,7 +50,19 @@ from schemas.envelope import (
     encode,
     utc_now,
 )
+from schemas.health import ServiceHealth, partition_names
 from schemas.mapping import MappingFile
+from schemas.topics import (
+    COMMANDS_CLIENTIFY,
+    COMMANDS_ODOO,
+    CONFLICTS,
+    ECHOES,
+    REQUEUES,
+    RESULTS,
+    ROUTED,
+    SKIPS,
+    SOURCES,
+)
 
 log = logging.getLogger(__name__)
 

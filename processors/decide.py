@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from processors.mapper import FlowMapper
 from processors.routing import Route
 from processors.sync_state import (
     Decision,
@@ -28,6 +27,7 @@ from schemas.envelope import (
     System,
     utc_now,
 )
+from schemas.mapping.mapper import FlowMapper
 
 
 @dataclass

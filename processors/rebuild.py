@@ -26,18 +26,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka.admin import NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner
 
-from clientify_odoo.kafka_state import CONSUMER_GROUPS
-from clientify_odoo.topic_reader import partitions_of, read_to_end
-from clientify_odoo.topics import REQUEUES, RESULTS, ROUTED, SOURCES
+from connectors.kafka import clients
+from connectors.kafka.admin import committed_offsets, partitions_of
+from connectors.kafka.reader import read_to_end
 from processors.routing import Router
 from processors.steps import LOOKUP_TABLES, OUTBOX, ROUTE_TABLES, DecideStep, RoutedFact, RouteStep
 from schemas.envelope import EnvelopeError, Fact, decode
 from schemas.mapping import MappingFile
+from schemas.topics import CONSUMER_GROUPS, REQUEUES, RESULTS, ROUTED, SOURCES
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +98,10 @@ def diff(current: Tables, rebuilt: Tables) -> Diff:
     return out
 
 
-async def committed_offsets(bootstrap: str, prefix: str) -> dict[TopicPartition, int]:
+async def worker_offsets(bootstrap: str, prefix: str) -> dict[TopicPartition, int]:
     """The worker group's committed offsets; refuses while a worker is running."""
     group = app_id(prefix)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
+    async with clients.admin(bootstrap) as admin:
         [response] = await admin.describe_consumer_groups([group])
         [described] = response.to_object()["groups"]
         members = described["members"]
@@ -111,9 +110,7 @@ async def committed_offsets(bootstrap: str, prefix: str) -> dict[TopicPartition,
                 f"the worker (consumer group {group}) is running with {len(members)} "
                 "member(s): stop it first (Ctrl-C, or stop the `worker` service), then replay"
             )
-        offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
+        offsets = await committed_offsets(admin, group)
     return {tp: meta.offset for tp, meta in offsets.items() if meta is not None}
 
 
@@ -124,7 +121,7 @@ async def rebuild(
     progress: Callable[[str], None] = lambda _line: None,
 ) -> Tables:
     """The tables as the worker had them when it stopped (see the module doc)."""
-    committed = await committed_offsets(bootstrap, prefix)
+    committed = await worker_offsets(bootstrap, prefix)
     sources = [prefix + spec.name for spec in SOURCES]
     routed_topic = prefix + ROUTED.name
     decided = [prefix + RESULTS.name, prefix + REQUEUES.name]
@@ -200,7 +197,7 @@ async def write_tables(
     await ensure_changelogs(bootstrap, prefix, partitions)
     route_partition = DefaultPartitioner()
     sent = 0
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = clients.producer(bootstrap)
     await producer.start()
     try:
         for name, rows in rebuilt.by_name.items():
@@ -236,9 +233,7 @@ async def ensure_changelogs(bootstrap: str, prefix: str, partitions: int) -> Non
     missing = [name for name in names if name not in existing]
     if not missing:
         return
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
+    async with clients.admin(bootstrap) as admin:
         for name in missing:
             topic = NewTopic(name, partitions, 1, topic_configs={"cleanup.policy": "compact"})
             # A changelog deleted a moment ago may still be on its way out.
@@ -250,8 +245,6 @@ async def ensure_changelogs(bootstrap: str, prefix: str, partitions: int) -> Non
                     await asyncio.sleep(0.5)
             else:
                 raise ReplayError(f"cannot create {name}: it is still being deleted; retry")
-    finally:
-        await admin.close()
 
 
 def wipe_local_state(data_dir: Path, prefix: str) -> Path | None:

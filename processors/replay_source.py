@@ -18,11 +18,11 @@ import copy
 from dataclasses import dataclass
 from datetime import datetime
 
-from clientify_odoo.topic_reader import read_to_end
+from connectors.kafka.publisher import Outgoing, Publisher
+from connectors.kafka.reader import read_to_end
 from processors.rebuild import Tables, current_tables
 from processors.routing import Router
 from processors.steps import DecideStep, RoutedFact, RouteStep
-from producers.publisher import Outgoing, Publisher
 from schemas.envelope import Command, EnvelopeError, Fact, decode
 from schemas.mapping import MappingFile
 

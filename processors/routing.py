@@ -20,10 +20,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from processors.mapper import FlowMapper
-from processors.transforms import TransformError
 from schemas.envelope import Fact, System
+from schemas.keys import route_key
 from schemas.mapping import Direction, MappingFile
+from schemas.mapping.mapper import FlowMapper
+from schemas.mapping.transforms import TransformError
+from schemas.odoo_values import many2one_id
 
 # Source entity -> the flows it may feed, per system.
 FLOWS_OF = {
@@ -63,17 +65,6 @@ class Waiting:
     record's fact comes (`on` is e.g. `partner:7` or `product:3`)."""
 
     on: str
-
-
-def route_key(flow: str, key: str) -> str:
-    return f"{flow}:{key}"
-
-
-def many2one_id(value: Any) -> int | None:
-    """Odoo sends a many2one as `[id, name]`, and False when empty."""
-    if isinstance(value, list | tuple) and value and isinstance(value[0], int):
-        return int(value[0])
-    return None
 
 
 class Router:

@@ -7,9 +7,16 @@ where only surrounding whitespace is noise (case is significant).
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 from typing import Any
 
-from schemas.mapping import KeyNormalizer
+
+class KeyNormalizer(StrEnum):
+    """How a flow's business key is compared (the mapping file's `key.normalize`)."""
+
+    TAX_ID = "tax_id"  # trim, uppercase, drop spaces, dots and dashes
+    EXACT = "exact"  # trim only (SKUs, order names)
+
 
 _TAX_ID_NOISE = re.compile(r"[\s.\-]+")
 
@@ -23,6 +30,12 @@ def normalise_tax_id(value: str | None) -> str:
 
 def normalise_sku(value: str | None) -> str:
     return (value or "").strip()
+
+
+def route_key(flow: str, key: str) -> str:
+    """The key of everything about one record of a flow on the keyed topics (routed
+    facts, commands, results): `flow:business key`, so it is handled in one partition."""
+    return f"{flow}:{key}"
 
 
 def normalise_key(value: Any, normalizer: KeyNormalizer) -> str | None:

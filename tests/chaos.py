@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from clientify_odoo.broker import BrokerError, LocalBroker
+from clientify_odoo.stack.broker import BrokerError, LocalBroker
 from connectors.clientify import AdaptiveRateLimiter, ClientifyClient
 from schemas import DeadLetter
 from schemas.keys import normalise_tax_id

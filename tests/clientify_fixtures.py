@@ -9,11 +9,11 @@ from typing import Any
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer
 
-from clientify_odoo.topic_reader import partitions_of
 from connectors.clientify.sandbox.app import ClientifySandbox, SandboxOptions
+from connectors.kafka.admin import partitions_of
+from connectors.kafka.publisher import Publisher
 from producers.clientify.facts import ClientifyTopics
 from producers.clientify.receiver import ReceiverConfig, WebhookReceiver
-from producers.publisher import Publisher
 from schemas import Fact, decode
 
 

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from clientify_odoo.broker import LocalBroker, free_port_pair
-from clientify_odoo.topics import TopicSpec, ensure_topics, registry
+from clientify_odoo.stack.broker import LocalBroker, free_port_pair
+from connectors.kafka.admin import ensure_topics
+from schemas.topics import TopicSpec, registry
 
 # Two cores shared with a broker and servers: judge properties, not generation speed.
 settings.register_profile(

@@ -20,11 +20,11 @@ from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 
 from connectors.faults import Faults
+from connectors.kafka.publisher import Publisher
+from connectors.kafka.reader import read_to_end
 from connectors.odoo import OdooClient, OdooConfig
 from connectors.odoo.sandbox import Credentials, Database, Profile, create_app, open_database
 from connectors.odoo.sandbox.app import STATS, RequestStats
-from producers.odoo.cursor import read_committed
-from producers.publisher import Publisher
 from schemas import Fact, decode
 
 API_KEY = "0123456789abcdef0123456789abcdef01234567"
@@ -119,7 +119,7 @@ async def running_sandbox(
 async def facts_on(bootstrap: str, topic: str) -> list[Fact]:
     """Every committed fact on `topic` (aborted transactions excluded)."""
     facts = []
-    for record in await read_committed(bootstrap, topic):
+    for record in await read_to_end(bootstrap, [topic], must_exist=True):
         envelope = decode(record.value)
         assert isinstance(envelope, Fact)
         assert record.key.decode() == envelope.source_id  # keyed by the Odoo id

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import aiohttp
 from aiokafka import AIOKafkaConsumer
 
-from clientify_odoo.broker import free_port_pair
+from clientify_odoo.stack.broker import free_port_pair
 from connectors.clientify import ClientifyClient
 from connectors.odoo.client import OdooClient, OdooConfig
 from schemas import AnyEnvelope, decode

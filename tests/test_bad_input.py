@@ -25,12 +25,12 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.mapper import FlowMapper
 from processors.routing import Router
 from processors.steps import DecideStep, RoutedFact, RouteStep, Unsynced
-from processors.transforms import TransformError
 from schemas import Command, EnvelopeError, Fact, System, decode, encode
 from schemas.mapping import DEFAULT_MAPPING, MappingError, MappingFile, load_mapping
+from schemas.mapping.mapper import FlowMapper
+from schemas.mapping.transforms import TransformError
 
 WHEN = datetime(2024, 5, 1, 10, 30, tzinfo=UTC)
 ROUTER = Router(load_mapping())

@@ -14,17 +14,17 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from clientify_odoo.broker import BrokerError, KafkaJars, LocalBroker, check_java, free_port_pair
-from clientify_odoo.topics import (
-    Cleanup,
-    TopicConfigError,
-    TopicSpec,
-    _topic_configs,
-    ensure_topics,
-    registry,
+from clientify_odoo.stack.broker import (
+    BrokerError,
+    KafkaJars,
+    LocalBroker,
+    check_java,
+    free_port_pair,
 )
-from producers.publisher import Outgoing, Publisher
+from connectors.kafka.admin import TopicConfigError, _topic_configs, ensure_topics
+from connectors.kafka.publisher import Outgoing, Publisher
 from schemas import Fact, System, decode
+from schemas.topics import Cleanup, TopicSpec, registry
 
 pytestmark = pytest.mark.broker
 WHEN = datetime(2024, 1, 1, tzinfo=UTC)

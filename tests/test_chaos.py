@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from clientify_odoo.broker import LocalBroker, free_port_pair
+from clientify_odoo.stack.broker import LocalBroker, free_port_pair
 from tests.chaos import EVERY_SERVICE, Changes, Chaos, run_chaos
 from tests.stack_fixtures import SyncStack
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from clientify_odoo.broker import free_port_pair
 from clientify_odoo.cli import main
+from clientify_odoo.stack.broker import free_port_pair
 from connectors.clientify import ClientifyClient
 from connectors.clientify.sandbox.app import SandboxOptions
 from producers.clientify.facts import ClientifyTopics

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clientify_odoo.topics import TopicSpec
 from producers.clientify.facts import ENTITIES, ClientifyTopics, to_fact
+from schemas.topics import TopicSpec
 from tests.clientify_fixtures import read_facts, receiver_at
 
 pytestmark = pytest.mark.broker

@@ -1,4 +1,4 @@
-"""The Clientify writer's index of keys (consumers/clientify_index.py) against the sandbox
+"""The Clientify writer's index of keys (consumers/writers/clientify_index.py) against the sandbox
 over HTTP: creates without lookups, and every way a record the index did not expect
 still ends as one record, not two."""
 
@@ -13,12 +13,12 @@ from connectors.clientify import ClientifyClient
 from connectors.clientify.client import Page
 from connectors.clientify.errors import ClientifyServerError
 from connectors.clientify.sandbox.app import ClientifySandbox
-from consumers.base import NotReady
-from consumers.clientify_writer import ClientifyTarget
-from consumers.writer import CommandWriter, WriterTopics
-from processors.mapper import FlowMapper
+from consumers.base.tracked import NotReady
+from consumers.writers.clientify import ClientifyTarget
+from consumers.writers.command_writer import CommandWriter, WriterTopics
 from schemas import Result, ResultStatus
 from schemas.mapping import load_mapping
+from schemas.mapping.mapper import FlowMapper
 from tests.clientify_fixtures import sandbox_at
 from tests.test_clientify_writer import ACME, command
 

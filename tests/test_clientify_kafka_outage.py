@@ -13,9 +13,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from clientify_odoo.broker import LocalBroker, free_port_pair
-from clientify_odoo.topics import CLIENTIFY_CONTACT, ensure_topics, registry
+from clientify_odoo.stack.broker import LocalBroker, free_port_pair
+from connectors.kafka.admin import ensure_topics
 from producers.clientify.facts import ClientifyTopics
+from schemas.topics import CLIENTIFY_CONTACT, registry
 from tests.clientify_fixtures import read_facts, receiver_at
 
 pytestmark = pytest.mark.broker

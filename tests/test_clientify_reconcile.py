@@ -7,13 +7,13 @@ from datetime import timedelta
 
 import pytest
 
-from clientify_odoo.topics import TopicSpec
 from connectors.clientify import AdaptiveRateLimiter, ClientifyClient
 from connectors.clientify.sandbox.app import ClientifySandbox, SandboxOptions
+from connectors.kafka.publisher import Publisher
 from producers.clientify.cursors import load_cursors
 from producers.clientify.facts import ClientifyTopics, to_fact
 from producers.clientify.reconcile import Reconciler
-from producers.publisher import Publisher
+from schemas.topics import TopicSpec
 from tests.clientify_fixtures import read_facts, receiver_at, sandbox_at
 
 pytestmark = pytest.mark.broker

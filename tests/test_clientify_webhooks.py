@@ -12,10 +12,10 @@ import aiohttp
 import pytest
 from prometheus_client import REGISTRY
 
-from clientify_odoo.topics import TopicSpec
 from connectors.clientify import ClientifyClient
 from connectors.clientify.sandbox.app import SandboxOptions
 from producers.clientify.facts import ClientifyTopics, to_fact, version_of
+from schemas.topics import TopicSpec
 from tests.clientify_fixtures import (
     SECRET,
     Capture,

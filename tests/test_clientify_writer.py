@@ -13,13 +13,13 @@ import pytest
 from connectors.clientify import ClientifyClient
 from connectors.clientify.errors import ClientifyAuthError, ClientifyValidationError
 from connectors.clientify.sandbox.app import SandboxOptions
-from consumers.base import NotReady
-from consumers.clientify_writer import ClientifyTarget
-from consumers.plan import MappingMismatch
-from consumers.writer import NOTHING_LEFT, CommandWriter, WriterTopics
-from processors.mapper import FlowMapper
+from consumers.base.tracked import NotReady
+from consumers.writers.clientify import ClientifyTarget
+from consumers.writers.command_writer import NOTHING_LEFT, CommandWriter, WriterTopics
+from consumers.writers.plan import MappingMismatch
 from schemas import Command, DeadLetter, Result, ResultStatus, System
 from schemas.mapping import load_mapping
+from schemas.mapping.mapper import FlowMapper
 from tests.clientify_fixtures import sandbox_at
 
 _ids = itertools.count()

@@ -14,8 +14,8 @@ from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.structs import OffsetAndMetadata
 
-from consumers.base import ConsumerConfig, TrackingConsumer
-from producers.publisher import Outgoing
+from connectors.kafka.publisher import Outgoing
+from consumers.base.tracked import ConsumerConfig, TrackingConsumer
 from schemas import AnyEnvelope, Command, System, encode
 
 TOPIC = "t.sync.commands.clientify"

@@ -19,13 +19,20 @@ from typing import Any
 import aiohttp
 import pytest
 
-from clientify_odoo.topics import TopicSpec
 from connectors.clientify import ClientifyClient
-from consumers.dead_letters import Book, DeadLetterTopics, Entry, read_book, requeue_id, send
+from connectors.kafka.publisher import Publisher
+from consumers.writers.dead_letters import (
+    Book,
+    DeadLetterTopics,
+    Entry,
+    read_book,
+    requeue_id,
+    send,
+)
 from processors.decide import Link, on_requeue, on_result
 from processors.sync_state import RecordState, apply_fact, apply_result
-from producers.publisher import Publisher
 from schemas import Command, DeadLetter, Result, ResultStatus, System
+from schemas.topics import TopicSpec
 from tests.clientify_fixtures import sandbox_at
 from tests.test_worker import Worker
 from tests.test_writers_on_kafka import Reader, outgoing, reading

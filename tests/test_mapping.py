@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.mapper import FlowMapper
-from processors.transforms import TransformError
 from schemas.keys import normalise_key
 from schemas.mapping import DEFAULT_MAPPING, Direction, KeyNormalizer, MappingError, load_mapping
+from schemas.mapping.mapper import FlowMapper
+from schemas.mapping.transforms import TransformError
 
 MAPPING = load_mapping()
 COMPANY = FlowMapper(MAPPING.flows["company"])

@@ -20,19 +20,15 @@ from aiokafka import TopicPartition
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from clientify_odoo.broker import free_port_pair
 from clientify_odoo.cli import build_parser
-from clientify_odoo.metrics import (
-    SERVICES,
-    Service,
-    ServiceHealth,
-    count_outcome,
-    partition_names,
-)
 from clientify_odoo.metrics_server import serve_metrics
-from clientify_odoo.topics import TopicSpec
+from clientify_odoo.services import SERVICES, Service
+from clientify_odoo.stack.broker import free_port_pair
+from connectors.kafka.publisher import Publisher
 from connectors.odoo.sandbox import seed
-from producers.publisher import Publisher
+from processors.metrics import count_outcome
+from schemas.health import ServiceHealth, partition_names
+from schemas.topics import TopicSpec
 from tests.clientify_fixtures import receiver_at, sandbox_at
 from tests.odoo_fixtures import API_KEY, DB, LOGIN, facts_on, running_sandbox
 from tests.test_compose_and_readme import compose

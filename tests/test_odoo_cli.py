@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from clientify_odoo.topics import TopicSpec
 from connectors.odoo import OdooClient, OdooConfig, OdooVersion
 from connectors.odoo.sandbox import seed
+from schemas.topics import TopicSpec
 from tests.odoo_fixtures import API_KEY, DB, LOGIN, facts_on, running_sandbox
 
 COMMAND = str(Path(sys.executable).parent / "clientify-odoo")

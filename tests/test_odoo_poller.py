@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 
-from clientify_odoo.topics import TopicSpec
+from connectors.kafka.publisher import Outgoing, Publisher
+from connectors.kafka.reader import ReadError, read_to_end
 from connectors.odoo import OdooAccessDenied, OdooClient
 from connectors.odoo.sandbox import SUPPORTED_VERSIONS, seed
 from producers.odoo import OdooPoller, PollerError, PollerOptions
-from producers.odoo.cursor import Cursor, CursorError, load_cursors, read_committed
-from producers.publisher import Outgoing, Publisher
+from producers.odoo.cursor import Cursor, load_cursors
+from schemas.topics import TopicSpec
 from tests.odoo_fixtures import (
     Sandbox,
     facts_on,
@@ -288,14 +289,14 @@ async def test_reading_back_is_bounded_by_time_and_count(
     name = topic(topics, "odoo.cursors")
     async with Publisher(kafka_bootstrap) as publisher:
         await publisher.publish_all([Outgoing(name, f"k{i}", b"%d" % i) for i in range(10)])
-    everything = await read_committed(kafka_bootstrap, name)
+    everything = await read_to_end(kafka_bootstrap, [name])
     assert [r.value for r in everything] == [b"%d" % i for i in range(10)]
-    newest = await read_committed(kafka_bootstrap, name, newest=3)
+    newest = await read_to_end(kafka_bootstrap, [name], newest=3)
     assert [r.value for r in newest] == [b"7", b"8", b"9"]
-    assert await read_committed(kafka_bootstrap, name, since=datetime(2999, 1, 1)) == []
-    assert len(await read_committed(kafka_bootstrap, name, since=datetime(2000, 1, 1))) == 10
-    with pytest.raises(CursorError, match="does not exist"):
-        await read_committed(kafka_bootstrap, name + ".typo")
+    assert await read_to_end(kafka_bootstrap, [name], since=datetime(2999, 1, 1)) == []
+    assert len(await read_to_end(kafka_bootstrap, [name], since=datetime(2000, 1, 1))) == 10
+    with pytest.raises(ReadError, match="does not exist"):
+        await read_to_end(kafka_bootstrap, [name + ".typo"], must_exist=True)
 
 
 async def test_run_waits_out_concurrency_faults_but_stops_on_real_ones(

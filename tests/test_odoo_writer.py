@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from connectors.odoo import OdooClient
-from consumers.odoo_writer import OdooTarget, Unresolvable
+from consumers.writers.odoo import OdooTarget, Unresolvable
 from schemas import Command, System
 from schemas.mapping import load_mapping
 from tests.odoo_fixtures import running_sandbox

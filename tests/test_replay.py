@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from clientify_odoo.kafka_state import inspect_kafka
+from clientify_odoo.status.kafka_state import inspect_kafka
 from processors import rebuild
 from schemas import Command
 from schemas.mapping import DEFAULT_MAPPING

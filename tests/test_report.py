@@ -23,14 +23,13 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from clientify_odoo.topics import TopicSpec
+from connectors.kafka.publisher import Outgoing, Publisher
 from connectors.odoo import OdooClient
 from connectors.odoo.sandbox import seed
-from consumers.reporting import ReportingSink
-from consumers.reporting_tables import TABLES, read_table
-from consumers.sink import SinkConfig, SinkConsumer, Store, open_read_only
+from consumers.base.sink import SinkConfig, SinkConsumer, Store, open_read_only
+from consumers.reporting.sink import ReportingSink
+from consumers.reporting.tables import TABLES, read_table
 from producers.odoo import OdooPoller, PollerOptions
-from producers.publisher import Outgoing, Publisher
 from schemas import (
     Command,
     ConflictReport,
@@ -41,6 +40,7 @@ from schemas import (
     Skip,
     System,
 )
+from schemas.topics import TopicSpec
 from tests.odoo_fixtures import Sandbox, running_sandbox, transactional_publisher
 
 pytestmark = pytest.mark.broker

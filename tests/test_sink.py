@@ -1,4 +1,4 @@
-"""The base for store-backed consumers (consumers/sink.py) on the real broker: the
+"""The base for store-backed consumers (consumers/base/sink.py) on the real broker: the
 README's example consumer as printed, exactly-once effects across a failure in the
 middle of a batch, rejects, and the store's own checks."""
 
@@ -21,10 +21,11 @@ from typing import Any
 
 import pytest
 
-from clientify_odoo.topics import SKIPS, TopicSpec, ensure_topics, registry
-from consumers.sink import Message, SinkConfig, SinkConsumer, SinkError, Store
-from producers.publisher import Outgoing, Publisher
+from connectors.kafka.admin import ensure_topics
+from connectors.kafka.publisher import Outgoing, Publisher
+from consumers.base.sink import Message, SinkConfig, SinkConsumer, SinkError, Store
 from schemas import ConflictReport, Skip, System
+from schemas.topics import SKIPS, TopicSpec, registry
 
 pytestmark = pytest.mark.broker
 REPO = Path(__file__).resolve().parent.parent

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from clientify_odoo.broker import LocalBroker, free_port_pair
+from clientify_odoo.stack.broker import LocalBroker, free_port_pair
 
 pytestmark = pytest.mark.broker
 REPO = Path(__file__).resolve().parent.parent

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from clientify_odoo.broker import free_port_pair
-from clientify_odoo.metrics import SERVICES
-from clientify_odoo.topics import TopicSpec
+from clientify_odoo.services import SERVICES
+from clientify_odoo.stack.broker import free_port_pair
 from schemas import ConflictReport, Skip
+from schemas.topics import TopicSpec
 from tests.stack_fixtures import SyncStack, eventually, topic_messages
 from tests.test_end_to_end import clientify_company, create_acme
 from tests.test_metrics import get, sample

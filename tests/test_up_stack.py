@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from clientify_odoo.broker import free_port_pair
-from clientify_odoo.stack_plan import STACK_ENV, read_env_file
+from clientify_odoo.stack.broker import free_port_pair
+from clientify_odoo.stack.plan import STACK_ENV, read_env_file
 from connectors.clientify import ClientifyClient
 from connectors.odoo.client import OdooClient, OdooConfig
 from schemas.keys import normalise_tax_id

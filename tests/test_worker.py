@@ -17,12 +17,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.partitioner import DefaultPartitioner
 
-from clientify_odoo.kafka_state import inspect_kafka
-from clientify_odoo.topic_reader import partitions_of
-from clientify_odoo.topics import TopicSpec
+from clientify_odoo.status.kafka_state import inspect_kafka
+from connectors.kafka.admin import partitions_of
+from connectors.kafka.publisher import Outgoing, Publisher
 from processors.rebuild import Tables, changelog
-from producers.publisher import Outgoing, Publisher
 from schemas import AnyEnvelope, Command, Fact, Result, ResultStatus, Skip, System, decode
+from schemas.topics import TopicSpec
 
 pytestmark = pytest.mark.broker
 REPO = Path(__file__).resolve().parent.parent

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from clientify_odoo.broker import LocalBroker, free_port_pair
-from clientify_odoo.topic_reader import read_to_end
+from clientify_odoo.stack.broker import LocalBroker, free_port_pair
+from connectors.kafka.reader import read_to_end
 from processors.app import WorkerConfig, create_app
 from schemas.mapping import load_mapping
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from clientify_odoo.topics import TopicSpec
-from producers.publisher import Outgoing, Publisher
+from connectors.kafka.publisher import Outgoing, Publisher
 from schemas import Command, Result, ResultStatus, System
+from schemas.topics import TopicSpec
 from tests.clientify_fixtures import sandbox_at
 from tests.odoo_fixtures import API_KEY, DB, LOGIN, running_sandbox
 from tests.test_writers_on_kafka import reading

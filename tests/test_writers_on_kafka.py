@@ -21,13 +21,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
-from clientify_odoo.topics import TopicSpec, ensure_topics, registry
 from connectors.clientify import ClientifyClient
-from consumers.base import ConsumerConfig, TrackingConsumer
-from consumers.clientify_writer import ClientifyTarget
-from consumers.tracking import AppliedRecord, stored
-from consumers.writer import CommandWriter, WriterTopics
-from producers.publisher import Outgoing, Publisher
+from connectors.kafka.admin import ensure_topics
+from connectors.kafka.publisher import Outgoing, Publisher
+from consumers.base.tracked import ConsumerConfig, TrackingConsumer
+from consumers.base.tracking import AppliedRecord, stored
+from consumers.writers.clientify import ClientifyTarget
+from consumers.writers.command_writer import CommandWriter, WriterTopics
 from schemas import (
     AnyEnvelope,
     Command,
@@ -39,6 +39,7 @@ from schemas import (
     encode,
 )
 from schemas.mapping import load_mapping
+from schemas.topics import TopicSpec, registry
 from tests.clientify_fixtures import sandbox_at
 
 pytestmark = pytest.mark.broker

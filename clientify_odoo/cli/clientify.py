@@ -22,16 +22,25 @@ from clientify_odoo.cli.common import (
     bootstrap_servers,
 )
 from clientify_odoo.cli.kafka import ensure_registry
-from clientify_odoo.cli.metrics_options import add_metrics_arguments, metrics_served
-from clientify_odoo.metrics import SERVICE_BY_NAME, ServiceHealth
-from clientify_odoo.serve import serve_until_stopped
-from clientify_odoo.settings import SANDBOX_API_KEY, SANDBOX_WEBHOOK_TARGET
-from connectors.clientify import ClientifyClient, ClientifyError
+from clientify_odoo.cli.metrics_options import (
+    add_metrics_arguments,
+    metrics_served,
+    service_health,
+)
+from clientify_odoo.cli.serve import serve_until_stopped
+from clientify_odoo.services import SERVICE_BY_NAME
+from clientify_odoo.settings import (
+    SANDBOX_API_KEY,
+    SANDBOX_WEBHOOK_TARGET,
+    SettingsError,
+    clientify_client,
+)
+from connectors.clientify import ClientifyError
 from connectors.clientify.sandbox.app import ClientifySandbox, SandboxOptions
+from connectors.kafka.publisher import Publisher
 from producers.clientify.facts import ClientifyTopics
 from producers.clientify.receiver import DEFAULT_MAX_BODY, ReceiverConfig, WebhookReceiver
 from producers.clientify.reconcile import DEFAULT_OVERLAP, Reconciler
-from producers.publisher import Publisher
 
 DEFAULT_SANDBOX_PORT = 8070
 DEFAULT_WEBHOOK_PORT = SERVICE_BY_NAME["webhook-receiver"].port  # /health and /metrics too
@@ -154,7 +163,8 @@ def _webhooks_serve(args: argparse.Namespace, context: Context) -> int:
 
     async def serve() -> None:
         async with Publisher(bootstrap, client_id="clientify-webhooks") as publisher:
-            receiver = WebhookReceiver(config, publisher)
+            health = service_health("webhook-receiver")
+            receiver = WebhookReceiver(config, publisher, health=health)
 
             def started(port: int) -> None:
                 context.console.print(
@@ -218,17 +228,14 @@ def _reconcile(args: argparse.Namespace, context: Context) -> int:
             f"--interval must be > 0 and --overlap >= 0 (got {args.interval} and {args.overlap})"
         )
     settings = context.settings
-    api_key = settings.clientify_api_key
-    if api_key is None:
-        raise CommandError(
-            "CLIENTIFY_API_KEY is not set. Copy the key from Clientify's settings (or the "
-            "one `clientify-odoo sandbox clientify` prints) into .env."
-        )
+    try:
+        client = clientify_client(settings)
+    except SettingsError as exc:
+        raise CommandError(str(exc)) from None
     bootstrap = bootstrap_servers(args, context)
-    health = ServiceHealth("reconciler", stale_after=max(RECONCILE_STALE_AFTER, 3 * args.interval))
+    health = service_health("reconciler", stale_after=max(RECONCILE_STALE_AFTER, 3 * args.interval))
 
     async def run() -> None:
-        client = ClientifyClient(str(settings.clientify_url), api_key)
         async with client, Publisher(bootstrap, client_id="clientify-reconcile") as publisher:
             await client.check_key()
             reconciler = Reconciler(

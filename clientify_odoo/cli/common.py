@@ -8,8 +8,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from clientify_odoo.broker import DEFAULT_PORT
 from clientify_odoo.settings import Settings
+from clientify_odoo.stack.broker import DEFAULT_PORT
 from schemas.mapping import DEFAULT_MAPPING, MappingError, MappingFile, load_mapping
 
 
@@ -46,7 +46,7 @@ def bootstrap_servers(args: argparse.Namespace, context: Context) -> str:
 def add_mapping_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mapping", type=Path, default=None,
-        help="mapping file (default: MAPPING_FILE, else the built-in processors/mapping.yaml)",
+        help="mapping file (default: MAPPING_FILE, else the built-in schemas/mapping/mapping.yaml)",
     )  # fmt: skip
 
 

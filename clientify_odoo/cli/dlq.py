@@ -1,5 +1,5 @@
 """`clientify-odoo dlq list | show | requeue`: the commands the writers could not apply,
-and sending them back once the cause is fixed (consumers.dead_letters)."""
+and sending them back once the cause is fixed (consumers.writers.dead_letters)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from clientify_odoo.cli.common import (
     add_bootstrap_argument,
     bootstrap_servers,
 )
-from consumers.dead_letters import (
+from consumers.writers.dead_letters import (
     SHORT_ID,
     Book,
     DeadLetterTopics,

@@ -9,7 +9,8 @@ from typing import Any
 
 from rich.table import Table
 
-from clientify_odoo.broker import (
+from clientify_odoo.cli.common import CommandError, Context
+from clientify_odoo.stack.broker import (
     DEFAULT_KAFKA_VERSION,
     DEFAULT_PORT,
     BrokerError,
@@ -17,10 +18,9 @@ from clientify_odoo.broker import (
     LocalBroker,
     default_cache_dir,
     default_data_dir,
-    reachable,
 )
-from clientify_odoo.cli.common import CommandError, Context
-from clientify_odoo.topics import TopicConfigError, ensure_topics, registry
+from connectors.kafka.admin import TopicConfigError, ensure_topics, list_topics, reachable
+from schemas.topics import registry
 
 
 def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
@@ -129,8 +129,6 @@ def _status(args: argparse.Namespace, context: Context) -> int:
 
 
 def _topics(bootstrap: str) -> list[str]:
-    from clientify_odoo.broker import list_topics
-
     return sorted(asyncio.run(list_topics(bootstrap)))
 
 

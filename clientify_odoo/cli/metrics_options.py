@@ -7,8 +7,10 @@ import contextlib
 from collections.abc import Iterator
 
 from clientify_odoo.cli.common import CommandError, Context
-from clientify_odoo.metrics import SERVICE_BY_NAME, ServiceHealth
+from clientify_odoo.logs import secret_filter
 from clientify_odoo.metrics_server import MetricsServer, serve_metrics
+from clientify_odoo.services import SERVICE_BY_NAME
+from schemas.health import ServiceHealth
 
 
 def add_metrics_arguments(parser: argparse.ArgumentParser, service: str) -> None:
@@ -23,6 +25,11 @@ def add_metrics_arguments(parser: argparse.ArgumentParser, service: str) -> None
         help="address for --metrics-port (default 127.0.0.1: this machine only; "
         "0.0.0.0 in a container)",
     )  # fmt: skip
+
+
+def service_health(service: str, stale_after: float | None = None) -> ServiceHealth:
+    """What the service's `/health` says, its error texts redacted as the logs are."""
+    return ServiceHealth(service, stale_after=stale_after, redact=secret_filter().redact)
 
 
 @contextlib.contextmanager

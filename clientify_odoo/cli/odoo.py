@@ -25,16 +25,19 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from clientify_odoo.broker import list_topics
 from clientify_odoo.cli.common import CommandError, Context
 from clientify_odoo.cli.kafka import add_broker_arguments, start_broker
-from clientify_odoo.cli.metrics_options import add_metrics_arguments, metrics_served
-from clientify_odoo.metrics import ServiceHealth
-from clientify_odoo.serve import serve_until_stopped
-from clientify_odoo.settings import SANDBOX_API_KEY
-from clientify_odoo.topics import ODOO_CURSORS, ODOO_PARTNER, ODOO_PRODUCT, ODOO_SALE_ORDER
-from clientify_odoo.topics import registry as topic_registry
+from clientify_odoo.cli.metrics_options import (
+    add_metrics_arguments,
+    metrics_served,
+    service_health,
+)
+from clientify_odoo.cli.serve import serve_until_stopped
+from clientify_odoo.settings import SANDBOX_API_KEY, odoo_config
 from connectors.faults import Faults
+from connectors.kafka.admin import list_topics
+from connectors.kafka.publisher import Publisher
+from connectors.kafka.reader import ReadError
 from connectors.odoo import OdooClient, OdooConfig, OdooConfigError, OdooError
 from connectors.odoo.sandbox import (
     SUPPORTED_VERSIONS,
@@ -49,7 +52,9 @@ from connectors.odoo.sandbox import (
 )
 from producers.odoo import OdooPoller, PollerError, PollerOptions, PollReport
 from producers.odoo.cursor import CursorError
-from producers.publisher import Publisher
+from schemas.health import ServiceHealth
+from schemas.topics import ODOO_CURSORS, ODOO_PARTNER, ODOO_PRODUCT, ODOO_SALE_ORDER
+from schemas.topics import registry as topic_registry
 
 DEFAULT_SANDBOX_PORT = 8069  # Odoo's own
 DEFAULT_PROFILE = 17
@@ -282,10 +287,10 @@ async def _poll_odoo(
 
 def _poll(args: argparse.Namespace, context: Context) -> int:
     try:
-        config = OdooConfig.from_settings(context.settings, protocol=args.protocol)
+        config = odoo_config(context.settings, protocol=args.protocol)
     except (OdooConfigError, ValueError) as exc:
         raise CommandError(str(exc).splitlines()[0], exit_code=2) from None
-    health = ServiceHealth("odoo-poller", stale_after=max(STALE_AFTER, 4 * args.interval))
+    health = service_health("odoo-poller", stale_after=max(STALE_AFTER, 4 * args.interval))
     # One-shot runs serve nothing: they end before a scrape, and would take the port
     # of the poller service running beside them.
     one_shot = args.once or args.backfill
@@ -297,7 +302,7 @@ def _poll(args: argparse.Namespace, context: Context) -> int:
             raise CommandError(str(exc), exit_code=2) from None
         except OdooError as exc:
             raise CommandError(f"Odoo: {exc}") from None
-        except (KafkaError, CursorError, PollerError) as exc:
+        except (KafkaError, ReadError, CursorError, PollerError) as exc:
             raise CommandError(f"Kafka at {bootstrap}: {exc}") from None
     return 0
 

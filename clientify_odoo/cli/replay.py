@@ -18,10 +18,10 @@ from clientify_odoo.cli.common import (
     bootstrap_servers,
     load_mapping_for,
 )
-from clientify_odoo.stack_plan import DEFAULT_WORKER_DIR
-from clientify_odoo.topics import DEFAULT_PARTITIONS, SOURCES
+from clientify_odoo.stack.plan import DEFAULT_WORKER_DIR
 from processors import rebuild, replay_source
 from schemas.envelope import Command
+from schemas.topics import DEFAULT_PARTITIONS, SOURCES
 
 SOURCE_NAMES = [spec.name for spec in SOURCES]
 

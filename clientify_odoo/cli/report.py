@@ -28,16 +28,16 @@ from rich.progress import (
 )
 from rich.table import Table as RichTable
 
-from clientify_odoo.broker import reachable
 from clientify_odoo.cli.common import (
     CommandError,
     Context,
     add_bootstrap_argument,
     bootstrap_servers,
 )
-from consumers.reporting import ReportingSink
-from consumers.reporting_tables import TABLE_NAMES, TABLES, Table, freshness, read_table
-from consumers.sink import SinkConfig, SinkConsumer, SinkError, Store, open_read_only
+from connectors.kafka.admin import reachable
+from consumers.base.sink import SinkConfig, SinkConsumer, SinkError, Store, open_read_only
+from consumers.reporting.sink import ReportingSink
+from consumers.reporting.tables import TABLE_NAMES, TABLES, Table, freshness, read_table
 
 MONEY_COLUMNS = {"untaxed", "total", "amount"}
 

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from clientify_odoo.cli.common import CommandError, Context
-from clientify_odoo.stack_plan import DEFAULT_STACK_DIR, STACK_ENV, read_env_file
+from clientify_odoo.stack.plan import DEFAULT_STACK_DIR, STACK_ENV, read_env_file
 from connectors.clientify import ClientifyClient
 from connectors.odoo.client import OdooClient, OdooConfig
 

@@ -25,17 +25,17 @@ from clientify_odoo.cli.kafka import (
     local_broker,
     start_broker,
 )
-from clientify_odoo.flow_counts import FlowCounts, follow
-from clientify_odoo.kafka_state import inspect_kafka
-from clientify_odoo.stack_plan import (
+from clientify_odoo.stack.plan import (
     DEFAULT_STACK_DIR,
     STACK_ENV,
     StackOptions,
     StackPlan,
     plan_stack,
 )
-from clientify_odoo.stack_view import render
-from clientify_odoo.supervisor import Supervisor
+from clientify_odoo.stack.supervisor import Supervisor
+from clientify_odoo.stack.view import render
+from clientify_odoo.status.flow_counts import FlowCounts, follow
+from clientify_odoo.status.kafka_state import inspect_kafka
 
 SANDBOX_READY_WITHIN = 60.0
 

@@ -15,10 +15,16 @@ from rich.table import Table
 from rich.text import Text
 
 from clientify_odoo.cli.common import Context, add_bootstrap_argument, bootstrap_servers
-from clientify_odoo.health import EXIT_NO_BROKER, EXIT_OK, StackStatus, service_urls, stack_status
-from clientify_odoo.kafka_state import PartitionLag
-from clientify_odoo.metrics import SERVICE_BY_NAME, SERVICES
-from clientify_odoo.topics import DEFAULT_PARTITIONS
+from clientify_odoo.services import SERVICE_BY_NAME, SERVICES
+from clientify_odoo.status.health import (
+    EXIT_NO_BROKER,
+    EXIT_OK,
+    StackStatus,
+    service_urls,
+    stack_status,
+)
+from clientify_odoo.status.kafka_state import PartitionLag
+from schemas.topics import DEFAULT_PARTITIONS
 
 STYLE = {"ok": "green", "degraded": "yellow", "down": "red"}
 

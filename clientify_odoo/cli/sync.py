@@ -19,12 +19,16 @@ from clientify_odoo.cli.common import (
     load_mapping_for,
     mapping_path,
 )
-from clientify_odoo.cli.metrics_options import add_metrics_arguments, metrics_served
-from clientify_odoo.metrics import ServiceHealth
-from clientify_odoo.stack_plan import DEFAULT_WORKER_DIR
-from clientify_odoo.topics import DEFAULT_PARTITIONS, TopicConfigError, ensure_topics, registry
+from clientify_odoo.cli.metrics_options import (
+    add_metrics_arguments,
+    metrics_served,
+    service_health,
+)
+from clientify_odoo.stack.plan import DEFAULT_WORKER_DIR
+from connectors.kafka.admin import TopicConfigError, ensure_topics
 from processors.app import WorkerConfig, create_app
 from processors.rebuild import ensure_changelogs
+from schemas.topics import DEFAULT_PARTITIONS, registry
 
 FAUST_LOGGERS = ("faust", "mode", "aiokafka", "kafka")  # what --faust-log-level is for
 
@@ -49,7 +53,7 @@ def _worker(args: argparse.Namespace, context: Context) -> int:
             "up` or set KAFKA_BOOTSTRAP_SERVERS."
         ) from None
     # Faust beats every 10 s (processors/app.py); two minutes without one: stuck.
-    health = ServiceHealth("worker", stale_after=120.0)
+    health = service_health("worker", stale_after=120.0)
     config = WorkerConfig(
         bootstrap=bootstrap,
         prefix=prefix,

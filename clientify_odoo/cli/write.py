@@ -18,29 +18,32 @@ from clientify_odoo.cli.common import (
     add_bootstrap_argument,
     bootstrap_servers,
 )
-from clientify_odoo.cli.metrics_options import add_metrics_arguments, metrics_served
-from clientify_odoo.metrics import ServiceHealth
-from clientify_odoo.topics import (
+from clientify_odoo.cli.metrics_options import (
+    add_metrics_arguments,
+    metrics_served,
+    service_health,
+)
+from clientify_odoo.settings import SettingsError, clientify_client, odoo_config
+from connectors.clientify.errors import ClientifyAuthError, ClientifyError
+from connectors.kafka.admin import TopicConfigError, ensure_topics
+from connectors.odoo import OdooClient
+from connectors.odoo.errors import OdooConfigError, OdooError
+from consumers.base.tracked import ConsumerConfig, TrackingConsumer
+from consumers.writers.clientify import ClientifyTarget
+from consumers.writers.clientify_index import DEFAULT_REFRESH_EVERY
+from consumers.writers.command_writer import CommandWriter, Target, WriterTopics
+from consumers.writers.odoo import OdooTarget
+from schemas.health import ServiceHealth
+from schemas.mapping import DEFAULT_MAPPING, MappingError, MappingFile, load_mapping
+from schemas.topics import (
     APPLIED_COMMANDS,
     COMMANDS_CLIENTIFY,
     COMMANDS_ODOO,
     DEAD_LETTERS,
     DEFAULT_PARTITIONS,
     RESULTS,
-    TopicConfigError,
-    ensure_topics,
     registry,
 )
-from connectors.clientify import ClientifyClient
-from connectors.clientify.errors import ClientifyAuthError, ClientifyError
-from connectors.odoo import OdooClient, OdooConfig
-from connectors.odoo.errors import OdooConfigError, OdooError
-from consumers.base import ConsumerConfig, TrackingConsumer
-from consumers.clientify_index import DEFAULT_REFRESH_EVERY
-from consumers.clientify_writer import ClientifyTarget
-from consumers.odoo_writer import OdooTarget
-from consumers.writer import CommandWriter, Target, WriterTopics
-from schemas.mapping import DEFAULT_MAPPING, MappingError, MappingFile, load_mapping
 
 TargetFactory = Callable[[MappingFile], contextlib.AbstractAsyncContextManager[Target]]
 # The consume loop turns every half second unless one command holds it (retries with
@@ -129,7 +132,7 @@ def _serve(
     """Run the writer for `system`, its metrics and health served meanwhile; a waiting
     command is retried at least every `max_wait` seconds. Failures are one line, exit
     code 2 as for the other commands (a setting or a system needs fixing)."""
-    health = ServiceHealth(f"{system}-writer", stale_after=STALE_AFTER)
+    health = service_health(f"{system}-writer", stale_after=STALE_AFTER)
     with metrics_served(args, context, health):
         try:
             return asyncio.run(_run(args, context, system, target, health, max_wait))
@@ -142,15 +145,15 @@ def _serve(
 
 
 def _write_clientify(args: argparse.Namespace, context: Context) -> int:
-    settings = context.settings
-    if settings.clientify_api_key is None:
-        raise CommandError("CLIENTIFY_API_KEY is not set (environment or .env)", 2)
-    api_key = settings.clientify_api_key
+    try:
+        client = clientify_client(context.settings)
+    except SettingsError as exc:
+        raise CommandError(str(exc), 2) from None
     refresh = args.index_refresh_seconds if args.index_refresh_seconds > 0 else None
 
     @contextlib.asynccontextmanager
     async def target(mapping: MappingFile) -> AsyncIterator[Target]:
-        async with ClientifyClient(str(settings.clientify_url), api_key) as client:
+        async with client:
             await client.check_key()  # a rejected key stops here, not at the first command
             yield ClientifyTarget(client, mapping, index_refresh=refresh)
 
@@ -163,7 +166,7 @@ def _write_clientify(args: argparse.Namespace, context: Context) -> int:
 
 def _write_odoo(args: argparse.Namespace, context: Context) -> int:
     try:
-        config = OdooConfig.from_settings(context.settings)
+        config = odoo_config(context.settings)
     except OdooConfigError as exc:
         raise CommandError(str(exc), 2) from None
 

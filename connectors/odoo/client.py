@@ -20,7 +20,6 @@ from typing import Any, Literal, Self
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from clientify_odoo.settings import Settings
 from connectors.odoo.errors import (
     OdooAccessDenied,
     OdooConfigError,
@@ -40,7 +39,7 @@ FIELD_ATTRIBUTES = ["type", "string", "relation", "store", "required", "readonly
 
 
 class OdooConfig(BaseModel):
-    """How to reach one Odoo database; built from the four settings by `from_settings`."""
+    """How to reach one Odoo database (the shell builds it from the four settings)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -66,23 +65,6 @@ class OdooConfig(BaseModel):
         if not value.startswith(("http://", "https://")):
             raise ValueError("ODOO_URL must start with http:// or https://")
         return value
-
-    @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> OdooConfig:
-        missing = settings.missing_odoo_settings()
-        if missing:
-            raise OdooConfigError(
-                f"Odoo is not configured: set {', '.join(missing)} (environment or .env)"
-            )
-        assert settings.odoo_url and settings.odoo_db and settings.odoo_user
-        assert settings.odoo_api_key is not None
-        return cls(
-            url=str(settings.odoo_url),
-            db=settings.odoo_db,
-            login=settings.odoo_user,
-            api_key=settings.odoo_api_key,
-            **overrides,
-        )
 
 
 class OdooClient:

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from clientify_odoo.topic_reader import read_to_end
+from connectors.kafka.reader import read_to_end
 
 
 class Cursor(BaseModel):

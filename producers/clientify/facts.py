@@ -17,16 +17,16 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from clientify_odoo.topics import (
+from connectors.clientify.client import timestamp
+from schemas import Fact, System
+from schemas.keys import normalise_sku, normalise_tax_id
+from schemas.topics import (
     CLIENTIFY_COMPANY,
     CLIENTIFY_CONTACT,
     CLIENTIFY_CURSORS,
     CLIENTIFY_PRODUCT,
     registry,
 )
-from connectors.clientify.client import timestamp
-from schemas import Fact, System
-from schemas.keys import normalise_sku, normalise_tax_id
 
 ENTITIES = ("contact", "company", "product")
 SUB_ITEM_FIELDS = {

@@ -33,10 +33,10 @@ from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from clientify_odoo.metrics import ServiceHealth, exposition, health_answer, iso
+from connectors.kafka.publisher import Outgoing, Publisher
 from producers.clientify.body import BadBody, parse
 from producers.clientify.facts import ClientifyTopics, to_fact
-from producers.publisher import Outgoing, Publisher
+from schemas.health import ServiceHealth, exposition, health_answer, iso
 
 log = logging.getLogger(__name__)
 HOOK_IN_TEXT = re.compile(r"/hooks/[^\s\"?]+")
@@ -147,14 +147,18 @@ class ReceiverMetrics:
 
 class WebhookReceiver:
     def __init__(
-        self, config: ReceiverConfig, publisher: Publisher, metrics: ReceiverMetrics | None = None
+        self,
+        config: ReceiverConfig,
+        publisher: Publisher,
+        metrics: ReceiverMetrics | None = None,
+        health: ServiceHealth | None = None,
     ) -> None:
         self.config = config
         self.publisher = publisher
         self.metrics = metrics or ReceiverMetrics()
         # Degraded while the latest publish failed (Kafka down): it answers 503 then.
         # An idle receiver is healthy: Clientify may simply have nothing to say.
-        self.health = ServiceHealth("webhook-receiver")
+        self.health = health or ServiceHealth("webhook-receiver")
         hide_in_access_log(config.secret)
 
     def app(self) -> web.Application:

@@ -21,12 +21,13 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from clientify_odoo.metrics import FACTS_PUBLISHED, POLLS, ServiceHealth, iso
 from connectors.clientify import ClientifyClient, ClientifyNotFound, Record
 from connectors.clientify.client import Records
+from connectors.kafka.publisher import Outgoing, Publisher
 from producers.clientify.cursors import Cursor, load_cursors
 from producers.clientify.facts import ENTITIES, ClientifyTopics, to_fact, version_of
-from producers.publisher import Outgoing, Publisher
+from producers.metrics import FACTS_PUBLISHED, POLLS
+from schemas.health import ServiceHealth, iso
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from clientify_odoo.topics import ODOO_PARTNER, ODOO_PRODUCT, ODOO_SALE_ORDER, TopicSpec
+from schemas.topics import ODOO_PARTNER, ODOO_PRODUCT, ODOO_SALE_ORDER, TopicSpec
 
 LOG_FIELDS = ("create_date", "write_date", "write_uid")
 

@@ -25,20 +25,23 @@ from typing import Any, Protocol
 
 from aiokafka.errors import KafkaError
 
-from clientify_odoo.metrics import FACTS_PUBLISHED, POLLS, ServiceHealth, iso
-from clientify_odoo.topics import ODOO_CURSORS, TopicSpec, registry
+from connectors.kafka.publisher import Outgoing, Publisher
+from connectors.kafka.reader import read_to_end
 from connectors.odoo import OdooClient, OdooError
+from producers.metrics import FACTS_PUBLISHED, POLLS
 from producers.odoo.cursor import (
     EPOCH,
+    READ_TIMEOUT,
     Cursor,
     cursor_key,
     load_cursors,
     parse_wire,
-    read_committed,
 )
 from producers.odoo.entities import STREAMS, Entity, Stream
-from producers.publisher import Outgoing, Publisher
 from schemas import EnvelopeError, Fact, System, decode
+from schemas.health import ServiceHealth, iso
+from schemas.odoo_values import many2one_id
+from schemas.topics import ODOO_CURSORS, TopicSpec, registry
 
 log = logging.getLogger(__name__)
 
@@ -162,9 +165,10 @@ class OdooPoller:
             topic = self._topic(entity.topic)
             # Bounded twice: by time, and by what the seen cache could hold anyway (after
             # a crash mid-backfill everything was published after `oldest`).
-            recent = await read_committed(
-                self.bootstrap, topic, since=oldest - margin, newest=self.options.seen_limit
-            )
+            recent = await read_to_end(
+                self.bootstrap, [topic], since=oldest - margin, newest=self.options.seen_limit,
+                must_exist=True, give_up_after=READ_TIMEOUT,
+            )  # fmt: skip
             for record in recent:
                 try:
                     fact = decode(record.value)
@@ -406,7 +410,7 @@ class OdooPoller:
                 list(lines.fields), order="id asc", context=ALL_RECORDS,
             )  # fmt: skip
             for child in children:
-                by_parent[_id(child[lines.link])].append(child)
+                by_parent[many2one_id(child[lines.link]) or 0].append(child)
         for record in records:
             record[lines.payload_key] = by_parent[record["id"]]
 
@@ -416,7 +420,7 @@ class OdooPoller:
         parent = entity.parent
         if parent is None or not records:
             return {}
-        links = {record["id"]: _id(record.get(parent.link)) for record in records}
+        links = {record["id"]: many2one_id(record.get(parent.link)) or 0 for record in records}
         rows = await self.client.search_read(
             parent.model, [("id", "in", sorted(set(links.values()) - {0}))], ["write_date"],
             context=ALL_RECORDS,
@@ -435,11 +439,6 @@ class OdooPoller:
             self._seen.popitem(last=False)
 
 
-def _id(value: Any) -> int:
-    """A many2one on the wire is `[id, name]` (or False)."""
-    return int(value[0]) if isinstance(value, list) and value else int(value or 0)
-
-
 def _targets(stream: Stream, rows: list[Record]) -> list[int]:
     assert stream.link is not None
     ids: set[int] = set()
@@ -447,8 +446,8 @@ def _targets(stream: Stream, rows: list[Record]) -> list[int]:
         value = row.get(stream.link)
         if isinstance(value, list) and value and not isinstance(value[-1], str):
             ids.update(int(i) for i in value)  # an x2many: a list of ids
-        elif value:
-            ids.add(_id(value))
+        elif (target := many2one_id(value)) is not None:
+            ids.add(target)
     return sorted(ids)
 
 

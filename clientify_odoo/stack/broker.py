@@ -1,0 +1,532 @@
+"""A real Apache Kafka broker (KRaft, one combined broker+controller) run from its jars.
+
+There is no Docker engine on every developer machine, so the project fetches
+`org.apache.kafka:kafka_2.13` and its runtime dependencies from Maven Central once
+(`mvn dependency:copy-dependencies` on a small generated pom), caches them in the user
+cache dir, formats a KRaft log dir and runs `kafka.Kafka` detached, with its pid, config,
+data and logs in one data dir. Data survives `down`/`up`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from platformdirs import user_cache_dir, user_data_dir
+
+from connectors.kafka.admin import list_topics, reachable
+
+DEFAULT_KAFKA_VERSION = "4.1.1"
+DEFAULT_PORT = 9092
+DEFAULT_HEAP = "-Xms256m -Xmx512m"
+MIN_JAVA = 17
+# Kafka 4 logs through log4j2; this binds the slf4j 1.x API its dependencies use to it.
+LOG4J_SLF4J = "org.apache.logging.log4j:log4j-slf4j-impl:2.24.3"
+
+
+class BrokerError(Exception):
+    """The local broker cannot be fetched, started or stopped; the text says what to do."""
+
+
+def default_cache_dir() -> Path:
+    return Path(user_cache_dir("clientify-odoo"))
+
+
+def default_data_dir() -> Path:
+    return Path(user_data_dir("clientify-odoo")) / "kafka"
+
+
+# ---------------------------------------------------------------- prerequisites
+
+
+def _alternatives() -> str:
+    return (
+        "Or run the stack with `docker compose up` instead, or set "
+        "KAFKA_BOOTSTRAP_SERVERS to an existing Kafka cluster."
+    )
+
+
+def check_java() -> str:
+    """Path of a Java >= 17 runtime, or a `BrokerError` that says how to get one."""
+    java = shutil.which("java", path=_java_path())
+    if java is None:
+        raise BrokerError(
+            f"Java {MIN_JAVA}+ is needed to run the local Kafka broker and was not found. "
+            "Install it (Debian/Ubuntu: `sudo apt-get install openjdk-17-jre-headless`; "
+            "macOS: `brew install openjdk@17`) or set JAVA_HOME. " + _alternatives()
+        )
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
+    if match:
+        major = int(match.group(1))
+        if major == 1 and match.group(2):  # "1.8" style
+            major = int(match.group(2))
+        if major < MIN_JAVA:
+            raise BrokerError(
+                f"Kafka 4 needs Java {MIN_JAVA}+, but {java} is Java {major}. Install Java "
+                f"{MIN_JAVA} or newer and put it first on PATH or in JAVA_HOME. " + _alternatives()
+            )
+    return java
+
+
+def _java_path() -> str | None:
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home:
+        return str(Path(java_home) / "bin") + os.pathsep + os.environ.get("PATH", "")
+    return None
+
+
+def check_maven() -> str:
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise BrokerError(
+            "Maven (`mvn`) is needed once, to fetch the Kafka broker jars from Maven "
+            "Central, and was not found. Install it (Debian/Ubuntu: `sudo apt-get install "
+            "maven`; macOS: `brew install maven`). " + _alternatives()
+        )
+    return mvn
+
+
+# ---------------------------------------------------------------- the jars
+
+
+@dataclass(frozen=True)
+class KafkaJars:
+    """The broker's jars for one Kafka version, fetched once into the cache dir."""
+
+    version: str = DEFAULT_KAFKA_VERSION
+    cache_dir: Path = field(default_factory=default_cache_dir)
+
+    @property
+    def home(self) -> Path:
+        return self.cache_dir / f"kafka-{self.version}"
+
+    @property
+    def lib(self) -> Path:
+        return self.home / "libs"
+
+    def ready(self) -> bool:
+        return (self.home / ".complete").exists()
+
+    def classpath(self) -> str:
+        return str(self.lib / "*")
+
+    def fetch(self, on_progress: Callable[[str], None] = lambda _line: None) -> float:
+        """Fetch the jars unless cached; returns the seconds it took (0 when cached)."""
+        if self.ready():
+            return 0.0
+        mvn = check_maven()
+        started = time.monotonic()
+        self.home.mkdir(parents=True, exist_ok=True)
+        pom = self.home / "pom.xml"
+        pom.write_text(_pom(self.version))
+        staging = self.home / "libs.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        command = [
+            mvn, "-B", "-f", str(pom), "dependency:copy-dependencies",
+            f"-DoutputDirectory={staging}", "-DincludeScope=runtime",
+        ]  # fmt: skip
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        tail: list[str] = []
+        assert process.stdout is not None
+        for line in process.stdout:
+            line = line.rstrip()
+            tail = [*tail[-30:], line]
+            if "Downloaded from" in line or "Copying" in line:
+                on_progress(line.rsplit("/", 1)[-1].split(" ")[0])
+        if process.wait() != 0:
+            raise BrokerError(
+                f"fetching Kafka {self.version} from Maven Central failed (mvn exit "
+                f"{process.returncode}). Last lines:\n" + "\n".join(tail[-12:]) + "\n"
+                "Check the network or Maven's proxy settings (~/.m2/settings.xml). "
+                + _alternatives()
+            )
+        shutil.rmtree(self.lib, ignore_errors=True)
+        staging.rename(self.lib)
+        (self.home / ".complete").write_text(self.version)
+        return time.monotonic() - started
+
+
+def _pom(version: str) -> str:
+    group, artifact, log4j_version = LOG4J_SLF4J.split(":")
+    return f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>local.clientify-odoo</groupId>
+  <artifactId>kafka-broker-jars</artifactId>
+  <version>{version}</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId>
+      <version>{version}</version>
+    </dependency>
+    <dependency>
+      <groupId>{group}</groupId><artifactId>{artifact}</artifactId>
+      <version>{log4j_version}</version>
+    </dependency>
+  </dependencies>
+</project>
+"""
+
+
+# ---------------------------------------------------------------- the broker
+
+
+@dataclass(frozen=True)
+class BrokerStatus:
+    running: bool
+    pid: int | None
+    bootstrap: str
+    data_dir: Path
+    topics: tuple[str, ...] = ()
+
+
+class LocalBroker:
+    """One KRaft broker+controller on 127.0.0.1 with everything under `data_dir`."""
+
+    def __init__(
+        self,
+        data_dir: Path | None = None,
+        port: int = DEFAULT_PORT,
+        jars: KafkaJars | None = None,
+        controller_port: int | None = None,
+        heap: str | None = None,
+    ) -> None:
+        self.data_dir = (data_dir or default_data_dir()).resolve()
+        self.port = port
+        self.controller_port = controller_port or port + 1
+        self.jars = jars or KafkaJars()
+        self.heap = heap or os.environ.get("KAFKA_HEAP_OPTS", DEFAULT_HEAP)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def kraft_dir(self) -> Path:
+        return self.data_dir / "kraft"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "broker.pid"
+
+    @property
+    def server_log(self) -> Path:
+        return self.log_dir / "server.log"
+
+    # -- lifecycle
+
+    def up(self, timeout: float = 90.0, on_progress: Callable[[str], None] = print) -> float:
+        """Start the broker unless it runs; returns seconds until it accepted clients."""
+        java = check_java()
+        if self.jars.fetch(on_progress=on_progress) == 0.0:
+            on_progress(f"Kafka {self.jars.version} jars cached in {self.jars.lib}")
+        if self.pid() is not None:
+            return 0.0
+        if _port_open(self.port) or _port_open(self.controller_port):
+            raise BrokerError(
+                f"port {self.port} or {self.controller_port} on 127.0.0.1 is taken by another "
+                "process, so the local broker cannot start there. Stop that process, choose "
+                "another port with --port, or set KAFKA_BOOTSTRAP_SERVERS to use the cluster "
+                "that is already listening."
+            )
+        self._write_config()
+        if not (self.kraft_dir / "meta.properties").exists():
+            self._format(java)
+        started = time.monotonic()
+        self._wait_ready(self._spawn(java), started, timeout)
+        return time.monotonic() - started
+
+    def down(self, timeout: float = 60.0) -> bool:
+        """Stop the broker cleanly (SIGTERM, then SIGKILL after `timeout`); False if idle."""
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.2)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.1)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def kill(self) -> None:
+        """SIGKILL, for crash tests: no clean shutdown."""
+        pid = self.pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.05)
+        self.pid_file.unlink(missing_ok=True)
+
+    def pid(self) -> int | None:
+        """The pid of this data dir's broker if it is alive (stale pid files ignored)."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        if not _alive(pid):
+            return None
+        cmdline = _cmdline(pid)
+        if cmdline is not None and str(self.data_dir) not in cmdline:
+            return None  # the pid was reused by an unrelated process
+        return pid
+
+    def status(self) -> BrokerStatus:
+        pid = self.pid()
+        topics: tuple[str, ...] = ()
+        if pid is not None:
+            topics = tuple(sorted(asyncio.run(list_topics(self.bootstrap))))
+        return BrokerStatus(pid is not None, pid, self.bootstrap, self.data_dir, topics)
+
+    # -- internals
+
+    def _write_config(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.kraft_dir.mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "server.properties").write_text(
+            _server_properties(self.port, self.controller_port, self.kraft_dir)
+        )
+        (self.data_dir / "log4j2.yaml").write_text(_log4j2(self.server_log))
+
+    def _format(self, java: str) -> None:
+        cluster_file = self.data_dir / "cluster.id"
+        if not cluster_file.exists():
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster_file.write_text(cluster_id)
+        result = subprocess.run(
+            [
+                *self._java_command(java), "kafka.tools.StorageTool", "format",
+                # `=` form: a base64 cluster id may start with "-".
+                f"--cluster-id={cluster_file.read_text().strip()}",
+                f"--config={self.data_dir / 'server.properties'}", "--ignore-formatted",
+            ],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise BrokerError(
+                f"formatting the KRaft log dir {self.kraft_dir} failed:\n"
+                + (result.stderr or result.stdout)[-2000:]
+            )
+
+    def _java_command(self, java: str) -> list[str]:
+        return [
+            java,
+            *self.heap.split(),
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.yaml'}",
+            f"-Dkafka.logs.dir={self.log_dir}",
+            "-cp",
+            self.jars.classpath(),
+        ]
+
+    def _spawn(self, java: str) -> subprocess.Popen[bytes]:
+        out = (self.log_dir / "server.out").open("ab")
+        process = subprocess.Popen(
+            [*self._java_command(java), "kafka.Kafka", str(self.data_dir / "server.properties")],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C in the terminal must not kill the broker
+            cwd=self.data_dir,
+        )
+        out.close()
+        self.pid_file.write_text(str(process.pid))
+        return process
+
+    def _wait_ready(self, process: subprocess.Popen[bytes], started: float, timeout: float) -> None:
+        # Liveness comes from the child handle, not `pid()`: right after the fork the
+        # child still shows our own command line, which `pid()` would take for a reused pid.
+        deadline = started + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                self.pid_file.unlink(missing_ok=True)
+                raise BrokerError(
+                    "the Kafka broker exited during start-up. Last log lines:\n"
+                    + _tail(self.log_dir / "server.out", 10)
+                    + "\n"
+                    + _errors(self.server_log)
+                    + f"\nFull logs: {self.log_dir}"
+                )
+            if _port_open(self.port) and reachable(self.bootstrap, timeout=5):
+                return
+            time.sleep(0.3)
+        self.down()  # never leave a half-started broker behind
+        raise BrokerError(
+            f"the Kafka broker did not accept clients within {timeout:.0f}s and was stopped. "
+            f"See {self.server_log}."
+        )
+
+
+def _server_properties(port: int, controller_port: int, kraft_dir: Path) -> str:
+    return f"""# Written by clientify-odoo; edits are overwritten at the next `kafka up`.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:{controller_port}
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs={kraft_dir}
+num.partitions=3
+# Single node: every internal topic has one replica.
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=10
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+# Every topic is declared by the product's registry; a typo must not create one.
+auto.create.topics.enable=false
+group.initial.rebalance.delay.ms=0
+log.retention.check.interval.ms=300000
+"""
+
+
+def _log4j2(server_log: Path) -> str:
+    return f"""Configuration:
+  Appenders:
+    RollingFile:
+      name: FILE
+      fileName: "{server_log}"
+      filePattern: "{server_log}.%i"
+      PatternLayout:
+        pattern: "[%d] %p %m (%c)%n"
+      SizeBasedTriggeringPolicy:
+        size: "20 MB"
+      DefaultRolloverStrategy:
+        max: 3
+  Loggers:
+    Root:
+      level: INFO
+      AppenderRef:
+        - ref: FILE
+    Logger:
+      - name: kafka.request.logger
+        level: WARN
+"""
+
+
+def free_port_pair() -> int:
+    """A port p with p and p+1 free on 127.0.0.1 (client and controller listeners).
+
+    Drawn below Linux's ephemeral range (32768+), where every outgoing connection of
+    this machine takes its local port, so a port found free stays free until bound.
+    """
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, 32000)
+        if {port, port + 1} & _HANDED_OUT:
+            continue
+        if _bindable(port) and _bindable(port + 1):
+            _HANDED_OUT.update((port, port + 1))
+            return port
+    raise BrokerError("no two consecutive free ports found on 127.0.0.1")
+
+
+# Ports this process handed out: free when drawn, but a stack draws all of its ports
+# before it starts anything, so only this set keeps two of them apart (a test's Odoo
+# sandbox and a writer's metrics once drew the same port).
+_HANDED_OUT: set[int] = set()
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def throwaway_broker(prefix: str = "kafka-") -> Iterator[str]:
+    """KAFKA_BOOTSTRAP_SERVERS when set, else a local broker on free ports in a
+    temporary dir, removed afterwards (benchmarks and one-off runs)."""
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield external
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as data:
+        broker = LocalBroker(data_dir=Path(data), port=free_port_pair())
+        broker.up(on_progress=lambda _line: None)
+        try:
+            yield broker.bootstrap
+        finally:
+            broker.down()
+
+
+def _port_open(port: int) -> bool:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child (our own, not yet reaped) counts as dead.
+    with contextlib.suppress(ChildProcessError):
+        waited, _status = os.waitpid(pid, os.WNOHANG)
+        if waited == pid:
+            return False
+    stat = Path(f"/proc/{pid}/stat")
+    if stat.exists():
+        with contextlib.suppress(OSError, IndexError):
+            return stat.read_text().split(")")[-1].split()[0] != "Z"
+    return True
+
+
+def _cmdline(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return None
+
+
+def _errors(server_log: Path) -> str:
+    """The ERROR lines and root causes of the broker's own log (where log4j writes)."""
+    try:
+        lines = server_log.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return ""
+    wanted = [line for line in lines if " ERROR " in line or line.startswith("Caused by:")]
+    return "\n".join(wanted[-8:])
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log written)"

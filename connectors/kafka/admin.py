@@ -1,0 +1,180 @@
+"""The cluster's side of the topic contract, and the questions asked of it.
+
+`ensure_topics` creates the declared topics that are missing and checks the others
+(cleanup policy, partitions), safely at every start-up; `topic_problems` is the same
+check without creating anything (`status`). The rest answers what the product asks
+the cluster: which topics and partitions exist, whether it answers at all, and what a
+consumer group has committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaError
+from aiokafka.structs import OffsetAndMetadata
+
+from connectors.kafka.clients import admin as admin_client
+from schemas.topics import ALL_TOPICS, TopicSpec
+
+log = logging.getLogger(__name__)
+
+TOPIC_ALREADY_EXISTS = 36  # Kafka protocol error code
+COORDINATOR_TRIES = 20  # 0.5 s apart
+
+
+class TopicConfigError(Exception):
+    """An existing topic differs from its declaration in a way the product cannot fix."""
+
+
+@dataclass(frozen=True)
+class EnsureReport:
+    created: tuple[str, ...]
+    existing: tuple[str, ...]
+
+
+async def ensure_topics(
+    bootstrap_servers: str, specs: Iterable[TopicSpec] = ALL_TOPICS
+) -> EnsureReport:
+    """Create missing topics and check existing ones; safe to call at every start-up.
+
+    Raises `TopicConfigError` listing every mismatch (wrong cleanup policy, fewer
+    partitions than declared) with the command that fixes it.
+    """
+    wanted = {spec.name: spec for spec in specs}
+    async with admin_client(bootstrap_servers) as admin:
+        present = set(await admin.list_topics())
+        missing = [spec for name, spec in wanted.items() if name not in present]
+        created: list[str] = await _create(admin, missing) if missing else []
+        # A topic can exist yet be absent from a stale metadata answer: creating it then
+        # says "already exists", and it is checked like the others.
+        existing = sorted(name for name in wanted if name not in created)
+        problems = await topic_problems(admin, [wanted[name] for name in existing])
+        if problems:
+            raise TopicConfigError(
+                "existing topics differ from what the product needs:\n  " + "\n  ".join(problems)
+            )
+        if created:
+            log.info("created topics: %s", ", ".join(created))
+        return EnsureReport(tuple(created), tuple(existing))
+
+
+async def _create(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> list[str]:
+    topics = [
+        NewTopic(
+            name=spec.name,
+            num_partitions=spec.partitions,
+            replication_factor=spec.replication,
+            topic_configs=spec.configs(),
+        )
+        for spec in specs
+    ]
+    response = await admin.create_topics(topics)
+    created: list[str] = []
+    for name, code, message in response.topic_errors:
+        if code == TOPIC_ALREADY_EXISTS:
+            continue  # another process won the race, or stale metadata: checked below
+        if code != 0:
+            raise TopicConfigError(f"could not create topic {name}: error {code}: {message}")
+        created.append(name)
+    return created
+
+
+async def topic_problems(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> list[str]:
+    """What differs between existing topics and their declarations, each with its fix."""
+    if not specs:
+        return []
+    problems: list[str] = []
+    partitions = await _partition_counts(admin, [spec.name for spec in specs])
+    configs = await _topic_configs(admin, [spec.name for spec in specs])
+    for spec in specs:
+        have_policy = configs.get(spec.name, {}).get("cleanup.policy", "delete")
+        if set(have_policy.split(",")) != {spec.cleanup.value}:
+            problems.append(
+                f"{spec.name}: cleanup.policy is {have_policy!r}, needs {spec.cleanup.value!r} "
+                f"({spec.purpose}). Fix: kafka-configs.sh --bootstrap-server <servers> "
+                f"--alter --entity-type topics --entity-name {spec.name} "
+                f"--add-config cleanup.policy={spec.cleanup.value}"
+            )
+        have_partitions = partitions.get(spec.name, 0)
+        if have_partitions < spec.partitions:
+            problems.append(
+                f"{spec.name}: has {have_partitions} partition(s), needs {spec.partitions}. "
+                f"Fix: kafka-topics.sh --bootstrap-server <servers> --alter --topic "
+                f"{spec.name} --partitions {spec.partitions} (keys then move partitions: "
+                "do it while the stack is stopped)"
+            )
+    return problems
+
+
+async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
+    described: Any = await admin.describe_topics(names)
+    return {topic["topic"]: len(topic["partitions"]) for topic in described}
+
+
+async def _topic_configs(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, dict[str, str]]:
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+    responses: Any = await admin.describe_configs(resources)
+    configs: dict[str, dict[str, str]] = {}
+    for response in responses:
+        for resource in response.resources:
+            _code, _message, _type, name, entries = resource[:5]
+            configs[name] = {entry[0]: entry[1] for entry in entries}
+    return configs
+
+
+async def list_topics(bootstrap: str) -> list[str]:
+    async with admin_client(bootstrap, request_timeout_ms=10_000) as admin:
+        topics: list[str] = await admin.list_topics()
+        return topics
+
+
+async def answers(bootstrap: str, within: float) -> bool:
+    """True when a cluster answers a metadata request at `bootstrap` `within` seconds."""
+    try:
+        await asyncio.wait_for(list_topics(bootstrap), timeout=within)
+    except Exception:  # noqa: BLE001 - any failure means "not there (yet)"
+        return False
+    return True
+
+
+def reachable(bootstrap: str, timeout: float = 10.0) -> bool:
+    """`answers`, for code outside an event loop."""
+    return asyncio.run(answers(bootstrap, within=timeout))
+
+
+async def partitions_of(bootstrap: str, *topics: str) -> list[TopicPartition]:
+    """The partitions of the `topics` that exist (others are left out), asked of the
+    cluster: a fresh consumer has no metadata for topics it is not subscribed to."""
+    async with admin_client(bootstrap) as admin:
+        described: Any = await admin.describe_topics(list(topics))
+    return [
+        TopicPartition(entry["topic"], partition["partition"])
+        for entry in described
+        if entry["topic"] in topics and not entry["error_code"]
+        for partition in sorted(entry["partitions"], key=lambda p: int(p["partition"]))
+    ]
+
+
+async def committed_offsets(
+    admin: AIOKafkaAdminClient, group_id: str
+) -> dict[TopicPartition, OffsetAndMetadata]:
+    """The group's committed offsets. A fresh cluster creates its offsets topic on the
+    first such question and answers "coordinator not available" meanwhile: wait."""
+    for attempt in range(COORDINATOR_TRIES):
+        try:
+            offsets: dict[TopicPartition, OffsetAndMetadata]
+            offsets = await admin.list_consumer_group_offsets(group_id)
+            return offsets
+        except KafkaError as exc:
+            if not exc.retriable or attempt == COORDINATOR_TRIES - 1:
+                raise
+            await asyncio.sleep(0.5)
+    raise AssertionError("unreachable: the last attempt returns or raises")

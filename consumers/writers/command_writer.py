@@ -1,0 +1,155 @@
+"""What both writers share: commands in, Results out, retries, dead letters.
+
+A `Target` applies one command to its system and returns the Result. Around it:
+
+- the API clients already retry single idempotent requests (5xx, lost connections) and
+  wait out throttling; a failure that still gets here is retried as a *whole command*
+  (find, read, compare, write again), a few times with backoff. That is what makes an
+  ambiguous create safe to repeat: the retry finds the record if the create landed.
+- a rejected command (validation error, unknown country...) or one still failing after
+  the budget goes to the dead-letter topic whole, with the reason, and a FAILED Result
+  (every field skipped, nothing found) tells the processors; the writer moves on.
+- errors the writer cannot get past (a rejected API key) stop it: `Target.fatal`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from connectors.kafka.publisher import Outgoing
+from consumers.base.tracked import NotReady, Reassignable
+from consumers.metrics import COMMAND_RETRIES, COMMANDS_APPLIED, DEAD_LETTERS
+from consumers.writers.plan import Plan, failed
+from schemas import AnyEnvelope, Command, DeadLetter, Result, System, encode
+from schemas.envelope import utc_now
+from schemas.keys import route_key
+
+log = logging.getLogger(__name__)
+
+NOTHING_LEFT = "nothing left to write: newer edits took every field"
+
+
+class Target(Protocol):
+    system: System
+
+    async def apply(self, command: Command) -> Result:
+        """Apply `command`; raise `NotReady` when it depends on a record not there yet."""
+
+    def transient(self, exc: Exception) -> bool:
+        """Whether trying the whole command again may succeed."""
+
+    def fatal(self, exc: Exception) -> bool:
+        """Whether the writer must stop (nothing else would succeed either)."""
+
+
+@dataclass(frozen=True)
+class WriterTopics:
+    results: str
+    dead_letters: str
+
+
+class CommandWriter:
+    """The `Handler` of a writer: applies commands through a `Target`."""
+
+    def __init__(
+        self, target: Target, topics: WriterTopics, *, attempts: int = 3, backoff: float = 1.0
+    ) -> None:
+        self.target = target
+        self.topics = topics
+        self.attempts = attempts
+        self.backoff = backoff
+        self.dead = 0
+
+    def reassigned(self) -> None:
+        # A target that keeps a view of its system (the Clientify index) refreshes it.
+        if isinstance(self.target, Reassignable):
+            self.target.reassigned()
+
+    def tracking_id(self, envelope: AnyEnvelope) -> str:
+        if isinstance(envelope, Command):
+            return envelope.command_id
+        return f"ignored:{envelope.kind}:{hashlib.sha256(encode(envelope)).hexdigest()[:32]}"
+
+    async def handle(self, envelope: AnyEnvelope) -> list[Outgoing]:
+        if not isinstance(envelope, Command) or envelope.target is not self.target.system:
+            log.error("not a command for %s, ignored: %s", self.target.system.value, envelope.kind)
+            return []
+        command = envelope
+        if not command.fields:
+            # A requeue whose every field newer edits took (processors.decide.on_requeue):
+            # nothing to write, but its Result tells `dlq list` how the requeue ended.
+            result = Plan().result(command, command.target_id, note=NOTHING_LEFT)
+            _log_result(result)
+            return [Outgoing(self.topics.results, _key(command), result)]
+        for attempt in range(1, self.attempts + 1):
+            try:
+                result = await self.target.apply(command)
+            except NotReady:
+                raise
+            except Exception as exc:  # every failure ends as a dead letter or stops the writer
+                if self.target.fatal(exc):
+                    raise
+                reason = f"{type(exc).__name__}: {exc}"
+                if self.target.transient(exc) and attempt < self.attempts:
+                    COMMAND_RETRIES.labels(command.target.value, command.entity).inc()
+                    delay = self.backoff * 2 ** (attempt - 1)
+                    log.warning(
+                        "%s %s: %s; attempt %d of %d in %.1fs", command.entity,
+                        command.business_key, reason, attempt + 1, self.attempts, delay,
+                    )  # fmt: skip
+                    await asyncio.sleep(delay)
+                    continue
+                if not self.target.transient(exc) and not _expected_rejection(exc):
+                    log.exception("unexpected failure applying %s", command.command_id)
+                return self._dead(command, reason, attempt)
+            _log_result(result)
+            _count(result)
+            return [Outgoing(self.topics.results, _key(command), result)]
+        raise AssertionError("unreachable: the last attempt returns")
+
+    async def give_up(self, envelope: AnyEnvelope, reason: str, tries: int) -> list[Outgoing]:
+        assert isinstance(envelope, Command)
+        return self._dead(envelope, f"gave up waiting for {reason}", tries)
+
+    def _dead(self, command: Command, reason: str, attempts: int) -> list[Outgoing]:
+        self.dead += 1
+        log.error(
+            "%s %s (command %s) goes to the dead letters after %d attempt(s): %s",
+            command.entity, command.business_key, command.command_id, attempts, reason,
+        )  # fmt: skip
+        letter = DeadLetter(command=command, reason=reason, attempts=attempts, at=utc_now())
+        result = failed(command, reason)
+        DEAD_LETTERS.labels(command.target.value, command.entity).inc()
+        _count(result)
+        return [
+            Outgoing(self.topics.dead_letters, _key(command), letter),
+            Outgoing(self.topics.results, _key(command), result),
+        ]
+
+
+def _key(command: Command) -> str:
+    # Results are keyed like the command, so the processors read them in its partition.
+    return route_key(command.entity, command.business_key)
+
+
+def _expected_rejection(exc: Exception) -> bool:
+    # The systems' own typed errors (a 400, a validation fault) are reasons enough;
+    # anything else is a bug worth a traceback in the log.
+    return type(exc).__module__.startswith(("connectors.", "consumers."))
+
+
+def _count(result: Result) -> None:
+    COMMANDS_APPLIED.labels(result.target.value, result.entity, result.status.value).inc()
+
+
+def _log_result(result: Result) -> None:
+    log.info(
+        "%s %s -> %s id %s: written %s, unchanged %s, skipped %s%s",
+        result.entity, result.business_key, result.target.value, result.target_id,
+        sorted(result.written), sorted(result.unchanged), sorted(result.skipped),
+        f" ({result.error})" if result.error else "",
+    )  # fmt: skip

@@ -1,0 +1,191 @@
+"""The Odoo writer: commands for partners (company and contact flows) and products.
+
+Per command: find the record by its linked id or by business key (`ref` compared
+normalised, so `B-12.345.678` is found by `B12345678`; `default_code` exactly; archived
+records included, so a key is never created twice), read it, compare canonically
+(`plan`), then create it or write only the passing fields, always with
+`tracking_disable` (no chatter noise from a sync). Many2one values travel as names and
+are resolved to ids here: countries by code or name, states by name or code within the
+country, others by name (`=ilike`, cached). Fields this server lacks (`mobile` on Odoo
+19) are reported, never sent. Nothing is ever deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from connectors.odoo import OdooClient
+from connectors.odoo.errors import OdooAccessDenied, OdooConfigError, OdooError
+from consumers.writers.plan import check_fields, mappers_towards, plan
+from schemas import Command, Result, System
+from schemas.mapping import Direction, KeyNormalizer, MappingFile
+from schemas.odoo_values import many2one_id
+
+log = logging.getLogger(__name__)
+
+WRITE_CONTEXT = {"tracking_disable": True}
+ALL_RECORDS = {"active_test": False}
+# Country and state names are translated: English, Spanish (Clientify's home market
+# writes "España"), then the API user's own language.
+NAME_CONTEXTS: tuple[dict[str, Any] | None, ...] = ({"lang": "en_US"}, {"lang": "es_ES"}, None)
+CUSTOM_FIELD_HELP = (
+    "create it in Odoo: Settings -> Technical -> Fields (developer mode) -> New, "
+    "model {model}, field name {name}, type Char"
+)
+
+
+class Unresolvable(OdooError):
+    """A many2one name matches no record (an unknown country): the command is rejected."""
+
+
+class OdooTarget:
+    system = System.ODOO
+
+    def __init__(self, client: OdooClient, mapping: MappingFile) -> None:
+        self.client = client
+        self.mappers, self.readers = mappers_towards(mapping, Direction.CLIENTIFY_TO_ODOO)
+        self._ids: dict[tuple[str, str, int | None], int] = {}
+
+    def transient(self, exc: Exception) -> bool:
+        return isinstance(exc, OdooError) and exc.transient
+
+    def fatal(self, exc: Exception) -> bool:
+        return isinstance(exc, OdooAccessDenied | OdooConfigError)
+
+    # -- set-up
+
+    async def ensure_custom_fields(self) -> list[str]:
+        """Create the custom `x_` fields the mapping writes (e.g. `x_clientify_status`)
+        that this Odoo lacks; returns the ones created. Raises `OdooConfigError` saying
+        how to create one by hand when the API user may not."""
+        created = []
+        for mapper in self.readers.values():
+            model = mapper.flow.odoo.model
+            for field in mapper.flow.fields:
+                name = field.odoo
+                if not name or not name.startswith("x_") or name in await self.client.fields(model):
+                    continue
+                try:
+                    model_ids = await self.client.search("ir.model", [("model", "=", model)])
+                    await self.client.create("ir.model.fields", {
+                        "name": name, "model_id": model_ids[0], "ttype": "char",
+                        "field_description": field.name.replace("_", " ").capitalize(),
+                        "state": "manual",
+                    })  # fmt: skip
+                except (OdooError, IndexError) as exc:
+                    raise OdooConfigError(
+                        f"Odoo has no field {model}.{name} and it could not be created "
+                        f"({exc}); " + CUSTOM_FIELD_HELP.format(model=model, name=name)
+                    ) from None
+                created.append(f"{model}.{name}")
+        return created
+
+    # -- commands
+
+    async def apply(self, command: Command) -> Result:
+        mapper = self.mappers.get(command.entity)
+        if mapper is None or not mapper.flow.fields_towards(Direction.CLIENTIFY_TO_ODOO):
+            raise Unresolvable(f"the mapping writes no {command.entity!r} fields to Odoo")
+        check_fields(command, mapper)
+        model = mapper.flow.odoo.model
+        known = await self.client.fields(model)
+        record = await self._find(command)
+        current = None if record is None else self.readers[command.entity].from_odoo(record)
+        lacking = {
+            name: f"Odoo {self.client.version} has no field {odoo_field}"
+            for name in command.fields
+            if (odoo_field := self._odoo_field(command.entity, name)) not in known
+        }
+        plan_ = plan(command, current, lacking)
+        if record is None:
+            vals = await self._vals(command.entity, plan_.write, None)
+            vals[mapper.flow.key.odoo] = command.business_key
+            vals |= {f: v for f, v in mapper.flow.odoo.where.items() if not isinstance(v, list)}
+            new_id = await self.client.create(model, vals, context=WRITE_CONTEXT)
+            log.info("created Odoo %s %s (id %d)", model, command.business_key, new_id)
+            return plan_.result(command, str(new_id))
+        if plan_.write:
+            vals = await self._vals(command.entity, plan_.write, record)
+            await self.client.write(model, [int(record["id"])], vals, context=WRITE_CONTEXT)
+        return plan_.result(command, str(record["id"]))
+
+    def _odoo_field(self, entity: str, name: str) -> str | None:
+        return next((f.odoo for f in self.readers[entity].flow.fields if f.name == name), None)
+
+    async def _find(self, command: Command) -> dict[str, Any] | None:
+        flow = self.mappers[command.entity].flow
+        model, key_field = flow.odoo.model, flow.key.odoo
+        fields = self._read_fields(command.entity)
+        if command.target_id is not None and command.target_id.isdigit():
+            rows = await self.client.read(
+                model, [int(command.target_id)], fields, context=ALL_RECORDS
+            )
+            if rows and self.mappers[command.entity].odoo_key(rows[0]) == command.business_key:
+                return rows[0]
+        key = command.business_key
+        # `=ilike` with `%` between characters finds the key however it is punctuated;
+        # the normalised comparison below keeps only exact matches.
+        pattern = "%" + "%".join(key) + "%" if flow.key.normalize is KeyNormalizer.TAX_ID else key
+        rows = await self.client.search_read(
+            model, [(key_field, "=ilike", pattern)], fields, order="id", context=ALL_RECORDS
+        )
+        mapper = self.mappers[command.entity]
+        matches = [row for row in rows if mapper.odoo_key(row) == key]
+        if len(matches) > 1:
+            # A company partner and its people may share a ref: prefer the flow's own.
+            matches = [row for row in matches if mapper.selects(row)] or matches
+            log.warning("%d Odoo %s have key %s: the oldest is used", len(matches), model, key)
+        return matches[0] if matches else None
+
+    def _read_fields(self, entity: str) -> list[str]:
+        flow = self.readers[entity].flow
+        names = [flow.key.odoo, "id", *flow.odoo.where]
+        for field in flow.fields:
+            names += [n for n in (field.odoo, field.odoo_fallback) if n]
+        if any(f.persons_only for f in flow.fields):
+            names.append("is_company")  # persons_only fields are not a company's
+        return list(dict.fromkeys(names))
+
+    async def _vals(
+        self, entity: str, fields: dict[str, Any], record: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """Odoo values for canonical `fields`, many2one names resolved to ids."""
+        mapper = self.mappers[entity]
+        vals = mapper.to_odoo(fields)
+        model = mapper.flow.odoo.model
+        described = await self.client.fields(model)
+        # Countries before states: a state is looked up within its country.
+        for name in sorted(mapper.odoo_many2one_fields(), key=lambda n: n == "state_id"):
+            value = vals.get(name)
+            if name not in vals or value is False:
+                continue
+            relation = str(described.get(name, {}).get("relation") or "")
+            country = vals.get("country_id") or many2one_id((record or {}).get("country_id"))
+            vals[name] = await self._resolve(relation, str(value), country)
+        return vals
+
+    async def _resolve(self, relation: str, value: str, country: int | None) -> int:
+        scope = country if relation == "res.country.state" else None
+        cached = self._ids.get((relation, value.casefold(), scope))
+        if cached is not None:
+            return cached
+        # =ilike is case-insensitive equality, but % and _ are wildcards in it: escaped, so
+        # "%" names no country instead of the first one.
+        exactly = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        domains: list[list[Any]] = [[("name", "=ilike", exactly)]]
+        if relation == "res.country":
+            domains.insert(0, [("code", "=ilike", exactly)])
+        elif relation == "res.country.state":
+            within = [("country_id", "=", country)] if country else []
+            domains = [
+                [*within, ("name", "=ilike", exactly)],
+                [*within, ("code", "=ilike", exactly)],
+            ]
+        for domain in domains:
+            for context in NAME_CONTEXTS:
+                ids = await self.client.search(relation, domain, limit=1, context=context)
+                if ids:
+                    self._ids[(relation, value.casefold(), scope)] = ids[0]
+                    return ids[0]
+        raise Unresolvable(f"no {relation} named {value!r} in Odoo")
