@@ -35,7 +35,7 @@ from connectors.kafka.admin import ensure_topics
 from connectors.odoo.sandbox import Credentials, Profile, open_database, parse_modules, seed
 from schemas import Result, ResultStatus, System
 from schemas.keys import normalise_sku, normalise_tax_id
-from schemas.topics import RESULTS, registry
+from schemas.topics import RESULTS, Topics
 from tests.stack_fixtures import ODOO_KEY, SyncStack, topic_messages, wait_http
 
 FLOWS = ("company", "contact", "product", "order")
@@ -168,7 +168,7 @@ class BenchStack:
     async def up(self) -> None:
         """Everything but the poller and the reconciler: starting the poller starts the
         backfill."""
-        await ensure_topics(self.bootstrap, registry(self.prefix, partitions=self.partitions))
+        await ensure_topics(self.bootstrap, Topics(self.prefix).declared(self.partitions))
         await self.start(*SANDBOXES)
         await self.start("webhook-receiver", *WORKER_AND_WRITERS)
 

@@ -29,7 +29,7 @@ from connectors.odoo import OdooClient, OdooConfig
 from connectors.odoo.sandbox import Credentials, Profile, create_app, open_database, seed
 from producers.odoo import OdooPoller, PollerOptions
 from producers.odoo.entities import STREAMS
-from schemas.topics import registry
+from schemas.topics import Topics
 
 KEY = "b" * 40
 
@@ -56,7 +56,7 @@ async def raw_read(client: OdooClient, page: int) -> tuple[int, float]:
 
 async def bench(args: argparse.Namespace, bootstrap: str) -> Table:
     prefix = f"bench{uuid.uuid4().hex[:8]}."
-    await ensure_topics(bootstrap, registry(prefix, partitions=args.partitions))
+    await ensure_topics(bootstrap, Topics(prefix).declared(args.partitions))
     database = open_database(Profile(args.profile), Credentials("bench", "admin", KEY), None)
     seeded = seed(database, args.partners, args.products, args.orders)
     faults = Faults(latency_ms=args.latency_ms)
@@ -72,7 +72,7 @@ async def bench(args: argparse.Namespace, bootstrap: str) -> Table:
             publisher = Publisher(bootstrap, transactional_id=f"{prefix}bench-poller")
             async with publisher:
                 poller = OdooPoller(
-                    client, publisher, bootstrap, topic_prefix=prefix,
+                    client, publisher, bootstrap, topics=Topics(prefix),
                     options=PollerOptions(page_size=args.page_size),
                 )  # fmt: skip
                 await poller.start()

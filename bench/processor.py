@@ -39,7 +39,7 @@ from producers.odoo import OdooPoller
 from schemas import Command, System, decode, encode
 from schemas.envelope import Fact
 from schemas.mapping import load_mapping
-from schemas.topics import COMMANDS_CLIENTIFY, ROUTED, SOURCES, registry
+from schemas.topics import COMMANDS_CLIENTIFY, ROUTED, SOURCES, Topics
 
 GOAL = 0.5  # of the bare loop's rate
 BARE = "bare."  # the bare loop's output topics: a twin of the product's, under this prefix
@@ -67,7 +67,7 @@ async def backfill_facts(bench: BenchStack) -> int:
         bench.stack.odoo() as odoo,
         Publisher(bench.bootstrap, transactional_id=f"{bench.prefix}bench-poller") as publisher,
     ):
-        poller = OdooPoller(odoo, publisher, bench.bootstrap, topic_prefix=bench.prefix)
+        poller = OdooPoller(odoo, publisher, bench.bootstrap, topics=Topics(bench.prefix))
         await poller.start()
         return (await poller.backfill()).published
 
@@ -146,8 +146,8 @@ async def faust_worker(bench: BenchStack, facts: int, within: float) -> Measured
 async def bench(args: argparse.Namespace, bootstrap: str, tmp: Path) -> Table:
     seed_odoo(tmp / "odoo", args.partners, args.products, args.orders)
     stack = BenchStack(bootstrap, tmp)
-    await ensure_topics(bootstrap, registry(stack.prefix, partitions=stack.partitions))
-    await ensure_topics(bootstrap, registry(stack.prefix + BARE, partitions=stack.partitions))
+    await ensure_topics(bootstrap, Topics(stack.prefix).declared(stack.partitions))
+    await ensure_topics(bootstrap, Topics(stack.prefix + BARE).declared(stack.partitions))
     try:
         await stack.start("odoo-sandbox")
         facts = await backfill_facts(stack)

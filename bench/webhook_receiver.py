@@ -37,9 +37,9 @@ from connectors.clientify import AdaptiveRateLimiter, ClientifyClient
 from connectors.clientify.sandbox.app import ClientifySandbox, SandboxOptions
 from connectors.kafka.admin import ensure_topics, partitions_of
 from connectors.kafka.publisher import Publisher
-from producers.clientify.facts import ClientifyTopics, to_fact
+from producers.clientify.facts import to_fact
 from producers.clientify.receiver import ReceiverConfig, WebhookReceiver
-from schemas.topics import registry
+from schemas.topics import CLIENTIFY_CONTACT, Topics
 
 SECRET = "bench-secret-" + "x" * 20
 KEY = "bench-key-0123456789"
@@ -157,9 +157,9 @@ async def bench(args: argparse.Namespace, bootstrap: str) -> Table:
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     # The raw producer writes to a twin of the receiver's topic (same config, own prefix).
     for namespace in (prefix, f"{prefix}raw."):
-        await ensure_topics(bootstrap, registry(namespace, partitions=args.partitions))
-    topics = ClientifyTopics.for_prefix(prefix)
-    raw_topic = ClientifyTopics.for_prefix(f"{prefix}raw.").contact
+        await ensure_topics(bootstrap, Topics(namespace).declared(args.partitions))
+    topics = Topics(prefix)
+    raw_topic = Topics(f"{prefix}raw.")[CLIENTIFY_CONTACT]
     raw = await raw_produce(bootstrap, raw_topic, args.requests, args.concurrency)
     config = ReceiverConfig(secret=SECRET, topics=topics)
     async with Publisher(bootstrap, client_id="bench-receiver") as publisher:
@@ -181,7 +181,7 @@ async def bench(args: argparse.Namespace, bootstrap: str) -> Table:
             before = handling(receiver)
             try:
                 latencies = await save_to_fact(
-                    f"http://{s_host}:{s_port}/v1", bootstrap, topics.contact, args.saves
+                    f"http://{s_host}:{s_port}/v1", bootstrap, topics[CLIENTIFY_CONTACT], args.saves
                 )
                 after = handling(receiver)
                 in_receiver = (after[0] - before[0]) / max(1.0, after[1] - before[1])

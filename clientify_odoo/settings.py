@@ -63,7 +63,8 @@ class Settings(BaseSettings):
     )
     mapping_file: Path | None = Field(
         default=None,
-        description="What syncs, field by field (default: the built-in schemas/mapping/mapping.yaml)",
+        description="What syncs, field by field (default: the built-in "
+        "schemas/mapping/mapping.yaml)",
     )
     topic_prefix: str = Field(
         default="",

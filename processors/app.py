@@ -45,7 +45,6 @@ from schemas.envelope import (
     EnvelopeError,
     Fact,
     Skip,
-    System,
     decode,
     encode,
     utc_now,
@@ -53,8 +52,7 @@ from schemas.envelope import (
 from schemas.health import ServiceHealth, partition_names
 from schemas.mapping import MappingFile
 from schemas.topics import (
-    COMMANDS_CLIENTIFY,
-    COMMANDS_ODOO,
+    COMMANDS,
     CONFLICTS,
     ECHOES,
     REQUEUES,
@@ -62,6 +60,8 @@ from schemas.topics import (
     ROUTED,
     SKIPS,
     SOURCES,
+    Topics,
+    TopicSpec,
 )
 
 log = logging.getLogger(__name__)
@@ -91,9 +91,9 @@ class WorkerConfig:
 
 
 def create_app(config: WorkerConfig) -> faust.App:
-    prefix = config.prefix
+    names = Topics(config.prefix)
     app = SyncApp(
-        f"{prefix}clientify-odoo-sync",
+        names.group("worker"),
         broker=f"kafka://{config.bootstrap}",
         store=config.store,
         datadir=str(config.datadir),
@@ -108,22 +108,19 @@ def create_app(config: WorkerConfig) -> faust.App:
         producer_linger=0.01,
     )
 
-    def topic(*names: str) -> Any:
+    def topic(*specs: TopicSpec) -> Any:
         return app.topic(
-            *(prefix + name for name in names),
+            *names.names(specs),
             key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
         )  # fmt: skip
 
-    sources = topic(*(spec.name for spec in SOURCES))
-    decided = topic(ROUTED.name, RESULTS.name, REQUEUES.name)
-    routed = topic(ROUTED.name)
-    skips = topic(SKIPS.name)
-    conflicts = topic(CONFLICTS.name)
-    echoes = topic(ECHOES.name)
-    commands = {
-        System.ODOO: topic(COMMANDS_ODOO.name),
-        System.CLIENTIFY: topic(COMMANDS_CLIENTIFY.name),
-    }
+    sources = topic(*SOURCES)
+    decided = topic(ROUTED, RESULTS, REQUEUES)
+    routed = topic(ROUTED)
+    skips = topic(SKIPS)
+    conflicts = topic(CONFLICTS)
+    echoes = topic(ECHOES)
+    commands = {system: topic(spec) for system, spec in COMMANDS.items()}
 
     # Per route: the sync state and the link; partitioned like the routed facts.
     states = app.Table(ROUTE_TABLES[0], partitions=config.partitions)

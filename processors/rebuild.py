@@ -38,7 +38,7 @@ from processors.routing import Router
 from processors.steps import LOOKUP_TABLES, OUTBOX, ROUTE_TABLES, DecideStep, RoutedFact, RouteStep
 from schemas.envelope import EnvelopeError, Fact, decode
 from schemas.mapping import MappingFile
-from schemas.topics import CONSUMER_GROUPS, REQUEUES, RESULTS, ROUTED, SOURCES
+from schemas.topics import REQUEUES, RESULTS, ROUTED, SOURCES, Topics
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,7 @@ class ReplayError(Exception):
 
 def app_id(prefix: str) -> str:
     """The Faust app id: its consumer group, and the prefix of its changelog topics."""
-    [worker] = [group for group in CONSUMER_GROUPS if group.service == "worker"]
-    return worker.group_id(prefix)
+    return Topics(prefix).group("worker")
 
 
 def changelog(prefix: str, table: str) -> str:
@@ -122,9 +121,10 @@ async def rebuild(
 ) -> Tables:
     """The tables as the worker had them when it stopped (see the module doc)."""
     committed = await worker_offsets(bootstrap, prefix)
-    sources = [prefix + spec.name for spec in SOURCES]
-    routed_topic = prefix + ROUTED.name
-    decided = [prefix + RESULTS.name, prefix + REQUEUES.name]
+    topics = Topics(prefix)
+    sources = topics.names(SOURCES)
+    routed_topic = topics[ROUTED]
+    decided = topics.names((RESULTS, REQUEUES))
     progress("reading the source facts, the routed facts, the results and the requeues")
     # Up to the committed offsets: what the worker had not read yet, it reads on restart.
     # A partition the group never committed on was never read: nothing of it is folded.

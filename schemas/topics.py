@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from schemas.envelope import System
+
 DAY_MS = 24 * 60 * 60 * 1000
 DEFAULT_PARTITIONS = 3
 FACT_RETENTION_MS = 365 * DAY_MS
@@ -107,32 +109,62 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
 )
 
 
-def registry(
-    prefix: str = "", partitions: int | None = None, specs: Iterable[TopicSpec] = ALL_TOPICS
-) -> tuple[TopicSpec, ...]:
-    """The declarations with names under `prefix` (several syncs on one cluster, isolated
-    tests) and, optionally, another partition count (scale-out)."""
-    return tuple(
-        replace(spec, name=prefix + spec.name, partitions=partitions or spec.partitions)
-        for spec in specs
-    )
+# The commands for each target system.
+COMMANDS = {System.ODOO: COMMANDS_ODOO, System.CLIENTIFY: COMMANDS_CLIENTIFY}
 
 
 @dataclass(frozen=True)
 class ConsumerGroup:
-    """A service's consumer group and the topics it reads (named as the services name
-    them: processors/app.py's Faust app id, cli/write.py's writer groups)."""
+    """A service's consumer group and the topics it reads: the one declaration that the
+    services (the worker's Faust app id, the writers' groups) and `status` (their lag)
+    both use."""
 
     service: str
     suffix: str
     topics: tuple[TopicSpec, ...]
 
-    def group_id(self, prefix: str) -> str:
-        return prefix + self.suffix
-
 
 CONSUMER_GROUPS = (
-    ConsumerGroup("worker", "clientify-odoo-sync", (*SOURCES, ROUTED, RESULTS)),
+    ConsumerGroup("worker", "clientify-odoo-sync", (*SOURCES, ROUTED, RESULTS, REQUEUES)),
     ConsumerGroup("clientify-writer", "clientify-odoo.writer.clientify", (COMMANDS_CLIENTIFY,)),
     ConsumerGroup("odoo-writer", "clientify-odoo.writer.odoo", (COMMANDS_ODOO,)),
 )
+GROUP_OF = {group.service: group for group in CONSUMER_GROUPS}
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Every topic, consumer group and transactional id by its name under one prefix:
+    several syncs share a cluster with a `TOPIC_PREFIX` each, and tests isolate
+    themselves so."""
+
+    prefix: str = ""
+
+    def __getitem__(self, spec: TopicSpec) -> str:
+        return self.prefix + spec.name
+
+    def names(self, specs: Iterable[TopicSpec]) -> list[str]:
+        return [self[spec] for spec in specs]
+
+    def declared(
+        self, partitions: int | None = None, specs: Iterable[TopicSpec] = ALL_TOPICS
+    ) -> tuple[TopicSpec, ...]:
+        """The declarations under the prefix, optionally with another partition count
+        (scale-out)."""
+        return tuple(
+            replace(spec, name=self[spec], partitions=partitions or spec.partitions)
+            for spec in specs
+        )
+
+    def group(self, service: str) -> str:
+        """The consumer group id of `service` (see `CONSUMER_GROUPS`)."""
+        return self.prefix + GROUP_OF[service].suffix
+
+    def scoped(self, name: str) -> str:
+        """Any other name under the prefix: a topic given by its declared name, an id two
+        syncs on one cluster must not share (a transactional id)."""
+        return self.prefix + name
+
+    def unprefixed(self, name: str) -> str:
+        """The declared name of the topic called `name` under the prefix."""
+        return name.removeprefix(self.prefix)

@@ -12,9 +12,9 @@ from aiokafka import AIOKafkaConsumer
 from connectors.clientify.sandbox.app import ClientifySandbox, SandboxOptions
 from connectors.kafka.admin import partitions_of
 from connectors.kafka.publisher import Publisher
-from producers.clientify.facts import ClientifyTopics
 from producers.clientify.receiver import ReceiverConfig, WebhookReceiver
 from schemas import Fact, decode
+from schemas.topics import Topics
 
 
 @contextlib.asynccontextmanager
@@ -90,7 +90,7 @@ async def receiver_at(
     bootstrap: str, prefix: str, **config: Any
 ) -> AsyncIterator[tuple[WebhookReceiver, str]]:
     """A running webhook receiver publishing under `prefix`; yields it and its hook URL."""
-    settings = ReceiverConfig(secret=SECRET, topics=ClientifyTopics.for_prefix(prefix), **config)
+    settings = ReceiverConfig(secret=SECRET, topics=Topics(prefix), **config)
     async with Publisher(bootstrap, request_timeout_ms=5000) as publisher:
         receiver = WebhookReceiver(settings, publisher)
         async with serving(receiver.app()) as origin:

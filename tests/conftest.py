@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, settings
 
 from clientify_odoo.stack.broker import LocalBroker, free_port_pair
 from connectors.kafka.admin import ensure_topics
-from schemas.topics import TopicSpec, registry
+from schemas.topics import Topics, TopicSpec
 
 # Two cores shared with a broker and servers: judge properties, not generation speed.
 settings.register_profile(
@@ -51,7 +51,7 @@ def topic_prefix() -> str:
 @pytest.fixture
 def topics(kafka_bootstrap: str, topic_prefix: str) -> tuple[TopicSpec, ...]:
     """Every declared topic, created under this test's prefix."""
-    specs = registry(topic_prefix, partitions=1)
+    specs = Topics(topic_prefix).declared(1)
     asyncio.run(ensure_topics(kafka_bootstrap, specs))
     return specs
 

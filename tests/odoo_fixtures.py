@@ -25,7 +25,9 @@ from connectors.kafka.reader import read_to_end
 from connectors.odoo import OdooClient, OdooConfig
 from connectors.odoo.sandbox import Credentials, Database, Profile, create_app, open_database
 from connectors.odoo.sandbox.app import STATS, RequestStats
+from producers.odoo import transactional_id
 from schemas import Fact, decode
+from schemas.topics import Topics
 
 API_KEY = "0123456789abcdef0123456789abcdef01234567"
 DB = "sandbox"
@@ -128,4 +130,4 @@ async def facts_on(bootstrap: str, topic: str) -> list[Fact]:
 
 
 def transactional_publisher(bootstrap: str, prefix: str) -> Publisher:
-    return Publisher(bootstrap, transactional_id=f"{prefix}clientify-odoo.odoo-poller.{DB}")
+    return Publisher(bootstrap, transactional_id=transactional_id(Topics(prefix), DB))

@@ -24,7 +24,7 @@ from clientify_odoo.stack.broker import (
 from connectors.kafka.admin import TopicConfigError, _topic_configs, ensure_topics
 from connectors.kafka.publisher import Outgoing, Publisher
 from schemas import Fact, System, decode
-from schemas.topics import Cleanup, TopicSpec, registry
+from schemas.topics import Cleanup, Topics, TopicSpec
 
 pytestmark = pytest.mark.broker
 WHEN = datetime(2024, 1, 1, tzinfo=UTC)
@@ -87,7 +87,7 @@ async def test_transactional_batch_is_all_or_nothing(
 async def test_topics_are_created_once_and_a_second_start_changes_nothing(
     kafka_bootstrap: str, topic_prefix: str
 ) -> None:
-    specs = registry(topic_prefix, partitions=2)
+    specs = Topics(topic_prefix).declared(2)
     first = await ensure_topics(kafka_bootstrap, specs)
     assert sorted(first.created) == sorted(spec.name for spec in specs)
     configs_before = await _describe(kafka_bootstrap, specs)
@@ -125,7 +125,7 @@ async def test_a_wrong_existing_topic_config_is_reported_with_the_fix(
     finally:
         await admin.close()
     with pytest.raises(TopicConfigError) as error:
-        await ensure_topics(kafka_bootstrap, registry(topic_prefix, partitions=1))
+        await ensure_topics(kafka_bootstrap, Topics(topic_prefix).declared(1))
     message = str(error.value)
     assert f"{cursors}: cleanup.policy is 'delete', needs 'compact'" in message
     assert "--add-config cleanup.policy=compact" in message

@@ -17,7 +17,7 @@ from clientify_odoo.cli import main
 from clientify_odoo.stack.broker import free_port_pair
 from connectors.clientify import ClientifyClient
 from connectors.clientify.sandbox.app import SandboxOptions
-from producers.clientify.facts import ClientifyTopics
+from schemas.topics import CLIENTIFY_COMPANY, CLIENTIFY_CONTACT, CLIENTIFY_PRODUCT, Topics
 from tests.clientify_fixtures import read_facts, sandbox_at
 
 # The installed console script, next to this interpreter (as a user would run it).
@@ -102,7 +102,7 @@ async def test_webhooks_serve_and_reconcile_commands(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
     # No `topics` fixture: the commands create the topics they need, as in production.
-    names = ClientifyTopics.for_prefix(topic_prefix)
+    names = Topics(topic_prefix)
     secret = "cli-secret-0123456789abcdef"
     env = environment(TOPIC_PREFIX=topic_prefix, WEBHOOK_SECRET=secret)
     receiver = await asyncio.create_subprocess_exec(
@@ -120,7 +120,9 @@ async def test_webhooks_serve_and_reconcile_commands(
                 assert response.status == 404
     finally:
         assert await stop(receiver) == 0
-    assert [f.business_key for f in await read_facts(kafka_bootstrap, names.product)] == ["FER-5"]
+    assert [
+        f.business_key for f in await read_facts(kafka_bootstrap, names[CLIENTIFY_PRODUCT])
+    ] == ["FER-5"]
 
     async with sandbox_at(SandboxOptions(api_key="cli-key-0123456", seed=2)) as (_sandbox, base):
         for key, expected in (("wrong-key-0123456", 1), ("cli-key-0123456", 0)):
@@ -136,8 +138,8 @@ async def test_webhooks_serve_and_reconcile_commands(
                 assert re.search(r"Clientify contacts .* 2/2", output), output
                 assert "First pass done" in output
     assert "Clientify API key rejected" in output or expected == 0
-    assert len(await read_facts(kafka_bootstrap, names.contact)) == 2
-    assert len(await read_facts(kafka_bootstrap, names.company)) == 2
+    assert len(await read_facts(kafka_bootstrap, names[CLIENTIFY_CONTACT])) == 2
+    assert len(await read_facts(kafka_bootstrap, names[CLIENTIFY_COMPANY])) == 2
 
 
 def test_bad_settings_and_arguments_are_one_clear_line(

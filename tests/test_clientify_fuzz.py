@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from producers.clientify.facts import ENTITIES, ClientifyTopics, to_fact
-from schemas.topics import TopicSpec
+from producers.clientify.facts import ENTITIES, SOURCE_OF, to_fact
+from schemas.topics import Topics, TopicSpec
 from tests.clientify_fixtures import read_facts, receiver_at
 
 pytestmark = pytest.mark.broker
@@ -198,10 +198,10 @@ def test_fuzzed_bodies_and_headers(
         given(valid_webhooks.map(lambda b: json.dumps(b).encode()), content_types, headers)(check)
     )()
     examples(given(bodies, content_types, headers)(check))()
-    names = ClientifyTopics.for_prefix(topic_prefix)
+    names = Topics(topic_prefix)
     for entity in ENTITIES:
         stored = {
-            f.event_id for f in asyncio.run(read_facts(kafka_bootstrap, names.for_entity(entity)))
+            f.event_id for f in asyncio.run(read_facts(kafka_bootstrap, names[SOURCE_OF[entity]]))
         }
         assert accepted[entity] <= stored  # nothing accepted was lost
         assert stored <= accepted[entity]  # nothing refused was stored

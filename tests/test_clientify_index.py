@@ -15,10 +15,11 @@ from connectors.clientify.errors import ClientifyServerError
 from connectors.clientify.sandbox.app import ClientifySandbox
 from consumers.base.tracked import NotReady
 from consumers.writers.clientify import ClientifyTarget
-from consumers.writers.command_writer import CommandWriter, WriterTopics
+from consumers.writers.command_writer import CommandWriter
 from schemas import Result, ResultStatus
 from schemas.mapping import load_mapping
 from schemas.mapping.mapper import FlowMapper
+from schemas.topics import Topics
 from tests.clientify_fixtures import sandbox_at
 from tests.test_clientify_writer import ACME, command
 
@@ -151,7 +152,7 @@ async def test_after_a_rebalance_the_index_is_listed_again(
     other = ClientifyTarget(client, load_mapping(), index_refresh=STALE_FOR_THE_TEST)
     made = await other.apply(command("contact", "12345678Z", PERSON))
 
-    CommandWriter(writer, WriterTopics("results", "dead")).reassigned()
+    CommandWriter(writer, Topics()).reassigned()
     before = server.requests
     again = await writer.apply(command("contact", "12345678Z", {"phone": "600000000"}))
     assert again.target_id == made.target_id
@@ -166,7 +167,7 @@ async def test_a_create_whose_answer_was_lost_is_found_on_retry(
     sent, so the retry looks it up and finds it instead of creating it again."""
     _, client = sandbox
     target = ClientifyTarget(client, load_mapping(), index_refresh=STALE_FOR_THE_TEST)
-    writer = CommandWriter(target, WriterTopics("results", "dead"), backoff=0.01)
+    writer = CommandWriter(target, Topics(), backoff=0.01)
     await target.apply(command("contact", "00000001R", PERSON))  # the index is listed
     client.lose_next_post = True
     [outgoing] = await writer.handle(command("contact", "12345678Z", PERSON))

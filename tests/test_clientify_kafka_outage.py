@@ -15,8 +15,7 @@ import pytest
 
 from clientify_odoo.stack.broker import LocalBroker, free_port_pair
 from connectors.kafka.admin import ensure_topics
-from producers.clientify.facts import ClientifyTopics
-from schemas.topics import CLIENTIFY_CONTACT, registry
+from schemas.topics import CLIENTIFY_CONTACT, Topics
 from tests.clientify_fixtures import read_facts, receiver_at
 
 pytestmark = pytest.mark.broker
@@ -35,7 +34,7 @@ async def own_broker(tmp_path: Path) -> AsyncIterator[LocalBroker]:
     broker = LocalBroker(data_dir=tmp_path / "kafka", port=free_port_pair())
     await asyncio.to_thread(broker.up, on_progress=lambda _line: None)
     try:
-        await ensure_topics(broker.bootstrap, registry(PREFIX, 1, (CLIENTIFY_CONTACT,)))
+        await ensure_topics(broker.bootstrap, Topics(PREFIX).declared(1, (CLIENTIFY_CONTACT,)))
         yield broker
     finally:
         await asyncio.to_thread(broker.down)
@@ -74,6 +73,6 @@ async def test_503_while_kafka_is_down_and_accepted_once_it_is_back(
 
     stored = {
         f.source_id
-        for f in await read_facts(own_broker.bootstrap, ClientifyTopics.for_prefix(PREFIX).contact)
+        for f in await read_facts(own_broker.bootstrap, Topics(PREFIX)[CLIENTIFY_CONTACT])
     }
     assert {"1", "3"} <= stored  # every accepted webhook is on Kafka

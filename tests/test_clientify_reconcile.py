@@ -11,9 +11,16 @@ from connectors.clientify import AdaptiveRateLimiter, ClientifyClient
 from connectors.clientify.sandbox.app import ClientifySandbox, SandboxOptions
 from connectors.kafka.publisher import Publisher
 from producers.clientify.cursors import load_cursors
-from producers.clientify.facts import ClientifyTopics, to_fact
+from producers.clientify.facts import to_fact
 from producers.clientify.reconcile import Reconciler
-from schemas.topics import TopicSpec
+from schemas.topics import (
+    CLIENTIFY_COMPANY,
+    CLIENTIFY_CONTACT,
+    CLIENTIFY_CURSORS,
+    CLIENTIFY_PRODUCT,
+    Topics,
+    TopicSpec,
+)
 from tests.clientify_fixtures import read_facts, receiver_at, sandbox_at
 
 pytestmark = pytest.mark.broker
@@ -41,10 +48,14 @@ async def current_event_ids(sandbox: ClientifySandbox, client: ClientifyClient) 
     return ids
 
 
-async def all_facts(bootstrap: str, topics: ClientifyTopics) -> list[str]:
+async def all_facts(bootstrap: str, topics: Topics) -> list[str]:
     return [
         fact.event_id
-        for name in (topics.contact, topics.company, topics.product)
+        for name in (
+            topics[CLIENTIFY_CONTACT],
+            topics[CLIENTIFY_COMPANY],
+            topics[CLIENTIFY_PRODUCT],
+        )
         for fact in await read_facts(bootstrap, name)
     ]
 
@@ -52,7 +63,7 @@ async def all_facts(bootstrap: str, topics: ClientifyTopics) -> list[str]:
 async def test_without_webhooks_every_change_still_arrives(
     kafka_bootstrap: str, topics: tuple[TopicSpec, ...], topic_prefix: str
 ) -> None:
-    names = ClientifyTopics.for_prefix(topic_prefix)
+    names = Topics(topic_prefix)
     progress: list[tuple[str, int, int | None]] = []
     # 12 contacts: more than one batch of concurrent detail reads.
     options = SandboxOptions(api_key=KEY, webhooks=False, seed=12)
@@ -81,7 +92,7 @@ async def test_without_webhooks_every_change_still_arrives(
         assert await current_event_ids(sandbox, client) <= set(emitted)
 
         # A restarted poller reads its cursors back from clientify.cursors.
-        cursors = await load_cursors(kafka_bootstrap, names.cursors)
+        cursors = await load_cursors(kafka_bootstrap, names[CLIENTIFY_CURSORS])
         assert set(cursors) == {"contact", "company", "product"}
         assert cursors["contact"].seen  # the overlap window remembers what it emitted
         restarted = Reconciler(client, publisher, names, kafka_bootstrap)
@@ -93,7 +104,7 @@ async def test_without_webhooks_every_change_still_arrives(
 async def test_the_window_after_the_overlap_is_not_read_again(
     kafka_bootstrap: str, topics: tuple[TopicSpec, ...], topic_prefix: str
 ) -> None:
-    names = ClientifyTopics.for_prefix(topic_prefix)
+    names = Topics(topic_prefix)
     async with (
         sandbox_at(SandboxOptions(api_key=KEY, webhooks=False, seed=3)) as (_sandbox, base),
         unpaced(base) as client,
@@ -111,7 +122,7 @@ async def test_the_window_after_the_overlap_is_not_read_again(
 async def test_webhook_and_reconciliation_agree_on_event_ids(
     kafka_bootstrap: str, topics: tuple[TopicSpec, ...], topic_prefix: str
 ) -> None:
-    names = ClientifyTopics.for_prefix(topic_prefix)
+    names = Topics(topic_prefix)
     async with receiver_at(kafka_bootstrap, topic_prefix) as (_receiver, hook_url):
         options = SandboxOptions(api_key=KEY, webhook_targets=[hook_url])
         async with (
@@ -134,7 +145,7 @@ async def test_webhook_and_reconciliation_agree_on_event_ids(
 async def test_the_periodic_loop_delivers_changes_until_stopped(
     kafka_bootstrap: str, topics: tuple[TopicSpec, ...], topic_prefix: str
 ) -> None:
-    names = ClientifyTopics.for_prefix(topic_prefix)
+    names = Topics(topic_prefix)
     async with (
         sandbox_at(SandboxOptions(api_key=KEY, webhooks=False, seed=1)) as (_sandbox, base),
         unpaced(base) as client,
@@ -146,7 +157,10 @@ async def test_the_periodic_loop_delivers_changes_until_stopped(
         )
 
         async def product_names() -> list[str]:
-            return [f.payload["name"] for f in await read_facts(kafka_bootstrap, names.product)]
+            return [
+                f.payload["name"]
+                for f in await read_facts(kafka_bootstrap, names[CLIENTIFY_PRODUCT])
+            ]
 
         async def eventually(wanted: str) -> None:
             deadline = asyncio.get_running_loop().time() + 20
@@ -166,7 +180,7 @@ async def test_a_full_sync_through_a_throttled_clientify_loses_nothing(
     kafka_bootstrap: str, topics: tuple[TopicSpec, ...], topic_prefix: str
 ) -> None:
     """Concurrent contact reads meet DRF throttling (5/s): every record still arrives."""
-    names = ClientifyTopics.for_prefix(topic_prefix)
+    names = Topics(topic_prefix)
     options = SandboxOptions(api_key=KEY, webhooks=False, seed=12, throttle_rps=5)
     async with (
         sandbox_at(options) as (sandbox, base),

@@ -14,8 +14,14 @@ from prometheus_client import REGISTRY
 
 from connectors.clientify import ClientifyClient
 from connectors.clientify.sandbox.app import SandboxOptions
-from producers.clientify.facts import ClientifyTopics, to_fact, version_of
-from schemas.topics import TopicSpec
+from producers.clientify.facts import to_fact, version_of
+from schemas.topics import (
+    CLIENTIFY_COMPANY,
+    CLIENTIFY_CONTACT,
+    CLIENTIFY_PRODUCT,
+    Topics,
+    TopicSpec,
+)
 from tests.clientify_fixtures import (
     SECRET,
     Capture,
@@ -128,15 +134,15 @@ async def test_a_save_becomes_exactly_one_fact_with_the_rest_version_id(
             )  # fmt: skip
             await sandbox.webhooks.drain()
             detail = await client.contacts.get(contact["id"])
-    names = ClientifyTopics.for_prefix(topic_prefix)
-    facts = await read_facts(kafka_bootstrap, names.contact)
+    names = Topics(topic_prefix)
+    facts = await read_facts(kafka_bootstrap, names[CLIENTIFY_CONTACT])
     assert len(facts) == 1
     fact = facts[0]
     assert fact.source_id == str(contact["id"]) and fact.business_key == "12345678Z"
     assert fact.payload["first_name"] == "Ana" and "url" not in fact.payload
     # The same version read over REST (as reconciliation does) has the same event id.
     assert to_fact("contact", detail).event_id == fact.event_id
-    assert await read_facts(kafka_bootstrap, names.company) == []
+    assert await read_facts(kafka_bootstrap, names[CLIENTIFY_COMPANY]) == []
     assert receiver.metrics.accepted.labels("contact")._value.get() == 1
 
 
@@ -201,9 +207,11 @@ async def test_the_receiver_refuses_what_it_must_and_counts_it(
     assert 'clientify_webhooks_accepted_total{entity="product"} 1.0' in metrics
     assert 'clientify_webhooks_ignored_total{event="contact.deleted"} 1.0' in metrics
     assert "clientify_webhooks_received_total 11.0" in metrics
-    names = ClientifyTopics.for_prefix(topic_prefix)
-    assert [f.business_key for f in await read_facts(kafka_bootstrap, names.product)] == ["P-1"]
-    assert await read_facts(kafka_bootstrap, names.contact) == []
+    names = Topics(topic_prefix)
+    assert [
+        f.business_key for f in await read_facts(kafka_bootstrap, names[CLIENTIFY_PRODUCT])
+    ] == ["P-1"]
+    assert await read_facts(kafka_bootstrap, names[CLIENTIFY_CONTACT]) == []
     assert REGISTRY is not receiver.metrics.registry  # per-receiver metrics, no clashes
 
 

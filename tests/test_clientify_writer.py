@@ -15,11 +15,12 @@ from connectors.clientify.errors import ClientifyAuthError, ClientifyValidationE
 from connectors.clientify.sandbox.app import SandboxOptions
 from consumers.base.tracked import NotReady
 from consumers.writers.clientify import ClientifyTarget
-from consumers.writers.command_writer import NOTHING_LEFT, CommandWriter, WriterTopics
+from consumers.writers.command_writer import NOTHING_LEFT, CommandWriter
 from consumers.writers.plan import MappingMismatch
 from schemas import Command, DeadLetter, Result, ResultStatus, System
 from schemas.mapping import load_mapping
 from schemas.mapping.mapper import FlowMapper
+from schemas.topics import DEAD_LETTERS, RESULTS, Topics
 from tests.clientify_fixtures import sandbox_at
 
 _ids = itertools.count()
@@ -207,14 +208,14 @@ async def test_a_field_unknown_to_the_writers_mapping_is_refused_not_dropped(
 
 
 async def test_transient_failures_are_retried_then_dead_lettered_and_a_bad_key_stops() -> None:
-    topics = WriterTopics(results="results", dead_letters="dead")
+    topics = Topics()
     options = SandboxOptions(error_rate=1.0, fault_seed=1)  # every request answers 503
     async with sandbox_at(options) as (sandbox, url):
         async with ClientifyClient(url, sandbox.api_key, max_attempts=2) as client:
             writer = CommandWriter(ClientifyTarget(client, load_mapping()), topics, backoff=0.01)
             letter, result = await writer.handle(command("product", "W1", {"name": "W"}))
         assert isinstance(letter.value, DeadLetter) and letter.value.attempts == 3
-        assert "503" in letter.value.reason and letter.topic == "dead"
+        assert "503" in letter.value.reason and letter.topic == topics[DEAD_LETTERS]
         assert isinstance(result.value, Result) and result.value.status is ResultStatus.FAILED
         assert result.key == "product:W1" and result.value.skipped == {"name": "W"}
         async with ClientifyClient(url, "0" * 40) as client:
@@ -227,7 +228,7 @@ async def test_transient_failures_are_retried_then_dead_lettered_and_a_bad_key_s
 async def test_a_requeue_left_with_no_field_costs_no_request_and_says_why() -> None:
     """The worker drops the fields of a requeued dead letter that newer edits took; with
     none left the command still comes, for its Result to end the requeue in `dlq list`."""
-    topics = WriterTopics(results="results", dead_letters="dead")
+    topics = Topics()
     async with sandbox_at() as (sandbox, url), ClientifyClient(url, sandbox.api_key) as client:
         writer = CommandWriter(ClientifyTarget(client, load_mapping()), topics)
         before = sandbox.requests
@@ -236,4 +237,4 @@ async def test_a_requeue_left_with_no_field_costs_no_request_and_says_why() -> N
     result = outgoing.value
     assert isinstance(result, Result) and result.status is ResultStatus.APPLIED
     assert not (result.written or result.unchanged or result.skipped)
-    assert result.error == NOTHING_LEFT and outgoing.topic == "results"
+    assert result.error == NOTHING_LEFT and outgoing.topic == topics[RESULTS]

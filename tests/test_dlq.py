@@ -23,7 +23,6 @@ from connectors.clientify import ClientifyClient
 from connectors.kafka.publisher import Publisher
 from consumers.writers.dead_letters import (
     Book,
-    DeadLetterTopics,
     Entry,
     read_book,
     requeue_id,
@@ -32,7 +31,7 @@ from consumers.writers.dead_letters import (
 from processors.decide import Link, on_requeue, on_result
 from processors.sync_state import RecordState, apply_fact, apply_result
 from schemas import Command, DeadLetter, Result, ResultStatus, System
-from schemas.topics import TopicSpec
+from schemas.topics import Topics, TopicSpec
 from tests.clientify_fixtures import sandbox_at
 from tests.test_worker import Worker
 from tests.test_writers_on_kafka import Reader, outgoing, reading
@@ -314,10 +313,10 @@ async def test_dlq_requeues_a_rejected_command_once_after_the_fix(
                 assert "Nothing to requeue" in out
                 # ...and a second send anyway (two operators at once) is dropped by the
                 # writer's tracking: its stored Result comes again, Clientify sees nothing.
-                book = await read_book(kafka_bootstrap, DeadLetterTopics.for_prefix(prefix))
+                book = await read_book(kafka_bootstrap, Topics(prefix))
                 entry = book.find(company.command_id)
                 stale = Book([Entry(entry.letter)])  # as read before the first requeue
-                await send(kafka_bootstrap, DeadLetterTopics.for_prefix(prefix),
+                await send(kafka_bootstrap, Topics(prefix),
                            stale.plan(stale.entries), f"{prefix}test-second-operator")  # fmt: skip
                 first, second = await until_result(results, requeue_id(company.command_id), 2)
                 assert first == second

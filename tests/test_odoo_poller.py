@@ -19,7 +19,7 @@ from connectors.odoo import OdooAccessDenied, OdooClient
 from connectors.odoo.sandbox import SUPPORTED_VERSIONS, seed
 from producers.odoo import OdooPoller, PollerError, PollerOptions
 from producers.odoo.cursor import Cursor, load_cursors
-from schemas.topics import TopicSpec
+from schemas.topics import Topics, TopicSpec
 from tests.odoo_fixtures import (
     Sandbox,
     facts_on,
@@ -40,7 +40,7 @@ async def started_poller(
     client: OdooClient, bootstrap: str, prefix: str, publisher: Publisher, **options: Any
 ) -> OdooPoller:
     poller = OdooPoller(
-        client, publisher, bootstrap, topic_prefix=prefix, options=PollerOptions(**options)
+        client, publisher, bootstrap, topics=Topics(prefix), options=PollerOptions(**options)
     )
     await poller.start()
     return poller

@@ -40,7 +40,7 @@ from schemas import (
     Skip,
     System,
 )
-from schemas.topics import TopicSpec
+from schemas.topics import Topics, TopicSpec
 from tests.odoo_fixtures import Sandbox, running_sandbox, transactional_publisher
 
 pytestmark = pytest.mark.broker
@@ -68,7 +68,7 @@ async def shop(bootstrap: str, prefix: str) -> AsyncIterator[Shop]:
         transactional_publisher(bootstrap, prefix) as publisher,
     ):
         options = PollerOptions(page_size=50, overlap=30)
-        poller = OdooPoller(client, publisher, bootstrap, topic_prefix=prefix, options=options)
+        poller = OdooPoller(client, publisher, bootstrap, topics=Topics(prefix), options=options)
         await poller.start()
         yield Shop(sandbox, client, poller)
 

@@ -33,8 +33,8 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from clientify_odoo.cli import build_parser
-from producers.clientify.facts import ClientifyTopics
 from producers.clientify.receiver import DEFAULT_MAX_BODY
+from schemas.topics import CLIENTIFY_PRODUCT, Topics
 from tests.clientify_fixtures import read_facts
 from tests.secret_scan import SecretScan
 
@@ -121,7 +121,7 @@ class Receiver:
 
     def published(self, bootstrap: str) -> list[str]:
         """The SKUs of the product facts on its topic."""
-        topic = ClientifyTopics.for_prefix(self.prefix).product
+        topic = Topics(self.prefix)[CLIENTIFY_PRODUCT]
         return [str(f.business_key) for f in asyncio.run(read_facts(bootstrap, topic))]
 
 

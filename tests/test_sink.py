@@ -25,7 +25,7 @@ from connectors.kafka.admin import ensure_topics
 from connectors.kafka.publisher import Outgoing, Publisher
 from consumers.base.sink import Message, SinkConfig, SinkConsumer, SinkError, Store
 from schemas import ConflictReport, Skip, System
-from schemas.topics import SKIPS, TopicSpec, registry
+from schemas.topics import SKIPS, Topics, TopicSpec
 
 pytestmark = pytest.mark.broker
 REPO = Path(__file__).resolve().parent.parent
@@ -150,7 +150,7 @@ class CountingSink:
 async def test_a_failure_in_a_batch_applies_none_of_it_and_a_restart_applies_it_once(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    await ensure_topics(kafka_bootstrap, registry(topic_prefix, partitions=3, specs=(SKIPS,)))
+    await ensure_topics(kafka_bootstrap, Topics(topic_prefix).declared(3, (SKIPS,)))
     skips = [
         Skip(event_id=f"f{i}", system=System.ODOO, entity="partner", source_id=str(i),
              reason="no ref", at=AT)

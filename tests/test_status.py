@@ -10,6 +10,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,9 @@ import pytest
 
 from clientify_odoo.services import SERVICES
 from clientify_odoo.stack.broker import free_port_pair
-from schemas import ConflictReport, Skip
-from schemas.topics import TopicSpec
+from connectors.kafka.publisher import Outgoing, Publisher
+from schemas import ConflictReport, Requeue, Skip
+from schemas.topics import REQUEUES, Topics, TopicSpec
 from tests.stack_fixtures import SyncStack, eventually, topic_messages
 from tests.test_end_to_end import clientify_company, create_acme
 from tests.test_metrics import get, sample
@@ -78,7 +80,8 @@ async def test_with_nothing_running_every_service_is_down_with_what_to_do(
         assert f"clientify-odoo {service.command}" in fixes
     groups = {group["service"]: group for group in report["consumer_groups"]}
     assert groups["worker"]["group"] == f"{topic_prefix}clientify-odoo-sync"
-    assert len(groups["worker"]["partitions"]) == 8  # six sources, routed, results
+    # Six sources, routed, results and requeues: every topic the worker reads.
+    assert len(groups["worker"]["partitions"]) == 9
     assert all(group["lag"] == 0 for group in groups.values())
     assert report["counts"] == {"skips": 0, "conflicts": 0, "dead_letters": 0}
     assert report["last_poll"]["at"] is None and report["last_webhook"]["at"] is None
@@ -89,6 +92,23 @@ async def test_with_nothing_running_every_service_is_down_with_what_to_do(
     # A prefix whose topics were never created.
     code, out = await status(*nowhere(), env=environment(kafka_bootstrap, topic_prefix + "x."))
     assert code == 1 and "topics missing" in out and "clientify-odoo kafka topics" in out
+
+
+async def test_a_requeue_the_worker_has_not_read_is_its_lag(
+    kafka_bootstrap: str, topics: tuple[TopicSpec, ...], topic_prefix: str
+) -> None:
+    """The worker reads `sync.requeues` too: a dead letter sent back while it is stopped
+    is work waiting for it, and `status` counts it (its group and the services' once
+    drifted apart, and this lag was never shown)."""
+    env = environment(kafka_bootstrap, topic_prefix)
+    requeue = Requeue(dead_letter_id="d1", command_id=None, at=datetime.now(UTC))
+    async with Publisher(kafka_bootstrap) as publisher:
+        await publisher.publish(Outgoing(Topics(topic_prefix)[REQUEUES], "company:B1", requeue))
+    _code, report = await status_json("--partitions", "1", *nowhere(), env=env)
+    [worker] = [group for group in report["consumer_groups"] if group["service"] == "worker"]
+    assert worker["lag"] == 1
+    [behind] = [p for p in worker["partitions"] if p["lag"]]
+    assert behind["topic"] == Topics(topic_prefix)[REQUEUES]
 
 
 async def status_until(

@@ -27,7 +27,7 @@ from connectors.kafka.publisher import Outgoing, Publisher
 from consumers.base.tracked import ConsumerConfig, TrackingConsumer
 from consumers.base.tracking import AppliedRecord, stored
 from consumers.writers.clientify import ClientifyTarget
-from consumers.writers.command_writer import CommandWriter, WriterTopics
+from consumers.writers.command_writer import CommandWriter
 from schemas import (
     AnyEnvelope,
     Command,
@@ -39,7 +39,7 @@ from schemas import (
     encode,
 )
 from schemas.mapping import load_mapping
-from schemas.topics import TopicSpec, registry
+from schemas.topics import Topics, TopicSpec
 from tests.clientify_fixtures import sandbox_at
 
 pytestmark = pytest.mark.broker
@@ -122,7 +122,7 @@ async def run_writer(
         group_id=f"{prefix}writer", applied_topic=prefix + "sync.applied",
         wait_budget=wait_budget, first_wait=0.2, poll_ms=200,
     )  # fmt: skip
-    topics = WriterTopics(prefix + "sync.results", prefix + "sync.dead_letters")
+    topics = Topics(prefix)
     writer = CommandWriter(ClientifyTarget(client, load_mapping()), topics, backoff=0.05)
     consumer = TrackingConsumer(config, writer)
     await consumer.run(stop)
@@ -323,7 +323,7 @@ async def test_partitions_are_handled_in_small_turns(
     contact, an order's contact) outlived its wait budget behind them and was
     dead-lettered in every large backfill (bench/throttled.py). The partitions are
     handled in turns of a few messages instead."""
-    await ensure_topics(kafka_bootstrap, registry(topic_prefix, partitions=2))
+    await ensure_topics(kafka_bootstrap, Topics(topic_prefix).declared(partitions=2))
     topic = topic_prefix + "sync.commands.clientify"
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
     await producer.start()

@@ -38,9 +38,9 @@ from clientify_odoo.settings import (
 from connectors.clientify import ClientifyError
 from connectors.clientify.sandbox.app import ClientifySandbox, SandboxOptions
 from connectors.kafka.publisher import Publisher
-from producers.clientify.facts import ClientifyTopics
 from producers.clientify.receiver import DEFAULT_MAX_BODY, ReceiverConfig, WebhookReceiver
 from producers.clientify.reconcile import DEFAULT_OVERLAP, Reconciler
+from schemas.topics import Topics
 
 DEFAULT_SANDBOX_PORT = 8070
 DEFAULT_WEBHOOK_PORT = SERVICE_BY_NAME["webhook-receiver"].port  # /health and /metrics too
@@ -151,7 +151,7 @@ def _webhooks_serve(args: argparse.Namespace, context: Context) -> int:
     try:
         config = ReceiverConfig(
             secret=secret.get_secret_value(),
-            topics=ClientifyTopics.for_prefix(context.settings.topic_prefix),
+            topics=Topics(context.settings.topic_prefix),
             allowed_networks=ReceiverConfig.networks(args.allow_ip),
             trusted_proxies=ReceiverConfig.networks(args.trust_proxy),
             max_body_bytes=args.max_body_bytes,
@@ -241,7 +241,7 @@ def _reconcile(args: argparse.Namespace, context: Context) -> int:
             reconciler = Reconciler(
                 client,
                 publisher,
-                ClientifyTopics.for_prefix(settings.topic_prefix),
+                Topics(settings.topic_prefix),
                 bootstrap,
                 overlap=timedelta(seconds=args.overlap),
                 health=health,

@@ -23,7 +23,6 @@ from clientify_odoo.cli.common import (
 from consumers.writers.dead_letters import (
     SHORT_ID,
     Book,
-    DeadLetterTopics,
     Entry,
     MissingTopics,
     Planned,
@@ -31,6 +30,7 @@ from consumers.writers.dead_letters import (
     read_book,
     send,
 )
+from schemas.topics import COMMANDS, DEAD_LETTERS, REQUEUES, Topics
 
 T = TypeVar("T")
 
@@ -54,9 +54,9 @@ def _kafka(run: Coroutine[Any, Any, T], bootstrap: str) -> T:
         kafka_log.setLevel(level)
 
 
-def _book(args: argparse.Namespace, context: Context) -> tuple[Book, DeadLetterTopics, str]:
+def _book(args: argparse.Namespace, context: Context) -> tuple[Book, Topics, str]:
     bootstrap = bootstrap_servers(args, context)
-    topics = DeadLetterTopics.for_prefix(context.settings.topic_prefix)
+    topics = Topics(context.settings.topic_prefix)
     return _kafka(read_book(bootstrap, topics), bootstrap), topics, bootstrap
 
 
@@ -88,9 +88,9 @@ def _list(args: argparse.Namespace, context: Context) -> int:
     entries = book.open() if args.open else book.entries
     if not entries:
         what = "open dead letters" if args.open else "dead letters"
-        context.console.print(f"No {what} on {topics.dead_letters}.")
+        context.console.print(f"No {what} on {topics[DEAD_LETTERS]}.")
         return 0
-    table = Table(title=f"Dead letters on {topics.dead_letters} (times UTC)")
+    table = Table(title=f"Dead letters on {topics[DEAD_LETTERS]} (times UTC)")
     for column in ("id", "when", "target", "entity", "business key", "tries"):
         table.add_column(column, no_wrap=True)
     table.add_column("reason", overflow="fold", ratio=1)
@@ -131,7 +131,7 @@ def _show(args: argparse.Namespace, context: Context) -> int:
     return 0
 
 
-def _plan_table(plans: list[Planned], topics: DeadLetterTopics) -> Table:
+def _plan_table(plans: list[Planned], topics: Topics) -> Table:
     table = Table(title="To send back")
     for column in ("dead letter", "as command", "to", "entity", "business key"):
         table.add_column(column, no_wrap=True)
@@ -146,7 +146,7 @@ def _plan_table(plans: list[Planned], topics: DeadLetterTopics) -> Table:
             fields += f"; newer dead letter has: {newer}"
         cells = (
             planned.entry.id[:SHORT_ID], sent.command_id[:SHORT_ID] if sent else "-",
-            topics.commands[command.target], command.entity, command.business_key, fields,
+            topics[COMMANDS[command.target]], command.entity, command.business_key, fields,
         )  # fmt: skip
         table.add_row(*map(Text, cells))
     return table
@@ -169,12 +169,12 @@ def _requeue(args: argparse.Namespace, context: Context) -> int:
     if args.dry_run:
         context.console.print("Dry run: nothing sent.")
         return 0
-    transactional_id = f"{context.settings.topic_prefix}clientify-odoo.dlq"
+    transactional_id = Topics(context.settings.topic_prefix).scoped("clientify-odoo.dlq")
     _kafka(send(bootstrap, topics, plans, transactional_id), bootstrap)
     sent = sum(planned.command is not None for planned in plans)
     context.console.print(
         f"Sent {sent} command(s) back through the worker to their writers ({len(plans)} "
-        f"requeue(s) on {topics.requeues}; the worker issues them once it runs, without a "
+        f"requeue(s) on {topics[REQUEUES]}; the worker issues them once it runs, without a "
         "field a newer edit took meanwhile). `clientify-odoo dlq list` shows how they end.",
         highlight=False,
     )

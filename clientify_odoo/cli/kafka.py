@@ -20,7 +20,7 @@ from clientify_odoo.stack.broker import (
     default_data_dir,
 )
 from connectors.kafka.admin import TopicConfigError, ensure_topics, list_topics, reachable
-from schemas.topics import registry
+from schemas.topics import Topics
 
 
 def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
@@ -86,7 +86,8 @@ def start_broker(args: argparse.Namespace, context: Context) -> str:
 
 def ensure_registry(bootstrap: str, context: Context) -> None:
     try:
-        report = asyncio.run(ensure_topics(bootstrap, registry(context.settings.topic_prefix)))
+        declared = Topics(context.settings.topic_prefix).declared()
+        report = asyncio.run(ensure_topics(bootstrap, declared))
     except TopicConfigError as exc:
         raise CommandError(str(exc)) from None
     if report.created:
@@ -146,7 +147,7 @@ def _print_status(
         context.console.print(f"  data: {broker.kraft_dir}\n  logs: {broker.log_dir}")
     if not running:
         return
-    declared = {spec.name: spec for spec in registry(context.settings.topic_prefix)}
+    declared = {spec.name: spec for spec in Topics(context.settings.topic_prefix).declared()}
     table = Table("topic", "declared as", "purpose")
     for name in topics:
         spec = declared.get(name)

@@ -50,11 +50,16 @@ from connectors.odoo.sandbox import (
     parse_modules,
     seed,
 )
-from producers.odoo import OdooPoller, PollerError, PollerOptions, PollReport
+from producers.odoo import (
+    OdooPoller,
+    PollerError,
+    PollerOptions,
+    PollReport,
+    transactional_id,
+)
 from producers.odoo.cursor import CursorError
 from schemas.health import ServiceHealth
-from schemas.topics import ODOO_CURSORS, ODOO_PARTNER, ODOO_PRODUCT, ODOO_SALE_ORDER
-from schemas.topics import registry as topic_registry
+from schemas.topics import ODOO_CURSORS, ODOO_PARTNER, ODOO_PRODUCT, ODOO_SALE_ORDER, Topics
 
 DEFAULT_SANDBOX_PORT = 8069  # Odoo's own
 DEFAULT_PROFILE = 17
@@ -227,12 +232,10 @@ def _summary(report: PollReport) -> str:
     )
 
 
-async def _check_topics(bootstrap: str, prefix: str) -> None:
-    wanted = topic_registry(
-        prefix, specs=(ODOO_PARTNER, ODOO_PRODUCT, ODOO_SALE_ORDER, ODOO_CURSORS)
-    )
+async def _check_topics(bootstrap: str, topics: Topics) -> None:
+    wanted = topics.names((ODOO_PARTNER, ODOO_PRODUCT, ODOO_SALE_ORDER, ODOO_CURSORS))
     present = set(await list_topics(bootstrap))
-    missing = [spec.name for spec in wanted if spec.name not in present]
+    missing = [name for name in wanted if name not in present]
     if missing:
         raise CommandError(
             f"Kafka topics missing: {', '.join(missing)}; create them with "
@@ -247,24 +250,23 @@ async def _poll_odoo(
     bootstrap: str,
     health: ServiceHealth,
 ) -> None:
-    prefix = context.settings.topic_prefix
+    topics = Topics(context.settings.topic_prefix)
     options = PollerOptions(page_size=args.page_size, interval=args.interval, overlap=args.overlap)
-    await _check_topics(bootstrap, prefix)
+    await _check_topics(bootstrap, topics)
     async with OdooClient(config) as client:
         context.console.print(
             f"Connected to Odoo {client.version} at {config.url} (db {config.db}, "
             f"{client.protocol})",
             highlight=False,
         )
-        # One transactional id per database: a restarted poller fences its predecessor.
         publisher = Publisher(
             bootstrap,
             client_id="clientify-odoo-poller",
-            transactional_id=f"{prefix}clientify-odoo.odoo-poller.{config.db}",
+            transactional_id=transactional_id(topics, config.db),
         )
         async with publisher:
             poller = OdooPoller(
-                client, publisher, bootstrap, topic_prefix=prefix, options=options, health=health
+                client, publisher, bootstrap, topics=topics, options=options, health=health
             )
             await poller.start()
             if args.once:

@@ -21,7 +21,7 @@ from clientify_odoo.cli.common import (
 from clientify_odoo.stack.plan import DEFAULT_WORKER_DIR
 from processors import rebuild, replay_source
 from schemas.envelope import Command
-from schemas.topics import DEFAULT_PARTITIONS, SOURCES
+from schemas.topics import DEFAULT_PARTITIONS, SOURCES, Topics
 
 SOURCE_NAMES = [spec.name for spec in SOURCES]
 
@@ -74,7 +74,7 @@ def _source(args: argparse.Namespace, context: Context) -> int:
     bootstrap = bootstrap_servers(args, context)
     prefix = context.settings.topic_prefix
     since = _parse_since(args.since)
-    topics = [prefix + name for name in args.topics]
+    topics = [Topics(prefix).scoped(name) for name in args.topics]
 
     async def run() -> int:
         with context.console.status(f"Reading {', '.join(args.topics)}..."):

@@ -28,13 +28,13 @@ from clientify_odoo.stack.plan import DEFAULT_WORKER_DIR
 from connectors.kafka.admin import TopicConfigError, ensure_topics
 from processors.app import WorkerConfig, create_app
 from processors.rebuild import ensure_changelogs
-from schemas.topics import DEFAULT_PARTITIONS, registry
+from schemas.topics import DEFAULT_PARTITIONS, Topics
 
 FAUST_LOGGERS = ("faust", "mode", "aiokafka", "kafka")  # what --faust-log-level is for
 
 
 async def _ensure_all_topics(bootstrap: str, prefix: str, partitions: int) -> None:
-    await ensure_topics(bootstrap, registry(prefix, partitions=partitions))
+    await ensure_topics(bootstrap, Topics(prefix).declared(partitions))
     await ensure_changelogs(bootstrap, prefix, partitions)
 
 

@@ -31,19 +31,12 @@ from connectors.odoo.errors import OdooConfigError, OdooError
 from consumers.base.tracked import ConsumerConfig, TrackingConsumer
 from consumers.writers.clientify import ClientifyTarget
 from consumers.writers.clientify_index import DEFAULT_REFRESH_EVERY
-from consumers.writers.command_writer import CommandWriter, Target, WriterTopics
+from consumers.writers.command_writer import CommandWriter, Target, consumer_config
 from consumers.writers.odoo import OdooTarget
+from schemas import System
 from schemas.health import ServiceHealth
 from schemas.mapping import DEFAULT_MAPPING, MappingError, MappingFile, load_mapping
-from schemas.topics import (
-    APPLIED_COMMANDS,
-    COMMANDS_CLIENTIFY,
-    COMMANDS_ODOO,
-    DEAD_LETTERS,
-    DEFAULT_PARTITIONS,
-    RESULTS,
-    registry,
-)
+from schemas.topics import DEFAULT_PARTITIONS, Topics
 
 TargetFactory = Callable[[MappingFile], contextlib.AbstractAsyncContextManager[Target]]
 # The consume loop turns every half second unless one command holds it (retries with
@@ -60,13 +53,13 @@ def _mapping(args: argparse.Namespace, context: Context) -> MappingFile:
         raise CommandError(str(exc)) from None
 
 
-async def _ensure_topics(bootstrap: str, prefix: str, partitions: int) -> None:
+async def _ensure_topics(bootstrap: str, topics: Topics, partitions: int) -> None:
     # aiokafka logs each refused connection itself; the one line below says it all.
     kafka_log = logging.getLogger("aiokafka")
     level = kafka_log.level
     kafka_log.setLevel(logging.CRITICAL)
     try:
-        await ensure_topics(bootstrap, registry(prefix, partitions=partitions))
+        await ensure_topics(bootstrap, topics.declared(partitions))
     except TopicConfigError as exc:
         raise CommandError(str(exc), 2) from None
     except Exception as exc:  # noqa: BLE001 - any connection failure: say where and why
@@ -89,19 +82,16 @@ async def _run(
 ) -> int:
     mapping = _mapping(args, context)
     bootstrap = bootstrap_servers(args, context)
-    prefix = context.settings.topic_prefix
-    await _ensure_topics(bootstrap, prefix, args.partitions)
-    commands = COMMANDS_CLIENTIFY if system == "clientify" else COMMANDS_ODOO
-    config = ConsumerConfig(
-        bootstrap=bootstrap,
-        topics=[prefix + commands.name],
-        group_id=f"{prefix}clientify-odoo.writer.{system}",
-        applied_topic=prefix + APPLIED_COMMANDS.name,
+    topics = Topics(context.settings.topic_prefix)
+    await _ensure_topics(bootstrap, topics, args.partitions)
+    config = consumer_config(
+        bootstrap,
+        topics,
+        System(system),
         wait_budget=args.wait_seconds,
         max_wait=max_wait,
         instance=args.instance or socket.gethostname(),
     )
-    topics = WriterTopics(results=prefix + RESULTS.name, dead_letters=prefix + DEAD_LETTERS.name)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

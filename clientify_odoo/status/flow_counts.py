@@ -37,6 +37,7 @@ from schemas.topics import (
     RESULTS,
     ROUTED,
     SKIPS,
+    Topics,
 )
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,8 @@ class FlowCounts:
 
 async def follow(bootstrap: str, prefix: str, counts: FlowCounts, stop: asyncio.Event) -> None:
     """Count new messages on the watched topics until `stop`; reconnects on errors."""
-    names = {prefix + spec.name: spec.name for spec in WATCHED}
+    topics = Topics(prefix)
+    names = {topics[spec]: spec.name for spec in WATCHED}
     while not stop.is_set():
         consumer = clients.consumer(bootstrap, *names, auto_offset_reset="latest")
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -27,8 +27,7 @@ from schemas.topics import (
     DEAD_LETTERS,
     ODOO_CURSORS,
     SKIPS,
-    TopicSpec,
-    registry,
+    Topics,
 )
 
 # Up to this many messages behind, the lag is counted record by record: offsets alone
@@ -87,7 +86,8 @@ class _Span:
 
 async def inspect_kafka(bootstrap: str, prefix: str, partitions: int | None) -> KafkaState:
     """Everything the status needs from Kafka; `reachable=False` when it does not answer."""
-    specs = {spec.name: spec for spec in registry(prefix, partitions=partitions)}
+    topics = Topics(prefix)
+    specs = {spec.name: spec for spec in topics.declared(partitions)}
     async with contextlib.AsyncExitStack() as stack:
         try:
             admin = await stack.enter_async_context(
@@ -101,7 +101,7 @@ async def inspect_kafka(bootstrap: str, prefix: str, partitions: int | None) -> 
                 admin, [specs[name] for name in specs if name in present]
             )
             committed = {
-                group.service: await committed_offsets(admin, group.group_id(prefix))
+                group.service: await committed_offsets(admin, topics.group(group.service))
                 for group in CONSUMER_GROUPS
             }
             described: Any = await admin.describe_topics(sorted(present & set(specs)))
@@ -109,7 +109,7 @@ async def inspect_kafka(bootstrap: str, prefix: str, partitions: int | None) -> 
                 topic["topic"]: sorted(p["partition"] for p in topic["partitions"])
                 for topic in described
             }
-            state = await _read_topics(bootstrap, prefix, layout, committed)
+            state = await _read_topics(bootstrap, topics, layout, committed)
         except (KafkaError, TimeoutError) as exc:
             return KafkaState(reachable=True, error=f"{type(exc).__name__}: {exc}")
     return replace(
@@ -121,7 +121,7 @@ async def inspect_kafka(bootstrap: str, prefix: str, partitions: int | None) -> 
 
 async def _read_topics(
     bootstrap: str,
-    prefix: str,
+    topics: Topics,
     layout: Mapping[str, list[int]],
     committed: Mapping[str, Mapping[TopicPartition, OffsetAndMetadata]],
 ) -> KafkaState:
@@ -139,14 +139,14 @@ async def _read_topics(
         begins: dict[TopicPartition, int] = await consumer.beginning_offsets(every)
         ends: dict[TopicPartition, int] = await consumer.end_offsets(every)
         reader = _Reader(consumer, begins, ends)
-        groups = await _lags(reader, prefix, layout, committed)
+        groups = await _lags(reader, topics, layout, committed)
         counted = await reader.read(
             {tp: (begins[tp], ends[tp]) for tp in every
-             if tp.topic in _named(prefix, COUNTED.values())}
+             if tp.topic in topics.names(COUNTED.values())}
         )  # fmt: skip
         tails = await reader.read(
             {tp: (max(begins[tp], ends[tp] - TAIL), ends[tp]) for tp in every
-             if tp.topic in _named(prefix, (ODOO_CURSORS, *CLIENTIFY_SOURCES))}
+             if tp.topic in topics.names((ODOO_CURSORS, *CLIENTIFY_SOURCES))}
         )  # fmt: skip
     finally:
         await consumer.stop()
@@ -154,28 +154,22 @@ async def _read_topics(
         reachable=True,
         groups=groups,
         counts={
-            label: sum(
-                span.records for tp, span in counted.items() if tp.topic == prefix + spec.name
-            )
+            label: sum(span.records for tp, span in counted.items() if tp.topic == topics[spec])
             for label, spec in COUNTED.items()
         },
-        last_cursor_move=_newest(tails, _named(prefix, (ODOO_CURSORS,))),
-        last_clientify_fact=_newest(tails, _named(prefix, CLIENTIFY_SOURCES)),
+        last_cursor_move=_newest(tails, topics.names((ODOO_CURSORS,))),
+        last_clientify_fact=_newest(tails, topics.names(CLIENTIFY_SOURCES)),
     )
 
 
-def _named(prefix: str, specs: Iterable[TopicSpec]) -> set[str]:
-    return {prefix + spec.name for spec in specs}
-
-
-def _newest(spans: Mapping[TopicPartition, _Span], topics: set[str]) -> float | None:
+def _newest(spans: Mapping[TopicPartition, _Span], topics: list[str]) -> float | None:
     stamps = [s.newest_ms for tp, s in spans.items() if tp.topic in topics and s.newest_ms]
     return max(stamps) / 1000 if stamps else None
 
 
 async def _lags(
     reader: _Reader,
-    prefix: str,
+    topics: Topics,
     layout: Mapping[str, list[int]],
     committed: Mapping[str, Mapping[TopicPartition, OffsetAndMetadata]],
 ) -> tuple[GroupLag, ...]:
@@ -185,8 +179,8 @@ async def _lags(
         offsets = committed[group.service]
         starts: dict[TopicPartition, int | None] = {}
         for spec in group.topics:
-            for partition in layout.get(prefix + spec.name, []):
-                tp = TopicPartition(prefix + spec.name, partition)
+            for partition in layout.get(topics[spec], []):
+                tp = TopicPartition(topics[spec], partition)
                 meta = offsets.get(tp)
                 starts[tp] = meta.offset if meta and meta.offset >= 0 else None
         # A group that never committed reads from the beginning (auto_offset_reset).
@@ -201,7 +195,7 @@ async def _lags(
                          exact[tp].records if tp in small else end - start)
             for tp, (start, end) in ranges.items()
         )  # fmt: skip
-        lags.append(GroupLag(group.service, group.group_id(prefix), partitions))
+        lags.append(GroupLag(group.service, topics.group(group.service), partitions))
     return tuple(lags)
 
 

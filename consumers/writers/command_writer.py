@@ -17,16 +17,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from connectors.kafka.publisher import Outgoing
-from consumers.base.tracked import NotReady, Reassignable
-from consumers.metrics import COMMAND_RETRIES, COMMANDS_APPLIED, DEAD_LETTERS
+from consumers import metrics
+from consumers.base.tracked import ConsumerConfig, NotReady, Reassignable
 from consumers.writers.plan import Plan, failed
 from schemas import AnyEnvelope, Command, DeadLetter, Result, System, encode
 from schemas.envelope import utc_now
 from schemas.keys import route_key
+from schemas.topics import APPLIED_COMMANDS, COMMANDS, DEAD_LETTERS, RESULTS, Topics
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +46,25 @@ class Target(Protocol):
         """Whether the writer must stop (nothing else would succeed either)."""
 
 
-@dataclass(frozen=True)
-class WriterTopics:
-    results: str
-    dead_letters: str
+def consumer_config(
+    bootstrap: str, topics: Topics, system: System, **options: Any
+) -> ConsumerConfig:
+    """How the writer for `system` consumes: its command topic in its consumer group,
+    tracked on `sync.applied` (`options`: the rest of `ConsumerConfig`)."""
+    return ConsumerConfig(
+        bootstrap=bootstrap,
+        topics=[topics[COMMANDS[system]]],
+        group_id=topics.group(f"{system.value}-writer"),
+        applied_topic=topics[APPLIED_COMMANDS],
+        **options,
+    )
 
 
 class CommandWriter:
     """The `Handler` of a writer: applies commands through a `Target`."""
 
     def __init__(
-        self, target: Target, topics: WriterTopics, *, attempts: int = 3, backoff: float = 1.0
+        self, target: Target, topics: Topics, *, attempts: int = 3, backoff: float = 1.0
     ) -> None:
         self.target = target
         self.topics = topics
@@ -84,7 +92,7 @@ class CommandWriter:
             # nothing to write, but its Result tells `dlq list` how the requeue ended.
             result = Plan().result(command, command.target_id, note=NOTHING_LEFT)
             _log_result(result)
-            return [Outgoing(self.topics.results, _key(command), result)]
+            return [Outgoing(self.topics[RESULTS], _key(command), result)]
         for attempt in range(1, self.attempts + 1):
             try:
                 result = await self.target.apply(command)
@@ -95,7 +103,7 @@ class CommandWriter:
                     raise
                 reason = f"{type(exc).__name__}: {exc}"
                 if self.target.transient(exc) and attempt < self.attempts:
-                    COMMAND_RETRIES.labels(command.target.value, command.entity).inc()
+                    metrics.COMMAND_RETRIES.labels(command.target.value, command.entity).inc()
                     delay = self.backoff * 2 ** (attempt - 1)
                     log.warning(
                         "%s %s: %s; attempt %d of %d in %.1fs", command.entity,
@@ -108,7 +116,7 @@ class CommandWriter:
                 return self._dead(command, reason, attempt)
             _log_result(result)
             _count(result)
-            return [Outgoing(self.topics.results, _key(command), result)]
+            return [Outgoing(self.topics[RESULTS], _key(command), result)]
         raise AssertionError("unreachable: the last attempt returns")
 
     async def give_up(self, envelope: AnyEnvelope, reason: str, tries: int) -> list[Outgoing]:
@@ -123,11 +131,11 @@ class CommandWriter:
         )  # fmt: skip
         letter = DeadLetter(command=command, reason=reason, attempts=attempts, at=utc_now())
         result = failed(command, reason)
-        DEAD_LETTERS.labels(command.target.value, command.entity).inc()
+        metrics.DEAD_LETTERS.labels(command.target.value, command.entity).inc()
         _count(result)
         return [
-            Outgoing(self.topics.dead_letters, _key(command), letter),
-            Outgoing(self.topics.results, _key(command), result),
+            Outgoing(self.topics[DEAD_LETTERS], _key(command), letter),
+            Outgoing(self.topics[RESULTS], _key(command), result),
         ]
 
 
@@ -143,7 +151,7 @@ def _expected_rejection(exc: Exception) -> bool:
 
 
 def _count(result: Result) -> None:
-    COMMANDS_APPLIED.labels(result.target.value, result.entity, result.status.value).inc()
+    metrics.COMMANDS_APPLIED.labels(result.target.value, result.entity, result.status.value).inc()
 
 
 def _log_result(result: Result) -> None:

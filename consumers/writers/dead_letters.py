@@ -40,11 +40,10 @@ from schemas.envelope import EnvelopeError, deterministic_id, utc_now
 from schemas.keys import route_key
 from schemas.topics import (
     APPLIED_COMMANDS,
-    COMMANDS_CLIENTIFY,
-    COMMANDS_ODOO,
     DEAD_LETTERS,
     REQUEUES,
     RESULTS,
+    Topics,
 )
 
 log = logging.getLogger(__name__)
@@ -55,28 +54,6 @@ SHORT_ID = 8  # characters of an id shown in tables; any unique prefix is accept
 def requeue_id(dead_command_id: str) -> str:
     """The id of the command a dead letter is sent back as: one per dead letter."""
     return deterministic_id("requeue", dead_command_id)
-
-
-@dataclass(frozen=True)
-class DeadLetterTopics:
-    dead_letters: str
-    requeues: str
-    applied: str
-    results: str
-    commands: Mapping[System, str]
-
-    @classmethod
-    def for_prefix(cls, prefix: str) -> DeadLetterTopics:
-        return cls(
-            dead_letters=prefix + DEAD_LETTERS.name,
-            requeues=prefix + REQUEUES.name,
-            applied=prefix + APPLIED_COMMANDS.name,
-            results=prefix + RESULTS.name,
-            commands={
-                System.CLIENTIFY: prefix + COMMANDS_CLIENTIFY.name,
-                System.ODOO: prefix + COMMANDS_ODOO.name,
-            },
-        )
 
 
 @dataclass(frozen=True)
@@ -192,9 +169,9 @@ class MissingTopics(Exception):
     """The dead-letter topics are not there: the topic registry was not applied."""
 
 
-async def read_book(bootstrap: str, topics: DeadLetterTopics) -> Book:
+async def read_book(bootstrap: str, topics: Topics) -> Book:
     """Every dead letter on the topics now, with its requeue and that one's outcome."""
-    names = [topics.dead_letters, topics.requeues]
+    names = topics.names((DEAD_LETTERS, REQUEUES))
     present = {tp.topic for tp in await partitions_of(bootstrap, *names)}
     missing = [name for name in names if name not in present]
     if missing:
@@ -206,7 +183,7 @@ async def read_book(bootstrap: str, topics: DeadLetterTopics) -> Book:
     requeues: dict[str, Requeue] = {}
     for record in await read_to_end(bootstrap, names):  # in offset order per partition
         try:
-            if record.topic == topics.requeues:
+            if record.topic == topics[REQUEUES]:
                 requeue = Requeue.model_validate_json(record.value)
                 requeues[requeue.dead_letter_id] = requeue  # the newest wins
                 continue
@@ -222,7 +199,7 @@ async def read_book(bootstrap: str, topics: DeadLetterTopics) -> Book:
             Entry(letter, requeues.get(dead_id), outcomes.get(dead_id))
             for dead_id, letter in letters.items()
         ),
-        await _written(bootstrap, topics.results) if letters else {},
+        await _written(bootstrap, topics[RESULTS]) if letters else {},
     )
 
 
@@ -245,11 +222,11 @@ async def _written(bootstrap: str, results: str) -> dict[tuple[Record, str], tup
 
 
 async def _outcomes(
-    bootstrap: str, topics: DeadLetterTopics, requeues: Iterable[Requeue]
+    bootstrap: str, topics: Topics, requeues: Iterable[Requeue]
 ) -> dict[str, ResultStatus]:
     """Per dead letter, the status of its requeued command's Result, once there is one:
     the writers store each command's Result with its id on the applied topic."""
-    applied = await load_applied(bootstrap, topics.applied)
+    applied = await load_applied(bootstrap, topics[APPLIED_COMMANDS])
     outcomes: dict[str, ResultStatus] = {}
     for requeue in requeues:
         stored = applied.get(requeue.command_id or "")
@@ -260,7 +237,7 @@ async def _outcomes(
 
 
 async def send(
-    bootstrap: str, topics: DeadLetterTopics, plans: Sequence[Planned], transactional_id: str
+    bootstrap: str, topics: Topics, plans: Sequence[Planned], transactional_id: str
 ) -> None:
     """Record the planned requeues on `sync.requeues`, atomically (a reader sees all or
     none), keyed by their record's route: the worker reads them in order with that
@@ -269,7 +246,7 @@ async def send(
     for planned in plans:
         dead = planned.entry.letter.command
         key = route_key(dead.entity, dead.business_key)  # the record's partition
-        records.append(Outgoing(topics.requeues, key, planned.requeue()))
+        records.append(Outgoing(topics[REQUEUES], key, planned.requeue()))
     async with Publisher(
         bootstrap, client_id="clientify-odoo-dlq", transactional_id=transactional_id
     ) as publisher:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -20,13 +19,7 @@ from typing import Any
 from connectors.clientify.client import timestamp
 from schemas import Fact, System
 from schemas.keys import normalise_sku, normalise_tax_id
-from schemas.topics import (
-    CLIENTIFY_COMPANY,
-    CLIENTIFY_CONTACT,
-    CLIENTIFY_CURSORS,
-    CLIENTIFY_PRODUCT,
-    registry,
-)
+from schemas.topics import CLIENTIFY_COMPANY, CLIENTIFY_CONTACT, CLIENTIFY_PRODUCT
 
 ENTITIES = ("contact", "company", "product")
 SUB_ITEM_FIELDS = {
@@ -51,25 +44,12 @@ VERSION_FIELDS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 
-@dataclass(frozen=True)
-class ClientifyTopics:
-    """Topic names under one prefix (tests isolate themselves with a prefix)."""
-
-    contact: str
-    company: str
-    product: str
-    cursors: str
-
-    @classmethod
-    def for_prefix(cls, prefix: str) -> ClientifyTopics:
-        specs = registry(
-            prefix,
-            specs=(CLIENTIFY_CONTACT, CLIENTIFY_COMPANY, CLIENTIFY_PRODUCT, CLIENTIFY_CURSORS),
-        )
-        return cls(*(spec.name for spec in specs))
-
-    def for_entity(self, entity: str) -> str:
-        return {"contact": self.contact, "company": self.company, "product": self.product}[entity]
+# The source topic of each entity's facts.
+SOURCE_OF = {
+    "contact": CLIENTIFY_CONTACT,
+    "company": CLIENTIFY_COMPANY,
+    "product": CLIENTIFY_PRODUCT,
+}
 
 
 def canonical(entity: str, record: dict[str, Any]) -> dict[str, Any]:

@@ -35,8 +35,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from connectors.kafka.publisher import Outgoing, Publisher
 from producers.clientify.body import BadBody, parse
-from producers.clientify.facts import ClientifyTopics, to_fact
+from producers.clientify.facts import SOURCE_OF, to_fact
 from schemas.health import ServiceHealth, exposition, health_answer, iso
+from schemas.topics import Topics
 
 log = logging.getLogger(__name__)
 HOOK_IN_TEXT = re.compile(r"/hooks/[^\s\"?]+")
@@ -78,7 +79,7 @@ IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 @dataclass(frozen=True)
 class ReceiverConfig:
     secret: str
-    topics: ClientifyTopics
+    topics: Topics
     allowed_networks: tuple[IpNetwork, ...] = ()  # empty: any address
     # Reverse proxies in front of the receiver: their X-Forwarded-For is believed.
     trusted_proxies: tuple[IpNetwork, ...] = ()
@@ -232,7 +233,7 @@ class WebhookReceiver:
 
     async def _publish(self, entity: str, record: dict[str, Any]) -> web.Response:
         fact = to_fact(entity, record, occurred_at=datetime.now(UTC))
-        outgoing = Outgoing(self.config.topics.for_entity(entity), fact.source_id, fact)
+        outgoing = Outgoing(self.config.topics[SOURCE_OF[entity]], fact.source_id, fact)
         try:
             await asyncio.wait_for(self.publisher.publish(outgoing), self.config.publish_timeout)
         except (KafkaError, TimeoutError) as exc:

@@ -25,9 +25,10 @@ from connectors.clientify import ClientifyClient, ClientifyNotFound, Record
 from connectors.clientify.client import Records
 from connectors.kafka.publisher import Outgoing, Publisher
 from producers.clientify.cursors import Cursor, load_cursors
-from producers.clientify.facts import ENTITIES, ClientifyTopics, to_fact, version_of
+from producers.clientify.facts import ENTITIES, SOURCE_OF, to_fact, version_of
 from producers.metrics import FACTS_PUBLISHED, POLLS
 from schemas.health import ServiceHealth, iso
+from schemas.topics import CLIENTIFY_CURSORS, Topics
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class Reconciler:
         self,
         client: ClientifyClient,
         publisher: Publisher,
-        topics: ClientifyTopics,
+        topics: Topics,
         bootstrap: str,
         *,
         overlap: timedelta = DEFAULT_OVERLAP,
@@ -74,7 +75,7 @@ class Reconciler:
 
     async def run_once(self) -> PassReport:
         if self.cursors is None:
-            self.cursors = await load_cursors(self.bootstrap, self.topics.cursors)
+            self.cursors = await load_cursors(self.bootstrap, self.topics[CLIENTIFY_CURSORS])
         report = PassReport()
         for entity in ENTITIES:
             listed, emitted, cursor = await self._pass(entity, self.cursors.get(entity))
@@ -141,7 +142,7 @@ class Reconciler:
             versions[fact.source_id] = (version, fact.occurred_at)
             upto = fact.occurred_at if upto is None else max(upto, fact.occurred_at)
             if seen.get(fact.source_id) != version:
-                pending.append(Outgoing(self.topics.for_entity(entity), fact.source_id, fact))
+                pending.append(Outgoing(self.topics[SOURCE_OF[entity]], fact.source_id, fact))
                 emitted += 1
             if len(pending) >= PUBLISH_BATCH:
                 await self._publish(entity, pending)
@@ -158,7 +159,8 @@ class Reconciler:
             source_id: version for source_id, (version, at) in versions.items() if at > window_start
         }
         new_cursor = Cursor(entity=entity, modified_upto=upto, seen=kept)
-        await self.publisher.publish(Outgoing(self.topics.cursors, entity, new_cursor.encode()))
+        stored = Outgoing(self.topics[CLIENTIFY_CURSORS], entity, new_cursor.encode())
+        await self.publisher.publish(stored)
         return listed, emitted, new_cursor
 
     async def _publish(self, entity: str, facts: list[Outgoing]) -> None:

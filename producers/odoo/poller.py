@@ -41,7 +41,7 @@ from producers.odoo.entities import STREAMS, Entity, Stream
 from schemas import EnvelopeError, Fact, System, decode
 from schemas.health import ServiceHealth, iso
 from schemas.odoo_values import many2one_id
-from schemas.topics import ODOO_CURSORS, TopicSpec, registry
+from schemas.topics import ODOO_CURSORS, Topics
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,12 @@ class PollReport:
         return sum(self.facts.values())
 
 
+def transactional_id(topics: Topics, db: str) -> str:
+    """The poller's transactional id: one per database, so a restarted poller fences its
+    predecessor (and its open transaction is aborted at once)."""
+    return topics.scoped(f"clientify-odoo.odoo-poller.{db}")
+
+
 class OdooPoller:
     def __init__(
         self,
@@ -102,7 +108,7 @@ class OdooPoller:
         publisher: Publisher,
         bootstrap: str,
         *,
-        topic_prefix: str = "",
+        topics: Topics | None = None,
         options: PollerOptions | None = None,
         streams: Sequence[Stream] = STREAMS,
         health: ServiceHealth | None = None,
@@ -114,17 +120,12 @@ class OdooPoller:
         self.streams = tuple(streams)
         self.health = health or ServiceHealth("odoo-poller")
         self.cursors: dict[str, Cursor] = {}
-        self._prefix = topic_prefix
-        self._cursor_topic = self._topic(ODOO_CURSORS)
+        self.topics = topics or Topics()
         self._seen: OrderedDict[tuple[str, int], str] = OrderedDict()
         # Per entity, the page being committed while the next one is read; entities are
         # polled side by side, their transactions one at a time (one producer).
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._publishing = asyncio.Lock()
-
-    def _topic(self, spec: TopicSpec) -> str:
-        (named,) = registry(self._prefix, specs=(spec,))
-        return named.name
 
     def _key(self, stream: Stream) -> str:
         return cursor_key(self.client.config.db, stream.model)
@@ -136,7 +137,7 @@ class OdooPoller:
         # An empty transaction makes the broker abort whatever a killed poller with the
         # same transactional id left open, so read_committed can reach the end.
         await self.publisher.publish_all([])
-        stored = await load_cursors(self.bootstrap, self._cursor_topic)
+        stored = await load_cursors(self.bootstrap, self.topics[ODOO_CURSORS])
         fresh: list[Outgoing] = []
         for stream in self.streams:
             cursor = stored.get(self._key(stream))
@@ -162,7 +163,7 @@ class OdooPoller:
             oldest = min(self.cursors[s.model].second for s in self.streams if s.entity == entity)
             if oldest == EPOCH:
                 continue  # nothing done yet: nothing to recall
-            topic = self._topic(entity.topic)
+            topic = self.topics[entity.topic]
             # Bounded twice: by time, and by what the seen cache could hold anyway (after
             # a crash mid-backfill everything was published after `oldest`).
             recent = await read_to_end(
@@ -358,7 +359,7 @@ class OdooPoller:
         report: PollReport,
         progress: Progress | None,
     ) -> None:
-        topic = self._topic(stream.entity.topic)
+        topic = self.topics[stream.entity.topic]
         outgoing = [Outgoing(topic, fact.source_id, fact) for fact in facts]
         if cursor is not None and cursor != self.cursors.get(stream.model):
             outgoing.append(self._cursor_record(stream, cursor))
@@ -386,7 +387,7 @@ class OdooPoller:
             progress.advance(scanned)
 
     def _cursor_record(self, stream: Stream, cursor: Cursor) -> Outgoing:
-        return Outgoing(self._cursor_topic, self._key(stream), cursor.encode(stream.model))
+        return Outgoing(self.topics[ODOO_CURSORS], self._key(stream), cursor.encode(stream.model))
 
     async def _load(self, entity: Entity, ids: list[int]) -> list[Record]:
         records: list[Record] = []
