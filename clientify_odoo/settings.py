@@ -7,6 +7,8 @@ asks for (URL, user, API key, database). Secrets are `SecretStr`, so printing a
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +113,22 @@ class Settings(BaseSettings):
             for secret in (self.odoo_api_key, self.clientify_api_key, self.webhook_secret)
             if secret is not None and secret.get_secret_value()
         ]
+
+
+def write_env_file(
+    path: Path, values: Mapping[str, str], *, replace: bool = False, header: str | None = None
+) -> None:
+    """Set `values` in an env file, keeping its other lines (all of them replaced with
+    `replace`). The file is made mode 600 before anything is written into it, so a
+    secret is never readable by other users, not even for a moment."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)
+    os.chmod(path, 0o600)
+    kept = [] if replace else path.read_text().splitlines()
+    kept = [line for line in kept if line.partition("=")[0].strip() not in values]
+    lines = [*([f"# {header}"] if header else []), *kept]
+    lines += [f"{name}={value}" for name, value in sorted(values.items())]
+    path.write_text("\n".join(lines) + "\n")
 
 
 def odoo_config(settings: Settings, **overrides: Any) -> OdooConfig:

@@ -1,4 +1,5 @@
-"""The `clientify-odoo` command: one sub-command module per group, registered below."""
+"""The `clientify-odoo` command: one module per sub-command, named after it, registered
+below; `options` and `service` hold what they share."""
 
 from __future__ import annotations
 
@@ -12,31 +13,33 @@ from pathlib import Path
 from rich.console import Console
 
 from clientify_odoo.cli import (
-    clientify,
     connect,
     dlq,
     kafka,
-    odoo,
+    poll,
+    reconcile,
     replay,
     report,
     sandbox,
-    stack,
     status,
-    sync,
+    up,
+    webhooks,
+    worker,
     write,
 )
-from clientify_odoo.cli.common import CommandError, Context
+from clientify_odoo.cli.options import CommandError, Context
 from clientify_odoo.logs import secret_filter, setup_logging
 from clientify_odoo.settings import SettingsError, load_settings
 
 # Each module adds its sub-commands with `register(subparsers)`.
 COMMAND_GROUPS = (
-    stack,
+    up,
     kafka,
     sandbox,
-    odoo,
-    clientify,
-    sync,
+    poll,
+    webhooks,
+    reconcile,
+    worker,
     write,
     connect,
     report,

@@ -20,8 +20,8 @@ from pydantic import ValidationError
 from rich.markup import escape
 from rich.prompt import Prompt
 
-from clientify_odoo.cli.clientify import DEFAULT_WEBHOOK_PORT, new_webhook_secret, write_setting
-from clientify_odoo.cli.common import CommandError, Context
+from clientify_odoo.cli.options import CommandError, Context
+from clientify_odoo.cli.webhooks import DEFAULT_WEBHOOK_PORT
 from clientify_odoo.connect import (
     SETTING_HELP,
     ConnectFailed,
@@ -32,6 +32,8 @@ from clientify_odoo.connect import (
     webhook_url,
 )
 from clientify_odoo.logs import secret_filter
+from clientify_odoo.settings import write_env_file
+from producers.clientify.receiver import new_secret
 from schemas.mapping import DEFAULT_MAPPING, MappingError, load_mapping
 
 DEFAULT_PUBLIC_URL = f"http://127.0.0.1:{DEFAULT_WEBHOOK_PORT}"
@@ -130,7 +132,7 @@ def _webhook_secret(args: argparse.Namespace, context: Context) -> tuple[str, bo
     existing = context.settings.webhook_secret
     if existing is not None and not args.rotate_webhook_secret:
         return existing.get_secret_value(), False
-    secret = new_webhook_secret()
+    secret = new_secret()
     secret_filter().add(secret)
     return secret, True
 
@@ -143,16 +145,18 @@ def _report(
     print_(
         f"[green]ok[/green] Odoo {found.odoo_version} at {escape(settings.odoo_url)}: database "
         f"{escape(settings.odoo_db)}, user {escape(settings.odoo_user)} ({found.odoo_protocol})",
-        highlight=False, soft_wrap=True,
-    )  # fmt: skip
+        highlight=False,
+        soft_wrap=True,
+    )
     created = ", ".join(found.created_fields) or "none needed, all there"
     print_(f"[green]ok[/green] Odoo custom fields created: {created}", highlight=False)
     account = found.clientify_account.get("company_name") or found.clientify_account.get("email")
     print_(
         f"[green]ok[/green] Clientify at {escape(settings.clientify_url)}: API key accepted"
         + (f" (account {escape(str(account))})" if account else ""),
-        highlight=False, soft_wrap=True,
-    )  # fmt: skip
+        highlight=False,
+        soft_wrap=True,
+    )
     print_("\nRegister these webhooks in Clientify (Settings -> Webhooks), one per event:")
     for event, url in hooks.items():
         print_(f"  {event:<15} {url}", highlight=False, soft_wrap=True)
@@ -179,18 +183,21 @@ def _connect(args: argparse.Namespace, context: Context) -> int:
     hooks = {event: webhook_url(public_url, shown) for event in webhook_events()}
     path: Path = args.env_file or Path(".env")
     values = {**settings.env(), "WEBHOOK_SECRET": secret}
-    for name, value in values.items():
-        write_setting(path, name, value)
+    write_env_file(path, values)
     _report(context, settings, found, hooks)
     context.console.print(
-        ("The webhook secret is new: these URLs are shown only now.\n" if new else
-         "The webhook secret is unchanged (WEBHOOK_SECRET in .env): URLs already registered "
-         "stay valid; --rotate-webhook-secret makes a new one.\n")
+        (
+            "The webhook secret is new: these URLs are shown only now.\n"
+            if new
+            else "The webhook secret is unchanged (WEBHOOK_SECRET in .env): URLs already "
+            "registered stay valid; --rotate-webhook-secret makes a new one.\n"
+        )
         + f"Settings saved in {path} (readable by you only): {', '.join(values)}.\n\n"
         "[bold green]Connected: the Odoo <-> Clientify integration is active.[/bold green] "
         "Start syncing with `clientify-odoo up`.",
-        highlight=False, soft_wrap=True,
-    )  # fmt: skip
+        highlight=False,
+        soft_wrap=True,
+    )
     return 0
 
 
@@ -228,16 +235,20 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--odoo-db", metavar="NAME", help="Odoo database name (ODOO_DB)")
     parser.add_argument("--odoo-user", metavar="LOGIN", help="Odoo administrator login (ODOO_USER)")
     parser.add_argument(
-        "--clientify-url", metavar="URL",
+        "--clientify-url",
+        metavar="URL",
         help="Clientify API base URL, only for a sandbox (CLIENTIFY_URL; default: the real API)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--public-url", default=DEFAULT_PUBLIC_URL, metavar="URL",
+        "--public-url",
+        default=DEFAULT_PUBLIC_URL,
+        metavar="URL",
         help="where Clientify reaches the webhook receiver (`webhooks serve`) from outside "
         "(default %(default)s)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--rotate-webhook-secret", action="store_true",
+        "--rotate-webhook-secret",
+        action="store_true",
         help="make a new webhook secret even if one exists (the old URLs stop working)",
-    )  # fmt: skip
+    )
     parser.set_defaults(handler=_connect)

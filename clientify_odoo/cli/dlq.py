@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -14,12 +13,13 @@ from aiokafka.errors import KafkaError
 from rich.table import Table
 from rich.text import Text
 
-from clientify_odoo.cli.common import (
+from clientify_odoo.cli.options import (
     CommandError,
     Context,
     add_bootstrap_argument,
     bootstrap_servers,
 )
+from clientify_odoo.cli.service import kafka_quiet, no_kafka
 from consumers.writers.dead_letters import (
     SHORT_ID,
     Book,
@@ -36,22 +36,13 @@ T = TypeVar("T")
 
 
 def _kafka(run: Coroutine[Any, Any, T], bootstrap: str) -> T:
-    # aiokafka logs each refused connection itself; the one error below says it all.
-    kafka_log = logging.getLogger("aiokafka")
-    level = kafka_log.level
-    kafka_log.setLevel(logging.CRITICAL)
     try:
-        return asyncio.run(run)
+        with kafka_quiet():
+            return asyncio.run(run)
     except MissingTopics as exc:
         raise CommandError(str(exc), exit_code=2) from None
     except KafkaError as exc:
-        raise CommandError(
-            f"cannot reach Kafka at {bootstrap} ({type(exc).__name__}). Start it with "
-            "`clientify-odoo kafka up` or set KAFKA_BOOTSTRAP_SERVERS.",
-            exit_code=2,
-        ) from None
-    finally:
-        kafka_log.setLevel(level)
+        raise no_kafka(bootstrap, exc, exit_code=2) from None
 
 
 def _book(args: argparse.Namespace, context: Context) -> tuple[Book, Topics, str]:
@@ -98,10 +89,15 @@ def _list(args: argparse.Namespace, context: Context) -> int:
     for entry in entries:
         command = entry.letter.command
         cells = (
-            entry.id[:SHORT_ID], _when(entry), command.target.value, command.entity,
-            command.business_key, str(entry.letter.attempts),
-            " ".join(entry.letter.reason.split()), _fate(entry),
-        )  # fmt: skip
+            entry.id[:SHORT_ID],
+            _when(entry),
+            command.target.value,
+            command.entity,
+            command.business_key,
+            str(entry.letter.attempts),
+            " ".join(entry.letter.reason.split()),
+            _fate(entry),
+        )
         table.add_row(*map(Text, cells))  # as text: a reason may hold "[...]", not markup
     context.console.print(table)
     context.console.print(
@@ -118,16 +114,20 @@ def _show(args: argparse.Namespace, context: Context) -> int:
     requeue = entry.requeue
     shown = {
         "dead_letter": entry.letter.model_dump(mode="json"),
-        "requeue": None if requeue is None else {
+        "requeue": None
+        if requeue is None
+        else {
             **requeue.model_dump(mode="json", exclude={"kind", "schema_version"}),
             "outcome": entry.outcome.value if entry.outcome else None,
         },
-    }  # fmt: skip
+    }
     # JSON as is: no markup, no highlighting, no line breaks added (it may be piped).
     context.console.print(
         json.dumps(shown, indent=2, ensure_ascii=False),
-        markup=False, highlight=False, soft_wrap=True,
-    )  # fmt: skip
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
     return 0
 
 
@@ -141,13 +141,19 @@ def _plan_table(plans: list[Planned], topics: Topics) -> Table:
         sent = planned.command
         fields = ", ".join(sorted(sent.fields)) if sent else "none"
         if planned.superseded:
-            newer = ", ".join(f"{name} ({dead_id[:SHORT_ID]})" for name, dead_id in
-                              sorted(planned.superseded.items()))  # fmt: skip
+            newer = ", ".join(
+                f"{name} ({dead_id[:SHORT_ID]})"
+                for name, dead_id in sorted(planned.superseded.items())
+            )
             fields += f"; newer dead letter has: {newer}"
         cells = (
-            planned.entry.id[:SHORT_ID], sent.command_id[:SHORT_ID] if sent else "-",
-            topics[COMMANDS[command.target]], command.entity, command.business_key, fields,
-        )  # fmt: skip
+            planned.entry.id[:SHORT_ID],
+            sent.command_id[:SHORT_ID] if sent else "-",
+            topics[COMMANDS[command.target]],
+            command.entity,
+            command.business_key,
+            fields,
+        )
         table.add_row(*map(Text, cells))
     return table
 
@@ -224,9 +230,11 @@ def register(subparsers: Any) -> None:
     )
     which = requeue.add_mutually_exclusive_group(required=True)
     which.add_argument(
-        "--id", action="append", metavar="ID",
+        "--id",
+        action="append",
+        metavar="ID",
         help="a dead letter's id or a unique start of it (repeatable)",
-    )  # fmt: skip
+    )
     which.add_argument("--all", action="store_true", help="every dead letter not requeued yet")
     requeue.add_argument(
         "--dry-run", action="store_true", help="show what would be sent; send nothing"

@@ -9,7 +9,8 @@ from typing import Any
 
 from rich.table import Table
 
-from clientify_odoo.cli.common import CommandError, Context
+from clientify_odoo.cli.options import CommandError, Context
+from clientify_odoo.cli.service import ensure_declared_topics
 from clientify_odoo.stack.broker import (
     DEFAULT_KAFKA_VERSION,
     DEFAULT_PORT,
@@ -19,28 +20,35 @@ from clientify_odoo.stack.broker import (
     default_cache_dir,
     default_data_dir,
 )
-from connectors.kafka.admin import TopicConfigError, ensure_topics, list_topics, reachable
+from connectors.kafka.admin import list_topics, reachable
 from schemas.topics import Topics
 
 
 def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
     """Where the local broker lives; shared by every command that may start it."""
     parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT,
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
         help=f"client port on 127.0.0.1 (default {DEFAULT_PORT}; the controller uses port+1)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--data-dir", type=Path, default=default_data_dir(),
+        "--data-dir",
+        type=Path,
+        default=default_data_dir(),
         help="broker data, config, pid and logs (default: %(default)s)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--kafka-version", default=DEFAULT_KAFKA_VERSION,
+        "--kafka-version",
+        default=DEFAULT_KAFKA_VERSION,
         help="Apache Kafka release to fetch from Maven Central (default %(default)s)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--cache-dir", type=Path, default=default_cache_dir(),
+        "--cache-dir",
+        type=Path,
+        default=default_cache_dir(),
         help="where fetched jars are kept and reused (default: %(default)s)",
-    )  # fmt: skip
+    )
 
 
 def local_broker(args: argparse.Namespace) -> LocalBroker:
@@ -84,12 +92,10 @@ def start_broker(args: argparse.Namespace, context: Context) -> str:
     return broker.bootstrap
 
 
-def ensure_registry(bootstrap: str, context: Context) -> None:
-    try:
-        declared = Topics(context.settings.topic_prefix).declared()
-        report = asyncio.run(ensure_topics(bootstrap, declared))
-    except TopicConfigError as exc:
-        raise CommandError(str(exc)) from None
+def create_topics(bootstrap: str, context: Context) -> None:
+    """Create every declared topic that is missing, check the others, and say so."""
+    topics = Topics(context.settings.topic_prefix)
+    report = asyncio.run(ensure_declared_topics(bootstrap, topics))
     if report.created:
         context.console.print(f"Created {len(report.created)} topics: {', '.join(report.created)}")
     else:
@@ -165,7 +171,7 @@ def _print_status(
 
 def _ensure(args: argparse.Namespace, context: Context) -> int:
     bootstrap = start_broker(args, context)
-    ensure_registry(bootstrap, context)
+    create_topics(bootstrap, context)
     return 0
 
 

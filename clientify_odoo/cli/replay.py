@@ -5,23 +5,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
-from clientify_odoo.cli.common import (
+from clientify_odoo.cli.options import (
     CommandError,
     Context,
     add_bootstrap_argument,
     add_mapping_argument,
+    add_partitions_argument,
+    add_worker_dir_argument,
     bootstrap_servers,
     load_mapping_for,
 )
-from clientify_odoo.stack.plan import DEFAULT_WORKER_DIR
 from processors import rebuild, replay_source
 from schemas.envelope import Command
-from schemas.topics import DEFAULT_PARTITIONS, SOURCES, Topics
+from schemas.topics import SOURCES, Topics
 
 SOURCE_NAMES = [spec.name for spec in SOURCES]
 
@@ -63,9 +63,12 @@ def _show_diff(context: Context, diff: rebuild.Diff) -> None:
         table.add_column(column, justify="left" if column == "table" else "right")
     for name in diff.same:
         table.add_row(
-            name, str(diff.same[name]), str(diff.changed[name]),
-            str(diff.added[name]), str(diff.removed[name]),
-        )  # fmt: skip
+            name,
+            str(diff.same[name]),
+            str(diff.changed[name]),
+            str(diff.added[name]),
+            str(diff.removed[name]),
+        )
     context.console.print(table)
 
 
@@ -158,14 +161,8 @@ def register(subparsers: Any) -> None:
             "on start it recovers the rebuilt tables and resumes from its committed offsets."
         ),
     )
-    tables.add_argument(
-        "--data-dir", type=Path, default=DEFAULT_WORKER_DIR,
-        help="the worker's --data-dir, whose local state is removed (default: %(default)s)",
-    )  # fmt: skip
-    tables.add_argument(
-        "--partitions", type=int, default=DEFAULT_PARTITIONS,
-        help=f"partitions of changelogs created anew (default {DEFAULT_PARTITIONS})",
-    )  # fmt: skip
+    add_worker_dir_argument(tables, "the worker's --data-dir, whose local state is removed")
+    add_partitions_argument(tables, "changelogs created anew")
     source = actions.add_parser(
         "source",
         help="replay source topics through the current mapping",
@@ -175,12 +172,18 @@ def register(subparsers: Any) -> None:
             "current mapping and emits commands only for fields whose value it did not know."
         ),
     )
-    source.add_argument("topics", nargs="+", choices=SOURCE_NAMES, metavar="topic",
-                        help=f"one or more of: {', '.join(SOURCE_NAMES)}")  # fmt: skip
     source.add_argument(
-        "--since", default=None,
+        "topics",
+        nargs="+",
+        choices=SOURCE_NAMES,
+        metavar="topic",
+        help=f"one or more of: {', '.join(SOURCE_NAMES)}",
+    )
+    source.add_argument(
+        "--since",
+        default=None,
         help="only records changed from this time on (ISO 8601; UTC unless an offset is given)",
-    )  # fmt: skip
+    )
     for parser, handler in ((tables, _tables), (source, _source)):
         parser.add_argument(
             "--dry-run", action="store_true", help="show what would be written; write nothing"

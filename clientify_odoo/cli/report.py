@@ -6,9 +6,7 @@ import argparse
 import asyncio
 import csv
 import json
-import logging
 import re
-import signal
 import sqlite3
 import sys
 from pathlib import Path
@@ -18,22 +16,19 @@ from aiokafka.errors import KafkaError
 from platformdirs import user_data_dir
 from rich.console import Console
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
     Progress,
     TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table as RichTable
 
-from clientify_odoo.cli.common import (
+from clientify_odoo.cli.options import (
     CommandError,
     Context,
     add_bootstrap_argument,
     bootstrap_servers,
 )
+from clientify_odoo.cli.progress import progress_bar
+from clientify_odoo.cli.service import kafka_quiet, stop_on_signals
 from connectors.kafka.admin import reachable
 from consumers.base.sink import SinkConfig, SinkConsumer, SinkError, Store, open_read_only
 from consumers.reporting.sink import ReportingSink
@@ -72,19 +67,11 @@ async def _consume(
 ) -> tuple[SinkConsumer, bool]:
     """Catch up (then follow, if asked); returns the consumer and whether it caught up."""
     config = SinkConfig(bootstrap, topic_prefix=context.settings.topic_prefix)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signals()
     with Store(db, ReportingSink(), config.topic_prefix, fresh=args.rebuild) as store:
         async with SinkConsumer(store, config) as consumer:
             title = "Replaying the topics" if args.rebuild else "Catching up"
-            progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), TextColumn("ETA"),
-                TimeRemainingColumn(), console=context.errors,
-            )  # fmt: skip
-            with progress:
+            with progress_bar(context.errors, unit="msg") as progress:
                 caught_up = await consumer.catch_up(stop, _Bar(progress, title))
             if caught_up:
                 context.errors.print(
@@ -103,14 +90,8 @@ def _run_consumer(
 ) -> tuple[SinkConsumer, bool]:
     db = _db(args, context)
     bootstrap = bootstrap_servers(args, context)
-    # aiokafka logs each refused connection itself; the one line below says it all.
-    kafka_log = logging.getLogger("aiokafka")
-    level = kafka_log.level
-    kafka_log.setLevel(logging.CRITICAL)
-    try:
+    with kafka_quiet():
         up = reachable(bootstrap)
-    finally:
-        kafka_log.setLevel(level)
     if not up:
         raise CommandError(
             f"cannot reach Kafka at {bootstrap}. Start it with `clientify-odoo kafka up`, or "
@@ -231,10 +212,12 @@ def _table_name(value: str) -> str:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--db", type=Path, default=None,
+        "--db",
+        type=Path,
+        default=None,
         help="the report database (default: reporting.sqlite3 in the user data dir, one "
         "per TOPIC_PREFIX)",
-    )  # fmt: skip
+    )
     add_bootstrap_argument(parser)
 
 
@@ -260,9 +243,10 @@ examples:
   clientify-odoo reporter --rebuild        wipe the database and replay every topic""",
     )
     reporter.add_argument(
-        "--rebuild", action="store_true",
+        "--rebuild",
+        action="store_true",
         help="wipe the database first and replay the topics from the beginning",
-    )  # fmt: skip
+    )
     reporter.add_argument(
         "--once", action="store_true", help="exit once caught up instead of following"
     )
@@ -293,17 +277,23 @@ examples:
   clientify-odoo report --rebuild                rebuild from the topics, then print""",
     )
     report.add_argument(
-        "tables", nargs="*", type=_table_name, metavar="table",
+        "tables",
+        nargs="*",
+        type=_table_name,
+        metavar="table",
         help=f"which tables ({', '.join(TABLE_NAMES)}; default: all)",
-    )  # fmt: skip
+    )
     report.add_argument(
-        "--format", choices=["table", "csv", "json"], default="table",
+        "--format",
+        choices=["table", "csv", "json"],
+        default="table",
         help="table (default, for people), csv (one table) or json (for tools)",
-    )  # fmt: skip
+    )
     report.add_argument(
-        "--rebuild", action="store_true",
+        "--rebuild",
+        action="store_true",
         help="wipe the database and replay the topics from the beginning first (stop a "
         "running reporter before)",
-    )  # fmt: skip
+    )
     _common(report)
     report.set_defaults(handler=_report)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,7 +13,13 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from clientify_odoo.cli.common import Context, add_bootstrap_argument, bootstrap_servers
+from clientify_odoo.cli.options import (
+    Context,
+    add_bootstrap_argument,
+    add_partitions_argument,
+    bootstrap_servers,
+)
+from clientify_odoo.cli.service import kafka_quiet
 from clientify_odoo.services import SERVICE_BY_NAME, SERVICES
 from clientify_odoo.status.health import (
     EXIT_NO_BROKER,
@@ -24,7 +29,6 @@ from clientify_odoo.status.health import (
     stack_status,
 )
 from clientify_odoo.status.kafka_state import PartitionLag
-from schemas.topics import DEFAULT_PARTITIONS
 
 STYLE = {"ok": "green", "degraded": "yellow", "down": "red"}
 
@@ -44,17 +48,16 @@ def _service_override(text: str) -> tuple[str, str]:
 def _status(args: argparse.Namespace, context: Context) -> int:
     bootstrap = bootstrap_servers(args, context)
     urls = service_urls(args.host, dict(args.service))
-    # aiokafka logs every refused connection itself; the report says it once.
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    status = asyncio.run(
-        stack_status(
-            bootstrap,
-            context.settings.topic_prefix,
-            urls,
-            partitions=args.partitions,
-            max_lag=args.max_lag,
+    with kafka_quiet():
+        status = asyncio.run(
+            stack_status(
+                bootstrap,
+                context.settings.topic_prefix,
+                urls,
+                partitions=args.partitions,
+                max_lag=args.max_lag,
+            )
         )
-    )
     if args.json:
         print(json.dumps(status.to_json(), indent=2))
     else:
@@ -121,9 +124,13 @@ def _services(status: StackStatus) -> Table:
 
 def _lag(status: StackStatus) -> Table:
     table = Table(
-        "consumer", "topic", "messages behind, per partition", "total",
-        title="consumer lag (group ids in --json)", title_justify="left",
-    )  # fmt: skip
+        "consumer",
+        "topic",
+        "messages behind, per partition",
+        "total",
+        title="consumer lag (group ids in --json)",
+        title_justify="left",
+    )
     prefix = len(status.prefix)
     for group in status.kafka.groups:
         by_topic: dict[str, list[PartitionLag]] = {}
@@ -142,8 +149,10 @@ def _lag(status: StackStatus) -> Table:
 
 def _activity(status: StackStatus) -> Table:
     table = Table("activity", "value", "from")
-    for label, seen in (("last successful poll", status.last_poll),
-                        ("last webhook", status.last_webhook)):  # fmt: skip
+    for label, seen in (
+        ("last successful poll", status.last_poll),
+        ("last webhook", status.last_webhook),
+    ):
         table.add_row(label, _ago(seen.at), seen.source)
     for label, count in status.kafka.counts.items():
         table.add_row(label.replace("_", " "), str(count), "records on the topic")
@@ -175,23 +184,25 @@ def register(subparsers: Any) -> None:
     )
     status.add_argument("--json", action="store_true", help="print JSON for other tools")
     status.add_argument(
-        "--host", default="127.0.0.1",
+        "--host",
+        default="127.0.0.1",
         help="where the services run (default 127.0.0.1)",
-    )  # fmt: skip
+    )
     status.add_argument(
-        "--service", type=_service_override, action="append", default=[],
+        "--service",
+        type=_service_override,
+        action="append",
+        default=[],
         metavar="NAME=PORT|HOST:PORT|off",
-        help="where one service serves /health, or `off` when it is not deployed "
-        "(repeatable)",
-    )  # fmt: skip
+        help="where one service serves /health, or `off` when it is not deployed (repeatable)",
+    )
     status.add_argument(
-        "--max-lag", type=int, default=1000,
+        "--max-lag",
+        type=int,
+        default=1000,
         help="messages a consumer group may be behind before it counts as unhealthy "
         "(default %(default)s)",
-    )  # fmt: skip
-    status.add_argument(
-        "--partitions", type=int, default=DEFAULT_PARTITIONS,
-        help=f"partitions the keyed topics must have (default {DEFAULT_PARTITIONS})",
-    )  # fmt: skip
+    )
+    add_partitions_argument(status, "the keyed topics, as they must be")
     add_bootstrap_argument(status)
     status.set_defaults(handler=_status)

@@ -5,27 +5,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
-import signal
 import socket
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
-from clientify_odoo.cli.common import (
+from clientify_odoo.cli.options import (
     CommandError,
     Context,
     add_bootstrap_argument,
-    bootstrap_servers,
-)
-from clientify_odoo.cli.metrics_options import (
+    add_mapping_argument,
     add_metrics_arguments,
+    add_partitions_argument,
+    bootstrap_servers,
+    load_mapping_for,
+)
+from clientify_odoo.cli.service import (
+    ensure_declared_topics,
     metrics_served,
     service_health,
+    stop_on_signals,
 )
 from clientify_odoo.settings import SettingsError, clientify_client, odoo_config
 from connectors.clientify.errors import ClientifyAuthError, ClientifyError
-from connectors.kafka.admin import TopicConfigError, ensure_topics
 from connectors.odoo import OdooClient
 from connectors.odoo.errors import OdooConfigError, OdooError
 from consumers.base.tracked import ConsumerConfig, TrackingConsumer
@@ -35,41 +36,14 @@ from consumers.writers.command_writer import CommandWriter, Target, consumer_con
 from consumers.writers.odoo import OdooTarget
 from schemas import System
 from schemas.health import ServiceHealth
-from schemas.mapping import DEFAULT_MAPPING, MappingError, MappingFile, load_mapping
-from schemas.topics import DEFAULT_PARTITIONS, Topics
+from schemas.mapping import MappingFile
+from schemas.topics import Topics
 
 TargetFactory = Callable[[MappingFile], contextlib.AbstractAsyncContextManager[Target]]
 # The consume loop turns every half second unless one command holds it (retries with
 # backoff, a throttled API): this long without a turn is reported as stuck on /health.
 STALE_AFTER = 300.0
 INDEXED_MAX_WAIT = 1.0  # seconds between a waiting command's retries (Clientify, indexed)
-
-
-def _mapping(args: argparse.Namespace, context: Context) -> MappingFile:
-    path = args.mapping or context.settings.mapping_file or DEFAULT_MAPPING
-    try:
-        return load_mapping(Path(path))
-    except MappingError as exc:
-        raise CommandError(str(exc)) from None
-
-
-async def _ensure_topics(bootstrap: str, topics: Topics, partitions: int) -> None:
-    # aiokafka logs each refused connection itself; the one line below says it all.
-    kafka_log = logging.getLogger("aiokafka")
-    level = kafka_log.level
-    kafka_log.setLevel(logging.CRITICAL)
-    try:
-        await ensure_topics(bootstrap, topics.declared(partitions))
-    except TopicConfigError as exc:
-        raise CommandError(str(exc), 2) from None
-    except Exception as exc:  # noqa: BLE001 - any connection failure: say where and why
-        raise CommandError(
-            f"cannot reach Kafka at {bootstrap} ({type(exc).__name__}). Start it with "
-            "`clientify-odoo kafka up` or set KAFKA_BOOTSTRAP_SERVERS.",
-            2,
-        ) from None
-    finally:
-        kafka_log.setLevel(level)
 
 
 async def _run(
@@ -80,10 +54,10 @@ async def _run(
     health: ServiceHealth,
     max_wait: float,
 ) -> int:
-    mapping = _mapping(args, context)
+    mapping = load_mapping_for(args.mapping, context)
     bootstrap = bootstrap_servers(args, context)
     topics = Topics(context.settings.topic_prefix)
-    await _ensure_topics(bootstrap, topics, args.partitions)
+    await ensure_declared_topics(bootstrap, topics, args.partitions, exit_code=2)
     config = consumer_config(
         bootstrap,
         topics,
@@ -92,11 +66,10 @@ async def _run(
         max_wait=max_wait,
         instance=args.instance or socket.gethostname(),
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signals()
     async with target(mapping) as chosen:
+        for note in await chosen.setup():
+            context.console.print(note)
         writer = CommandWriter(chosen, topics, attempts=args.attempts)
         consumer = TrackingConsumer(config, writer, health)
         context.console.print(
@@ -144,7 +117,6 @@ def _write_clientify(args: argparse.Namespace, context: Context) -> int:
     @contextlib.asynccontextmanager
     async def target(mapping: MappingFile) -> AsyncIterator[Target]:
         async with client:
-            await client.check_key()  # a rejected key stops here, not at the first command
             yield ClientifyTarget(client, mapping, index_refresh=refresh)
 
     # With the index, a waiting command's retry asks Clientify nothing (the index lists
@@ -163,11 +135,7 @@ def _write_odoo(args: argparse.Namespace, context: Context) -> int:
     @contextlib.asynccontextmanager
     async def target(mapping: MappingFile) -> AsyncIterator[Target]:
         async with OdooClient(config) as client:
-            writer = OdooTarget(client, mapping)
-            created = await writer.ensure_custom_fields()
-            if created:
-                context.console.print(f"Created Odoo custom field(s): {', '.join(created)}")
-            yield writer
+            yield OdooTarget(client, mapping)
 
     return _serve(args, context, "odoo", target)
 
@@ -190,41 +158,42 @@ def register(subparsers: Any) -> None:
         ("odoo", _write_odoo, "partners and products to Odoo (creates x_clientify_status)"),
     ):
         parser = systems.add_parser(name, help=about, description=f"Write {about}.")
+        add_mapping_argument(parser)
         parser.add_argument(
-            "--mapping", type=Path, default=None,
-            help="mapping file (default: MAPPING_FILE, else the built-in mapping)",
-        )  # fmt: skip
-        parser.add_argument(
-            "--wait-seconds", type=float, default=60.0,
+            "--wait-seconds",
+            type=float,
+            default=60.0,
             help="how long a command waits for a record it needs, e.g. an order for its "
             "contact, counted while the writer has nothing else to do (what it waits for "
             "may be in its backlog), before it goes to the dead letters (default "
             "%(default)s)",
-        )  # fmt: skip
+        )
         parser.add_argument(
-            "--attempts", type=int, default=3,
+            "--attempts",
+            type=int,
+            default=3,
             help="tries per command on transient errors before the dead letters "
             "(default %(default)s)",
-        )  # fmt: skip
+        )
         parser.add_argument(
-            "--instance", default=None,
+            "--instance",
+            default=None,
             help="name of this running copy, unique among copies and kept across restarts "
             "(default: the host name)",
-        )  # fmt: skip
-        parser.add_argument(
-            "--partitions", type=int, default=DEFAULT_PARTITIONS,
-            help=f"partitions of the keyed topics (default {DEFAULT_PARTITIONS})",
-        )  # fmt: skip
+        )
+        add_partitions_argument(parser, "the keyed topics")
         if name == "clientify":
             parser.add_argument(
-                "--index-refresh-seconds", type=float, default=DEFAULT_REFRESH_EVERY,
+                "--index-refresh-seconds",
+                type=float,
+                default=DEFAULT_REFRESH_EVERY,
                 help="the writer lists Clientify's keys once and keeps the list this fresh, "
                 "so a record Clientify does not have is created without a lookup (one or "
                 "two requests saved per create). A record someone else creates in Clientify "
                 "with the same key within this window can be duplicated, as between a lookup "
                 "and its create. 0 turns the index off: every create looks its key up "
                 "(default %(default)s)",
-            )  # fmt: skip
+            )
         add_bootstrap_argument(parser)
         add_metrics_arguments(parser, f"{name}-writer")
         parser.set_defaults(handler=handler)

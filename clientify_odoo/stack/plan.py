@@ -11,20 +11,22 @@ and flags as docker-compose.yml, so both ways behave alike.
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from platformdirs import user_data_dir
 
-from clientify_odoo.settings import SANDBOX_API_KEY, SANDBOX_WEBHOOK_TARGET, Settings
+from clientify_odoo.settings import (
+    SANDBOX_API_KEY,
+    SANDBOX_WEBHOOK_TARGET,
+    Settings,
+    write_env_file,
+)
 from clientify_odoo.stack.supervisor import ServiceSpec
 
 STACK_ENV = "stack.env"
 DEFAULT_STACK_DIR = Path(user_data_dir("clientify-odoo")) / "stack"
-# The worker's local state, the same whether `up` or the user runs it.
-DEFAULT_WORKER_DIR = DEFAULT_STACK_DIR / "worker"
 PRODUCERS = ("odoo-poller", "reconciler", "webhook-receiver")
 
 
@@ -60,15 +62,6 @@ def read_env_file(path: Path) -> dict[str, str]:
         return {}
     lines = path.read_text().splitlines()
     return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
-
-
-def write_env_file(path: Path, values: dict[str, str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write("# written by `clientify-odoo up`: the sandboxes' settings\n")
-        out.write("".join(f"{name}={value}\n" for name, value in sorted(values.items())))
-    path.chmod(0o600)
 
 
 def plan_stack(settings: Settings, bootstrap: str, options: StackOptions) -> StackPlan:
@@ -130,5 +123,6 @@ def plan_stack(settings: Settings, bootstrap: str, options: StackOptions) -> Sta
             "reconciler", ["reconcile", "--interval", f"{options.reconcile_interval:g}", *off]
         ),
     ]
-    write_env_file(data / STACK_ENV, env)
+    header = "written by `clientify-odoo up`: the sandboxes' settings"
+    write_env_file(data / STACK_ENV, env, replace=True, header=header)
     return StackPlan(tuple(services), env, sandboxes)

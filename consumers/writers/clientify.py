@@ -62,6 +62,10 @@ class ClientifyTarget:
         # Command id -> the tax id of the company it waits for (see the module doc).
         self._awaiting_company: dict[str, str] = {}
 
+    async def setup(self) -> list[str]:
+        await self.lookup.client.check_key()
+        return []
+
     def transient(self, exc: Exception) -> bool:
         return isinstance(exc, ClientifyServerError | ClientifyThrottled)
 

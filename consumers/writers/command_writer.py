@@ -36,6 +36,10 @@ NOTHING_LEFT = "nothing left to write: newer edits took every field"
 class Target(Protocol):
     system: System
 
+    async def setup(self) -> list[str]:
+        """Make sure the system can be written before the first command (a rejected key
+        stops here) and prepare it; returns what it changed there, to tell the user."""
+
     async def apply(self, command: Command) -> Result:
         """Apply `command`; raise `NotReady` when it depends on a record not there yet."""
 

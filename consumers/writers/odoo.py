@@ -55,6 +55,10 @@ class OdooTarget:
 
     # -- set-up
 
+    async def setup(self) -> list[str]:
+        created = await self.ensure_custom_fields()
+        return [f"Created Odoo custom field(s): {', '.join(created)}"] if created else []
+
     async def ensure_custom_fields(self) -> list[str]:
         """Create the custom `x_` fields the mapping writes (e.g. `x_clientify_status`)
         that this Odoo lacks; returns the ones created. Raises `OdooConfigError` saying

@@ -21,6 +21,7 @@ import hmac
 import ipaddress
 import logging
 import re
+import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -74,6 +75,11 @@ HOOK_PATH = "/hooks/{secret}"
 MIN_SECRET_CHARS = re.compile(r"[A-Za-z0-9_\-]+")
 DEFAULT_MAX_BODY = 256 * 1024
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def new_secret() -> str:
+    """A secret path segment for the webhook URL: 43 URL-safe characters (256 bits)."""
+    return secrets.token_urlsafe(32)
 
 
 @dataclass(frozen=True)

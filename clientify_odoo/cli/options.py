@@ -1,4 +1,5 @@
-"""What every sub-command gets: the settings and where to print."""
+"""What every sub-command gets (the settings, where to print) and the options several of
+them share, each declared once."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from pathlib import Path
 
 from rich.console import Console
 
+from clientify_odoo.services import SERVICE_BY_NAME
 from clientify_odoo.settings import Settings
 from clientify_odoo.stack.broker import DEFAULT_PORT
+from processors import DEFAULT_WORKER_DIR
 from schemas.mapping import DEFAULT_MAPPING, MappingError, MappingFile, load_mapping
+from schemas.topics import DEFAULT_PARTITIONS
 
 
 class CommandError(Exception):
@@ -45,9 +49,11 @@ def bootstrap_servers(args: argparse.Namespace, context: Context) -> str:
 
 def add_mapping_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--mapping", type=Path, default=None,
+        "--mapping",
+        type=Path,
+        default=None,
         help="mapping file (default: MAPPING_FILE, else the built-in schemas/mapping/mapping.yaml)",
-    )  # fmt: skip
+    )
 
 
 def mapping_path(flag: Path | None, context: Context) -> Path:
@@ -60,3 +66,38 @@ def load_mapping_for(flag: Path | None, context: Context) -> MappingFile:
         return load_mapping(mapping_path(flag, context))
     except MappingError as exc:
         raise CommandError(str(exc)) from None
+
+
+def add_partitions_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """`--partitions`: how many partitions the keyed topics `what` has (or gets)."""
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=DEFAULT_PARTITIONS,
+        help=f"partitions of {what} (default {DEFAULT_PARTITIONS})",
+    )
+
+
+def add_worker_dir_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    """`--data-dir`: the worker's local table state."""
+    parser.add_argument(
+        "--data-dir", type=Path, default=DEFAULT_WORKER_DIR, help=f"{what} (default: %(default)s)"
+    )
+
+
+def add_metrics_arguments(parser: argparse.ArgumentParser, service: str) -> None:
+    """`--metrics-port` and `--metrics-host`, shared by every long-running service."""
+    port = SERVICE_BY_NAME[service].port
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=port,
+        help=f"serve Prometheus /metrics and JSON /health on this port (default {port}, "
+        "the port `clientify-odoo status` checks; 0 turns them off)",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="address for --metrics-port (default 127.0.0.1: this machine only; "
+        "0.0.0.0 in a container)",
+    )

@@ -5,37 +5,40 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-from pathlib import Path
 from typing import Any
 
 import faust
 
-from clientify_odoo.cli.common import (
-    CommandError,
+from clientify_odoo.cli.options import (
     Context,
     add_bootstrap_argument,
     add_mapping_argument,
+    add_metrics_arguments,
+    add_partitions_argument,
+    add_worker_dir_argument,
     bootstrap_servers,
     load_mapping_for,
     mapping_path,
 )
-from clientify_odoo.cli.metrics_options import (
-    add_metrics_arguments,
+from clientify_odoo.cli.service import (
+    ensure_declared_topics,
     metrics_served,
+    no_kafka,
     service_health,
 )
-from clientify_odoo.stack.plan import DEFAULT_WORKER_DIR
-from connectors.kafka.admin import TopicConfigError, ensure_topics
 from processors.app import WorkerConfig, create_app
 from processors.rebuild import ensure_changelogs
-from schemas.topics import DEFAULT_PARTITIONS, Topics
+from schemas.topics import Topics
 
 FAUST_LOGGERS = ("faust", "mode", "aiokafka", "kafka")  # what --faust-log-level is for
 
 
 async def _ensure_all_topics(bootstrap: str, prefix: str, partitions: int) -> None:
-    await ensure_topics(bootstrap, Topics(prefix).declared(partitions))
-    await ensure_changelogs(bootstrap, prefix, partitions)
+    await ensure_declared_topics(bootstrap, Topics(prefix), partitions)
+    try:
+        await ensure_changelogs(bootstrap, prefix, partitions)
+    except Exception as exc:  # noqa: BLE001 - any connection failure: say where and why
+        raise no_kafka(bootstrap, exc) from None
 
 
 def _worker(args: argparse.Namespace, context: Context) -> int:
@@ -43,16 +46,8 @@ def _worker(args: argparse.Namespace, context: Context) -> int:
     mapping = load_mapping_for(args.mapping, context)
     bootstrap = bootstrap_servers(args, context)
     prefix = context.settings.topic_prefix
-    try:
-        asyncio.run(_ensure_all_topics(bootstrap, prefix, args.partitions))
-    except TopicConfigError as exc:
-        raise CommandError(str(exc)) from None
-    except Exception as exc:  # noqa: BLE001 - any connection failure: say where and why
-        raise CommandError(
-            f"cannot reach Kafka at {bootstrap} ({exc}). Start it with `clientify-odoo kafka "
-            "up` or set KAFKA_BOOTSTRAP_SERVERS."
-        ) from None
-    # Faust beats every 10 s (processors/app.py); two minutes without one: stuck.
+    asyncio.run(_ensure_all_topics(bootstrap, prefix, args.partitions))
+    # Faust beats every 10 s (the worker's timer); two minutes without one: stuck.
     health = service_health("worker", stale_after=120.0)
     config = WorkerConfig(
         bootstrap=bootstrap,
@@ -93,23 +88,20 @@ def register(subparsers: Any) -> None:
         ),
     )
     add_mapping_argument(worker)
+    add_worker_dir_argument(worker, "local table state")
+    add_partitions_argument(worker, "the keyed topics")
     worker.add_argument(
-        "--data-dir", type=Path, default=DEFAULT_WORKER_DIR,
-        help="local table state (default: %(default)s)",
-    )  # fmt: skip
-    worker.add_argument(
-        "--partitions", type=int, default=DEFAULT_PARTITIONS,
-        help=f"partitions of the keyed topics (default {DEFAULT_PARTITIONS})",
-    )  # fmt: skip
-    worker.add_argument(
-        "--faust-log-level", default="warning", choices=["debug", "info", "warning", "error"],
+        "--faust-log-level",
+        default="warning",
+        choices=["debug", "info", "warning", "error"],
         help="how much Faust itself logs (default warning)",
-    )  # fmt: skip
+    )
     worker.add_argument(
-        "--no-echo-suppression", action="store_true",
+        "--no-echo-suppression",
+        action="store_true",
         help="diagnostic only: relay every changed field like a naive integration, to "
         "see the loop the suppression prevents; never in production",
-    )  # fmt: skip
+    )
     add_bootstrap_argument(worker)
     add_metrics_arguments(worker, "worker")
     worker.set_defaults(handler=_worker)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,14 @@ from typing import Any
 import aiohttp
 from rich.live import Live
 
-from clientify_odoo.cli.common import CommandError, Context
 from clientify_odoo.cli.kafka import (
     add_broker_arguments,
-    ensure_registry,
+    create_topics,
     local_broker,
     start_broker,
 )
+from clientify_odoo.cli.options import CommandError, Context
+from clientify_odoo.cli.service import stop_on_signals
 from clientify_odoo.stack.plan import (
     DEFAULT_STACK_DIR,
     STACK_ENV,
@@ -58,10 +58,7 @@ async def _wait_ready(url: str, name: str, supervisor: Supervisor) -> None:
 
 async def _run(plan: StackPlan, bootstrap: str, context: Context, args: argparse.Namespace) -> None:
     supervisor = Supervisor(plan.services, args.stack_dir / "logs", plan.env)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     counts = FlowCounts()
     follower = asyncio.create_task(follow(bootstrap, context.settings.topic_prefix, counts, stop))
     try:
@@ -127,10 +124,13 @@ async def _watch(
             if context.console.is_terminal:
                 live.update(view, refresh=True)
             else:
-                figures = repr((
-                    sorted(counts.by_flow.items()), lag,
-                    [(s.name, s.state, s.restarts, s.last_error) for s in statuses],
-                ))  # fmt: skip
+                figures = repr(
+                    (
+                        sorted(counts.by_flow.items()),
+                        lag,
+                        [(s.name, s.state, s.restarts, s.last_error) for s in statuses],
+                    )
+                )
                 if figures != shown:
                     shown = figures
                     context.console.print(view)
@@ -145,12 +145,16 @@ def _up(args: argparse.Namespace, context: Context) -> int:
     started_here = not context.settings.kafka_bootstrap_servers and broker.pid() is None
     bootstrap = start_broker(args, context)
     try:
-        ensure_registry(bootstrap, context)
+        create_topics(bootstrap, context)
         options = StackOptions(
-            data_dir=args.stack_dir, odoo_port=args.odoo_port,
-            clientify_port=args.clientify_port, webhook_port=args.webhook_port,
-            seed=args.seed, poll_interval=args.poll_interval, metrics=not args.no_metrics,
-        )  # fmt: skip
+            data_dir=args.stack_dir,
+            odoo_port=args.odoo_port,
+            clientify_port=args.clientify_port,
+            webhook_port=args.webhook_port,
+            seed=args.seed,
+            poll_interval=args.poll_interval,
+            metrics=not args.no_metrics,
+        )
         plan = plan_stack(context.settings, bootstrap, options)
         asyncio.run(_run(plan, bootstrap, context, args))
     finally:
@@ -187,33 +191,41 @@ def register(subparsers: Any) -> None:
     )
     add_broker_arguments(up)
     up.add_argument(
-        "--stack-dir", type=Path, default=DEFAULT_STACK_DIR,
+        "--stack-dir",
+        type=Path,
+        default=DEFAULT_STACK_DIR,
         help="sandbox data, worker state, service logs and sandbox keys (default: %(default)s)",
-    )  # fmt: skip
+    )
     up.add_argument(
-        "--seed", type=int, default=10,
+        "--seed",
+        type=int,
+        default=10,
         help="demo records in each sandbox: N partners, products and orders in an empty "
         "Odoo, topped up to N companies, contacts and products in Clientify (default 10)",
-    )  # fmt: skip
+    )
     up.add_argument("--odoo-port", type=int, default=8069, help="Odoo sandbox port (8069)")
     up.add_argument(
         "--clientify-port", type=int, default=8070, help="Clientify sandbox port (8070)"
     )
     up.add_argument("--webhook-port", type=int, default=8787, help="webhook receiver port (8787)")
     up.add_argument(
-        "--poll-interval", type=float, default=5.0,
+        "--poll-interval",
+        type=float,
+        default=5.0,
         help="seconds between Odoo polls (default 5)",
-    )  # fmt: skip
+    )
     up.add_argument(
-        "--no-metrics", action="store_true",
+        "--no-metrics",
+        action="store_true",
         help="serve no /metrics and /health (by default each service serves them on its "
         "port: see `status --help`); e.g. when another stack runs on this machine",
-    )  # fmt: skip
+    )
     up.add_argument(
         "--refresh", type=float, default=2.0, help="seconds between view updates (default 2)"
     )
     up.add_argument(
-        "--keep-broker", action="store_true",
+        "--keep-broker",
+        action="store_true",
         help="leave the broker running after Ctrl-C (it is stopped by default)",
-    )  # fmt: skip
+    )
     up.set_defaults(handler=_up)

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from clientify_odoo.cli.common import CommandError, Context
+from clientify_odoo.cli.options import CommandError, Context
 from clientify_odoo.stack.plan import DEFAULT_STACK_DIR, STACK_ENV, read_env_file
 from connectors.clientify import ClientifyClient
 from connectors.odoo.client import OdooClient, OdooConfig
@@ -42,9 +42,11 @@ def parse_changes(pairs: list[str]) -> dict[str, Any]:
 async def change_odoo(env: dict[str, str], kind: str, key: str, changes: dict[str, Any]) -> str:
     model, key_field = ODOO_MODELS[kind]
     config = OdooConfig(
-        url=env["ODOO_URL"], db=env["ODOO_DB"], login=env["ODOO_USER"],
+        url=env["ODOO_URL"],
+        db=env["ODOO_DB"],
+        login=env["ODOO_USER"],
         api_key=SecretStr(env["ODOO_API_KEY"]),
-    )  # fmt: skip
+    )
     async with OdooClient(config) as odoo:
         ids = await odoo.search(model, [(key_field, "=", key)])
         if not ids:
@@ -89,7 +91,7 @@ def _change(args: argparse.Namespace, context: Context) -> int:
     return 0
 
 
-def register_sandbox(kinds: Any) -> None:
+def register(kinds: Any) -> None:
     """Add `change` under `clientify-odoo sandbox`."""
     parser = kinds.add_parser(
         "change",
@@ -116,7 +118,9 @@ def register_sandbox(kinds: Any) -> None:
     parser.add_argument("key", help="business key of the record (ref, tax id, SKU)")
     parser.add_argument("changes", nargs="+", metavar="field=value")
     parser.add_argument(
-        "--stack-dir", type=Path, default=DEFAULT_STACK_DIR,
+        "--stack-dir",
+        type=Path,
+        default=DEFAULT_STACK_DIR,
         help="the stack directory of `up` (default: %(default)s)",
-    )  # fmt: skip
+    )
     parser.set_defaults(handler=_change)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from clientify_odoo.cli import clientify, odoo, sandbox_change
+from clientify_odoo.cli.sandbox import change, clientify, odoo
 
 
 def register(subparsers: Any) -> None:
@@ -19,6 +19,5 @@ def register(subparsers: Any) -> None:
         ),
     )
     kinds = sandbox.add_subparsers(dest="kind", metavar="<system>", required=True)
-    odoo.register_sandbox(kinds)
-    clientify.register_sandbox(kinds)
-    sandbox_change.register_sandbox(kinds)
+    for command in (odoo, clientify, change):
+        command.register(kinds)
