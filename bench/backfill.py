@@ -50,11 +50,10 @@ from bench.common import (
 from connectors.clientify import ClientifyClient
 from connectors.odoo import OdooClient
 from consumers.writers.clientify import ClientifyTarget
-from processors.routing import Router
-from processors.steps import RoutedFact, RouteStep
+from processors.routing import Router, RouteStep
 from producers.odoo.entities import PARTNER, PRODUCT, SALE_ORDER, Entity
 from producers.odoo.poller import ALL_RECORDS, observe
-from schemas import Command, System
+from schemas import Command, Routed, System
 from schemas.mapping import load_mapping
 
 RAW_GOAL = 0.9  # of the raw create rate
@@ -135,7 +134,7 @@ async def direct_sync(
         async for rows in odoo_pages(odoo, entity, page):
             for row in rows:
                 for out in step.on_fact(observe(entity, row)):
-                    if not isinstance(out, RoutedFact):
+                    if not isinstance(out, Routed):
                         continue  # no business key: the product skips it too
                     fields = router.mappers[out.flow].from_odoo(out.payload)
                     command = Command.for_fact(

@@ -39,8 +39,8 @@ from bench.webhook_receiver import concurrently, webhook
 from connectors.kafka.publisher import Outgoing, Publisher
 from connectors.kafka.reader import read_to_end
 from consumers.base.tracking import stored
-from processors import rebuild
-from processors.steps import ROUTE_TABLES
+from processors import replay_tables
+from processors.decide import ROUTE_TABLES
 from schemas import Result, ResultStatus, System
 from schemas.envelope import utc_now
 from schemas.topics import APPLIED_COMMANDS, RESULTS
@@ -110,7 +110,7 @@ async def reconciled(bench: BenchStack) -> bool:
 
 async def links(bench: BenchStack) -> int:
     """Distinct keys of the worker's `states` table (one link each), read on its changelog."""
-    topic = rebuild.changelog(bench.prefix, ROUTE_TABLES[0])
+    topic = replay_tables.changelog(bench.prefix, ROUTE_TABLES[0])
     return len({record.key for record in await read_to_end(bench.bootstrap, [topic])})
 
 

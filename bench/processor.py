@@ -33,10 +33,10 @@ from bench.common import BenchStack, cpu_seconds, ratio, run_benchmark, seed_odo
 from connectors.kafka.admin import ensure_topics
 from connectors.kafka.publisher import Publisher
 from connectors.kafka.reader import read_to_end
-from processors.routing import Router
-from processors.steps import DecideStep, RoutedFact, RouteStep
+from processors.decide import DecideStep
+from processors.routing import Router, RouteStep
 from producers.odoo import OdooPoller
-from schemas import Command, System, decode, encode
+from schemas import Command, Routed, System, decode, encode
 from schemas.envelope import Fact
 from schemas.mapping import load_mapping
 from schemas.topics import COMMANDS_CLIENTIFY, ROUTED, SOURCES, Topics
@@ -104,7 +104,7 @@ async def bare_loop(bench: BenchStack, facts: int, *, decide: bool) -> Measured:
                     fact = decode(record.value)
                     assert isinstance(fact, Fact)
                     for routed in step.on_fact(fact):
-                        if not isinstance(routed, RoutedFact):
+                        if not isinstance(routed, Routed):
                             continue  # a skip: the worker publishes it, the bare loop not
                         key = routed.route_key.encode()
                         if decide:

@@ -20,10 +20,10 @@ from datetime import datetime
 
 from connectors.kafka.publisher import Outgoing, Publisher
 from connectors.kafka.reader import read_to_end
-from processors.rebuild import Tables, current_tables
-from processors.routing import Router
-from processors.steps import DecideStep, RoutedFact, RouteStep
-from schemas.envelope import Command, EnvelopeError, Fact, decode
+from processors.decide import DecideStep
+from processors.replay_tables import Tables, current_tables
+from processors.routing import Router, RouteStep
+from schemas.envelope import Command, EnvelopeError, Fact, Routed, decode
 from schemas.mapping import MappingFile
 
 
@@ -64,11 +64,9 @@ async def dry_run(
     commands: list[Command] = []
     for _topic, fact in replayed.facts:
         for out in route_step.on_fact(fact):
-            if not isinstance(out, RoutedFact):
+            if not isinstance(out, Routed):
                 continue
-            outcome, _texts = decide_step.on_message(
-                out.route_key, out.model_dump_json().encode(), None
-            )
+            outcome, _texts = decide_step.on_message(out.route_key, out, None)
             if outcome is not None:
                 commands += outcome.commands
     return commands

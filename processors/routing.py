@@ -1,4 +1,5 @@
-"""Which records a fact is about: flows, business keys, and the lookups orders need.
+"""The route step: which records a fact is about (flows, business keys), and the
+lookups orders need.
 
 A fact is one raw record; it may feed several flows (a company partner is a Clientify
 company *and* a contact) or none (a draft order). Each (flow, business key) pair is a
@@ -16,16 +17,22 @@ Invoicing app) or at least one confirmed order (from the `customers` lookup).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from schemas.envelope import Fact, System
+from schemas.envelope import Fact, Routed, System
 from schemas.keys import route_key
 from schemas.mapping import Direction, MappingFile
 from schemas.mapping.mapper import FlowMapper
 from schemas.mapping.transforms import TransformError
 from schemas.odoo_values import many2one_id
+
+Table = MutableMapping[str, Any]
+# The route step's tables, by name (Faust's table names, so also their changelogs'). The
+# lookups are global: any worker may route an order.
+LOOKUP_TABLES = ("odoo_partners", "odoo_products", "waiting_orders", "odoo_customers")
+FACT = "fact"  # in a partner's lookup entry: its last fact
 
 # Source entity -> the flows it may feed, per system.
 FLOWS_OF = {
@@ -193,3 +200,79 @@ def _lines(order: dict[str, Any]) -> list[dict[str, Any]]:
     """The order's lines; an order whose `lines` is not a list (False) has none."""
     lines = order.get("lines")
     return [line for line in lines if isinstance(line, dict)] if isinstance(lines, list) else []
+
+
+@dataclass
+class Unsynced:
+    """A fact of `flow` that cannot be synced, with the reason (published as a skip)."""
+
+    fact: Fact
+    flow: str | None
+    reason: str
+
+
+@dataclass
+class RouteStep:
+    router: Router
+    # Odoo partner id -> what orders need of it, and under FACT its last fact, to re-route
+    # it when it becomes a customer. One table, so a partner fact costs one write.
+    partners: Table
+    products: Table  # Odoo product id -> barcode and internal reference
+    waiting: Table  # "partner:N" / "product:N" -> orders parked until that record comes
+    # Partners with a confirmed order are current customers (Clientify status `client`).
+    customers: Table
+
+    @classmethod
+    def over(cls, router: Router, tables: Mapping[str, Table]) -> RouteStep:
+        """The step over `tables`, by the names in `LOOKUP_TABLES`."""
+        partners, products, waiting, customers = (tables[name] for name in LOOKUP_TABLES)
+        return cls(router, partners, products, waiting, customers)
+
+    @classmethod
+    def in_memory(cls, router: Router) -> RouteStep:
+        """The step over fresh plain dicts."""
+        return cls.over(router, {name: {} for name in LOOKUP_TABLES})
+
+    def on_fact(self, fact: Fact) -> list[Routed | Unsynced]:
+        # Lookups first: the orders this record releases go out before its own routes.
+        return self._remember(fact) + self._route(fact)
+
+    def _route(self, fact: Fact) -> list[Routed | Unsynced]:
+        out: list[Routed | Unsynced] = []
+        for outcome in self.router.routes(fact, self.partners, self.products, self.customers):
+            if isinstance(outcome, Route):
+                out.append(Routed(flow=outcome.flow, key=outcome.key,
+                                  payload=outcome.payload, fact=fact))  # fmt: skip
+                if outcome.flow == "order":
+                    out += self._mark_customer(str(outcome.payload["customer_id"]))
+            elif isinstance(outcome, Waiting):
+                parked = self.waiting.get(outcome.on) or {}
+                parked[fact.source_id] = fact.model_dump(mode="json")
+                self.waiting[outcome.on] = parked
+            elif isinstance(outcome, Unroutable):
+                out.append(Unsynced(fact, outcome.flow, outcome.reason))
+        return out
+
+    def _mark_customer(self, partner_id: str) -> list[Routed | Unsynced]:
+        if partner_id in self.customers:
+            return []
+        self.customers[partner_id] = True
+        last = (self.partners.get(partner_id) or {}).get(FACT)
+        return self._route(Fact.model_validate(last)) if last is not None else []
+
+    def _remember(self, fact: Fact) -> list[Routed | Unsynced]:
+        """Keep the lookups; route the orders that waited for this record."""
+        if fact.system is not System.ODOO:
+            return []
+        if fact.entity == "product":
+            self.products[fact.source_id] = product_entry(fact.payload)
+        elif fact.entity == "partner":
+            entry = partner_entry(fact.payload)
+            self.partners[fact.source_id] = {**entry, FACT: fact.model_dump(mode="json")}
+        else:
+            return []
+        parked = self.waiting.pop(f"{fact.entity}:{fact.source_id}", None)
+        out: list[Routed | Unsynced] = []
+        for order in (parked or {}).values():
+            out += self._route(Fact.model_validate(order))
+        return out

@@ -20,6 +20,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
+from schemas.keys import route_key
+
 # Fixed namespace: changing it would change every id ever issued.
 ID_NAMESPACE = uuid.UUID("6f4c5f0e-2b8a-4a57-9d0e-6b1f3c7a9e21")
 
@@ -91,6 +93,23 @@ class Fact(_Envelope):
             observed_at=observed_at or utc_now(),
             payload=payload,
         )
+
+
+class Routed(_Envelope):
+    """A fact re-keyed for one route (`flow:business key`, see `schemas.keys.route_key`)
+    on `sync.routed`, with what the worker's lookups added to its payload (an order's
+    customer key and its lines' SKUs)."""
+
+    kind: Literal["routed"] = "routed"
+    schema_version: Literal[1] = 1
+    flow: str
+    key: str
+    payload: dict[str, Any]
+    fact: Fact
+
+    @property
+    def route_key(self) -> str:
+        return route_key(self.flow, self.key)
 
 
 class Command(_Envelope):
@@ -248,13 +267,15 @@ class Requeue(_Envelope):
     at: datetime
 
 
-AnyEnvelope = Fact | Command | Result | Skip | ConflictReport | DeadLetter | EchoNotice | Requeue
+AnyEnvelope = (
+    Fact | Routed | Command | Result | Skip | ConflictReport | DeadLetter | EchoNotice | Requeue
+)
 Envelope = Annotated[AnyEnvelope, Field(discriminator="kind")]
 _ENVELOPE: TypeAdapter[AnyEnvelope] = TypeAdapter(Envelope)
 
 CURRENT_VERSIONS = {
-    "fact": 2, "command": 1, "result": 1, "skip": 1, "conflict": 1, "dead_letter": 1,
-    "echo": 1, "requeue": 1,
+    "fact": 2, "routed": 1, "command": 1, "result": 1, "skip": 1, "conflict": 1,
+    "dead_letter": 1, "echo": 1, "requeue": 1,
 }  # fmt: skip
 
 

@@ -4,9 +4,10 @@ A mapping file, however wrong, is a `MappingError` naming the line and the key, 
 traceback. A batch of records with odd values (Odoo's `False` everywhere, missing
 fields, very long or non-Latin text, invalid tax ids, unknown countries; Clientify
 nulls and unexpected shapes) goes through the steps the Faust agents run
-(`processors.steps`, over plain dicts as `replay tables` runs them): nothing raises,
-each record is routed or skipped with a reason naming it, only a missing key or an
-unreadable value is a skip, and every good record of the batch gets its command.
+(`processors.routing` and `processors.decide`, over plain dicts as `replay tables` runs
+them): nothing raises, each record is routed or skipped with a reason naming it, only a
+missing key or an unreadable value is a skip, and every good record of the batch gets
+its command.
 (`tests/test_bad_input_pipeline.py` sends such a batch through the real processes.)
 """
 
@@ -25,9 +26,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.routing import Router
-from processors.steps import DecideStep, RoutedFact, RouteStep, Unsynced
-from schemas import Command, EnvelopeError, Fact, System, decode, encode
+from processors.decide import DecideStep
+from processors.routing import Router, RouteStep, Unsynced
+from schemas import Command, EnvelopeError, Fact, Routed, System, decode, encode
 from schemas.mapping import DEFAULT_MAPPING, MappingError, MappingFile, load_mapping
 from schemas.mapping.mapper import FlowMapper
 from schemas.mapping.transforms import TransformError
@@ -333,7 +334,7 @@ def test_a_batch_of_odd_records_is_routed_or_skipped_and_good_ones_still_go(
             name = f"{kind.system.value} {kind.entity} {record['id']}"
             assert skip.reason.startswith(name) and "not synced" in skip.reason
         for routed in outputs:
-            if isinstance(routed, RoutedFact):
+            if isinstance(routed, Routed):
                 value = routed.model_dump_json().encode()
                 place = ("sync.routed", 0, next(offsets))
                 outcome, texts = decide.on_message(routed.route_key, value, place)
@@ -380,7 +381,7 @@ def test_an_order_with_a_bad_date_is_skipped_and_one_without_lines_list_still_go
     assert isinstance(skip, Unsynced) and "order_date: expected a date and time" in skip.reason
     dated = fact.model_copy(update={"payload": {**order, "date_order": "2024-05-01 10:30:00"}})
     [routed] = step.on_fact(dated)
-    assert isinstance(routed, RoutedFact) and routed.payload["lines"] == []
+    assert isinstance(routed, Routed) and routed.payload["lines"] == []
 
 
 def test_a_message_with_an_endless_number_is_an_envelope_error() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from processors.outbox import KEPT, Outbox
+from processors.decide import KEPT, Outbox
 
 
 def test_every_message_since_the_last_commit_is_recognised_and_re_emitted() -> None:

@@ -15,7 +15,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from clientify_odoo.status.kafka_state import inspect_kafka
-from processors import rebuild
+from processors import replay_tables
 from schemas import Command
 from schemas.mapping import DEFAULT_MAPPING
 from tests.stack_fixtures import SyncStack, eventually, topic_messages
@@ -85,7 +85,7 @@ async def test_rebuilt_tables_equal_the_lost_ones_and_the_worker_resumes(
             await eventually(synced, stack, "the order in Clientify and Lucía in Odoo")
         await settled(stack)
         stack.stop("worker")
-        before = (await rebuild.current_tables(kafka_bootstrap, topic_prefix)).comparable()
+        before = (await replay_tables.current_tables(kafka_bootstrap, topic_prefix)).comparable()
         assert before["states"] and before["odoo_customers"]
         assert all(state["link"]["odoo_id"] for state in before["states"].values())
 
@@ -93,7 +93,7 @@ async def test_rebuilt_tables_equal_the_lost_ones_and_the_worker_resumes(
         admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
         await admin.start()
         try:
-            await admin.delete_topics([rebuild.changelog(topic_prefix, t) for t in before])
+            await admin.delete_topics([replay_tables.changelog(topic_prefix, t) for t in before])
         finally:
             await admin.close()
         shutil.rmtree(tmp_path / "worker")
@@ -102,7 +102,7 @@ async def test_rebuilt_tables_equal_the_lost_ones_and_the_worker_resumes(
         assert "nothing written" in dry
         out = replay(stack, "tables", "--data-dir", str(tmp_path / "worker"))
         assert "Wrote" in out
-        after = (await rebuild.current_tables(kafka_bootstrap, topic_prefix)).comparable()
+        after = (await replay_tables.current_tables(kafka_bootstrap, topic_prefix)).comparable()
         assert after == before, differences(before, after)
 
         # The worker recovers the rebuilt tables: a change syncs, nothing is duplicated.

@@ -8,11 +8,18 @@ from typing import Any
 
 import pytest
 
-from processors.decide import Link, on_fact, on_result
-from processors.routing import Route, Router, Unroutable, Waiting, partner_entry, product_entry
-from processors.steps import DecideStep, RoutedFact, RouteStep
+from processors.decide import DecideStep, Link, on_fact, on_result
+from processors.routing import (
+    Route,
+    Router,
+    RouteStep,
+    Unroutable,
+    Waiting,
+    partner_entry,
+    product_entry,
+)
 from processors.sync_state import RecordState
-from schemas.envelope import Fact, Result, ResultStatus, System, encode
+from schemas.envelope import Fact, Result, ResultStatus, Routed, System, encode
 from schemas.mapping import load_mapping
 
 ROUTER = Router(load_mapping())
@@ -151,7 +158,7 @@ def test_steps_keep_a_partner_in_one_lookup_and_a_route_in_one_state(
     person = {**ANA, "id": 9, "ref": "12345678Z", "commercial_partner_id": [9, "Ana"],
               "customer_rank": 0}  # fmt: skip
     first = route_step.on_fact(odoo_fact("partner", person))
-    assert [(r.flow, r.payload["is_customer"]) for r in first if isinstance(r, RoutedFact)] == [
+    assert [(r.flow, r.payload["is_customer"]) for r in first if isinstance(r, Routed)] == [
         ("contact", False)
     ]
     assert route_step.partners["9"]["fact"]["payload"]["ref"] == "12345678Z"
@@ -160,14 +167,12 @@ def test_steps_keep_a_partner_in_one_lookup_and_a_route_in_one_state(
         "date_order": "2024-05-01 10:30:00", "currency_id": [1, "EUR"], "lines": [],
     }  # fmt: skip
     routed = route_step.on_fact(odoo_fact("sale_order", order))
-    assert [
-        (r.flow, r.payload.get("is_customer")) for r in routed if isinstance(r, RoutedFact)
-    ] == [
+    assert [(r.flow, r.payload.get("is_customer")) for r in routed if isinstance(r, Routed)] == [
         ("order", None),
         ("contact", True),  # routed again from the lookup entry: now a current customer
     ]
     # Deciding: the link is kept in the route's state, beside the outbox.
-    [contact] = [r for r in first if isinstance(r, RoutedFact)]
+    [contact] = [r for r in first if isinstance(r, Routed)]
     value = contact.model_dump_json().encode()
     outcome, texts = decide_step.on_message(contact.route_key, value, ("sync.routed", 0, 0))
     assert outcome is not None and len(texts) == len(outcome.commands) == 1
@@ -181,7 +186,7 @@ def test_steps_keep_a_partner_in_one_lookup_and_a_route_in_one_state(
     decide_step.on_message(contact.route_key, encode(result), ("sync.results", 0, 0))
     assert decide_step.states[contact.route_key]["link"]["clientify_id"] == "77"
     # Anything else on those topics is logged and ignored, never folded in.
-    with caplog.at_level(logging.ERROR, logger="processors.steps"):
+    with caplog.at_level(logging.ERROR, logger="processors.decide"):
         stray = encode(odoo_fact("partner", person))
         assert decide_step.on_message(contact.route_key, stray, None) == (None, [])
         assert decide_step.on_message(contact.route_key, b"{not json", None) == (None, [])

@@ -20,7 +20,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from clientify_odoo.status.kafka_state import inspect_kafka
 from connectors.kafka.admin import partitions_of
 from connectors.kafka.publisher import Outgoing, Publisher
-from processors.rebuild import Tables, changelog
+from processors.replay_tables import Tables, changelog
 from schemas import AnyEnvelope, Command, Fact, Result, ResultStatus, Skip, System, decode
 from schemas.topics import TopicSpec
 

@@ -19,7 +19,7 @@ from clientify_odoo.cli.options import (
     bootstrap_servers,
     load_mapping_for,
 )
-from processors import rebuild, replay_source
+from processors import replay_source, replay_tables
 from schemas.envelope import Command
 from schemas.topics import SOURCES, Topics
 
@@ -33,16 +33,18 @@ def _tables(args: argparse.Namespace, context: Context) -> int:
 
     async def run() -> int:
         with context.console.status("Rebuilding the worker's tables from the log...") as status:
-            rebuilt = await rebuild.rebuild(
+            rebuilt = await replay_tables.rebuild(
                 bootstrap, prefix, mapping, progress=lambda line: status.update(line)
             )
-            current = await rebuild.current_tables(bootstrap, prefix)
-        _show_diff(context, rebuild.diff(current, rebuilt))
+            current = await replay_tables.current_tables(bootstrap, prefix)
+        _show_diff(context, replay_tables.diff(current, rebuilt))
         if args.dry_run:
             context.console.print("Dry run: nothing written. Run again without --dry-run.")
             return 0
-        sent = await rebuild.write_tables(bootstrap, prefix, args.partitions, current, rebuilt)
-        wiped = rebuild.wipe_local_state(args.data_dir, prefix)
+        sent = await replay_tables.write_tables(
+            bootstrap, prefix, args.partitions, current, rebuilt
+        )
+        wiped = replay_tables.wipe_local_state(args.data_dir, prefix)
         context.console.print(
             f"Wrote {sent} table entries to the changelogs"
             + (f"; removed the local state in {wiped}" if wiped else "")
@@ -53,11 +55,11 @@ def _tables(args: argparse.Namespace, context: Context) -> int:
 
     try:
         return asyncio.run(run())
-    except rebuild.ReplayError as exc:
+    except replay_tables.ReplayError as exc:
         raise CommandError(str(exc)) from None
 
 
-def _show_diff(context: Context, diff: rebuild.Diff) -> None:
+def _show_diff(context: Context, diff: replay_tables.Diff) -> None:
     table = Table(title="rebuilt tables against the current changelogs", title_justify="left")
     for column in ("table", "same", "changed", "added", "removed"):
         table.add_column(column, justify="left" if column == "table" else "right")

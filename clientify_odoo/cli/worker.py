@@ -27,7 +27,7 @@ from clientify_odoo.cli.service import (
     service_health,
 )
 from processors.app import WorkerConfig, create_app
-from processors.rebuild import ensure_changelogs
+from processors.replay_tables import ensure_changelogs
 from schemas.topics import Topics
 
 FAUST_LOGGERS = ("faust", "mode", "aiokafka", "kafka")  # what --faust-log-level is for

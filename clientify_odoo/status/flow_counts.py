@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from schemas import (
     EnvelopeError,
     Result,
     ResultStatus,
+    Routed,
     Skip,
     decode,
 )
@@ -57,18 +57,15 @@ class FlowCounts:
     def add(self, flow: str | None, column: str) -> None:
         self.by_flow[flow or NO_FLOW][column] += 1
 
-    def count(self, topic: str, value: bytes) -> None:
-        """Count one message of one of the `WATCHED` topics (unprefixed name)."""
-        if topic == ROUTED.name:
-            # Routed facts are not envelopes but carry their flow at the top level.
-            with contextlib.suppress(ValueError, AttributeError):
-                self.add(json.loads(value).get("flow"), "facts")
-            return
+    def count(self, value: bytes) -> None:
+        """Count one message of one of the `WATCHED` topics."""
         try:
             envelope = decode(value)
         except EnvelopeError:
             return
         match envelope:
+            case Routed():
+                self.add(envelope.flow, "facts")
             case Command():
                 self.add(envelope.entity, "commands")
             case Result() if envelope.status is not ResultStatus.FAILED:
@@ -85,17 +82,16 @@ class FlowCounts:
 
 async def follow(bootstrap: str, prefix: str, counts: FlowCounts, stop: asyncio.Event) -> None:
     """Count new messages on the watched topics until `stop`; reconnects on errors."""
-    topics = Topics(prefix)
-    names = {topics[spec]: spec.name for spec in WATCHED}
+    names = Topics(prefix).names(WATCHED)
     while not stop.is_set():
         consumer = clients.consumer(bootstrap, *names, auto_offset_reset="latest")
         try:
             await consumer.start()
             while not stop.is_set():
                 batch = await consumer.getmany(timeout_ms=500)
-                for partition, records in batch.items():
+                for records in batch.values():
                     for record in records:
-                        counts.count(names[partition.topic], record.value or b"")
+                        counts.count(record.value or b"")
         except Exception as exc:  # noqa: BLE001 - the view shows the broker as down meanwhile
             log.debug("flow counts interrupted: %s", exc)
             await asyncio.sleep(2)

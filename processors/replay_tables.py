@@ -2,10 +2,11 @@
 and the requeued dead letters.
 
 The tables are a fold of the worker's inputs, so they can be computed again with the
-same steps (`processors.steps`) over plain dicts: the order lookups from the source
-facts (route step), the per-route states and links from what the decide agent read,
-`sync.routed`, `sync.results` and `sync.requeues`, in the order they were appended
-(routed facts past the topic's retention are routed again from their sources). The
+same steps (`processors.routing`, `processors.decide`) over plain dicts: the order
+lookups from the source facts (route step), the per-route states and links from what
+the decide agent read, `sync.routed`, `sync.results` and `sync.requeues`, in the order
+they were appended (routed facts past the topic's retention are routed again from their
+sources). The
 rebuild stops exactly where the worker stopped, at its committed offsets; the worker
 then resumes from there as if nothing had happened, deciding (and emitting) what it
 had not read yet.
@@ -34,9 +35,9 @@ from aiokafka.partitioner import DefaultPartitioner
 from connectors.kafka import clients
 from connectors.kafka.admin import committed_offsets, partitions_of
 from connectors.kafka.reader import read_to_end
-from processors.routing import Router
-from processors.steps import LOOKUP_TABLES, OUTBOX, ROUTE_TABLES, DecideStep, RoutedFact, RouteStep
-from schemas.envelope import EnvelopeError, Fact, decode
+from processors.decide import OUTBOX, ROUTE_TABLES, DecideStep
+from processors.routing import LOOKUP_TABLES, Router, RouteStep
+from schemas.envelope import EnvelopeError, Fact, Routed, decode
 from schemas.mapping import MappingFile
 from schemas.topics import REQUEUES, RESULTS, ROUTED, SOURCES, Topics
 
@@ -136,18 +137,18 @@ async def rebuild(
     router = Router(mapping)
     route_step = RouteStep.over(router, t)
     decide_step = DecideStep(router, t["states"])
-    # The decide agent read sync.routed, sync.results and sync.requeues: folding those, in the order
-    # they were appended, repeats its inputs as they came. Routed facts older than the
+    # The decide agent read sync.routed, sync.results and sync.requeues: folding those, in
+    # the order they were appended, repeats its inputs as they came. Routed facts older than the
     # topic's retention (7 days) are routed again from the sources they came from.
     kept_since = min((r.timestamp for r in routed), default=None)
     truncated = any(r.offset > 0 for r in _firsts(routed)) or (not routed and bool(facts))
-    inputs: list[tuple[int, str, bytes]] = []
+    inputs: list[tuple[int, str, Routed | bytes]] = []
     progress(f"routing {len(facts)} source facts")
     for record in sorted(facts, key=lambda r: (r.timestamp, r.topic, r.partition, r.offset)):
         for out in _route(route_step, record):
             older = kept_since is None or record.timestamp < kept_since
             if truncated and older:
-                inputs.append((record.timestamp, out.route_key, out.model_dump_json().encode()))
+                inputs.append((record.timestamp, out.route_key, out))
     inputs += [(r.timestamp, _key(r), r.value or b"") for r in [*routed, *results]]
     progress(f"folding {len(inputs)} routed facts, results and requeues")
     for _timestamp, key, value in sorted(inputs, key=lambda i: i[0]):
@@ -155,14 +156,14 @@ async def rebuild(
     return tables
 
 
-def _route(route_step: RouteStep, record: ConsumerRecord[bytes, bytes]) -> list[RoutedFact]:
+def _route(route_step: RouteStep, record: ConsumerRecord[bytes, bytes]) -> list[Routed]:
     try:
         fact = decode(record.value or b"")
     except EnvelopeError:
         return []  # the live worker skipped it too
     if not isinstance(fact, Fact):
         return []
-    return [out for out in route_step.on_fact(fact) if isinstance(out, RoutedFact)]
+    return [out for out in route_step.on_fact(fact) if isinstance(out, Routed)]
 
 
 def _firsts(records: list[ConsumerRecord[bytes, bytes]]) -> list[ConsumerRecord[bytes, bytes]]:

@@ -1,5 +1,5 @@
-"""The worker's Faust app class: Faust's own, with a producer buffer that a commit
-really drains.
+"""What the worker adds to Faust: an app whose producer buffer a commit really drains,
+a store for the global lookup tables, and the envelope codec its agents read with.
 
 Table writes (`states[key] = ...`) are synchronous, so Faust queues their changelog
 records in a buffer that a background task hands to the Kafka producer. Before it
@@ -13,6 +13,11 @@ phone update decided against a state from before its creation. Here the flush wa
 until every queued record has reached the producer, which then flushes it to Kafka.
 
 The global tables get a store of their own, `KeyPartitionedStore` (see there).
+
+The agents read envelopes, decoded once by the `envelope` codec (`schemas.decode`, with
+upcasting). A message that is no envelope must not stop an agent: Faust would throw the
+codec's error into it. So the codec hands on an `Unreadable` with the reason instead,
+and the agent records it.
 """
 
 from __future__ import annotations
@@ -22,13 +27,17 @@ import contextlib
 import functools
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import faust
 from aiokafka.partitioner import DefaultPartitioner
 from faust import stores
+from faust.serializers import codecs
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.transport.producer import ProducerBuffer
+
+from schemas.envelope import AnyEnvelope, EnvelopeError, decode, encode
 
 log = logging.getLogger(__name__)
 
@@ -166,3 +175,27 @@ def key_partitioned(table: str) -> str:
 
 
 stores.STORES.aliases[KEY_PARTITIONED] = f"{__name__}:KeyPartitionedStore"
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A message that is no envelope (of any version this release reads), and why."""
+
+    reason: str
+
+
+class EnvelopeCodec(codecs.Codec):
+    """Faust's `envelope` codec: bytes to any envelope, or `Unreadable`."""
+
+    def _loads(self, data: bytes) -> AnyEnvelope | Unreadable:
+        try:
+            return decode(data)
+        except EnvelopeError as exc:
+            return Unreadable(str(exc))
+
+    def _dumps(self, envelope: AnyEnvelope) -> bytes:
+        return encode(envelope)
+
+
+ENVELOPE = "envelope"  # the codec's name, for `value_serializer`
+codecs.register(ENVELOPE, EnvelopeCodec())
