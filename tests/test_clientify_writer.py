@@ -22,6 +22,7 @@ from schemas.mapping import load_mapping
 from schemas.mapping.mapper import FlowMapper
 from schemas.topics import DEAD_LETTERS, RESULTS, Topics
 from tests.clientify_fixtures import sandbox_at
+from tests.contracts.target import COMPANY, TargetContract
 
 _ids = itertools.count()
 
@@ -38,6 +39,32 @@ ACME = {
     "street": "Calle Mayor 1", "city": "Madrid", "state": "Madrid", "country": "Spain",
     "zip": "28001",
 }  # fmt: skip
+
+
+class ClientifyHarness:
+    def __init__(self, target: ClientifyTarget) -> None:
+        self.target = target
+
+    def company(self) -> dict[str, Any]:
+        return {"display_name": "Acme Soluciones SL", **COMPANY}
+
+    async def make(self, entity: str, key: str, fields: dict[str, Any]) -> str:
+        mapper = self.target.lookup.mappers[entity]
+        payload = mapper.to_clientify(fields, create=True) | {mapper.flow.key.clientify: key}
+        payload.setdefault("name", fields["name"])  # Clientify requires a name
+        created = await self.target.lookup.records(entity).create(payload)
+        return str(created["id"])
+
+    async def change(self, entity: str, record_id: str, fields: dict[str, Any]) -> None:
+        mapper = self.target.lookup.mappers[entity]
+        await self.target.lookup.records(entity).update(record_id, mapper.to_clientify(fields))
+
+
+class TestClientifyTarget(TargetContract):
+    @pytest.fixture
+    async def harness(self) -> AsyncIterator[ClientifyHarness]:
+        async with sandbox_at() as (sandbox, url), ClientifyClient(url, sandbox.api_key) as client:
+            yield ClientifyHarness(ClientifyTarget(client, load_mapping()))
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from connectors.odoo import OdooClient
 from consumers.writers.odoo import OdooTarget, Unresolvable
 from schemas import Command, System
 from schemas.mapping import load_mapping
+from tests.contracts.target import COMPANY, TargetContract
 from tests.odoo_fixtures import running_sandbox
 
 _ids = itertools.count()
@@ -35,6 +36,33 @@ async def odoo(request: pytest.FixtureRequest) -> AsyncIterator[tuple[OdooTarget
         assert await writer.ensure_custom_fields() == ["res.partner.x_clientify_status"]
         assert await writer.ensure_custom_fields() == []  # once is enough
         yield writer, client
+
+
+class OdooHarness:
+    def __init__(self, target: OdooTarget, client: OdooClient) -> None:
+        self.target, self.client = target, client
+
+    def company(self) -> dict[str, Any]:
+        return dict(COMPANY)
+
+    async def make(self, entity: str, key: str, fields: dict[str, Any]) -> str:
+        flow = self.target.mappers[entity].flow
+        vals = self.target.mappers[entity].to_odoo(fields) | {flow.key.odoo: key}
+        vals |= {
+            name: value for name, value in flow.odoo.where.items() if not isinstance(value, list)
+        }
+        return str(await self.client.create(flow.odoo.model, vals))
+
+    async def change(self, entity: str, record_id: str, fields: dict[str, Any]) -> None:
+        mapper = self.target.mappers[entity]
+        await self.client.write(mapper.flow.odoo.model, [int(record_id)], mapper.to_odoo(fields))
+
+
+class TestOdooTarget(TargetContract):
+    @pytest.fixture(params=[17, 19])
+    async def harness(self, request: pytest.FixtureRequest) -> AsyncIterator[OdooHarness]:
+        async with running_sandbox(request.param) as sandbox, sandbox.client() as client:
+            yield OdooHarness(OdooTarget(client, load_mapping()), client)
 
 
 async def read(client: OdooClient, model: str, record_id: str | None) -> dict[str, Any]:

@@ -35,12 +35,14 @@ from schemas import (
     ConflictReport,
     DeadLetter,
     EchoNotice,
+    Fact,
     Result,
     ResultStatus,
     Skip,
     System,
 )
 from schemas.topics import Topics, TopicSpec
+from tests.contracts.sink import SinkContract, SinkHarness
 from tests.odoo_fixtures import Sandbox, running_sandbox, transactional_publisher
 
 pytestmark = pytest.mark.broker
@@ -282,6 +284,35 @@ def skip(flow: str, at: datetime) -> Skip:
         event_id="fact-3", system=System.ODOO, entity="partner", source_id="3", flow=flow,
         reason="no ref", at=at,
     )  # fmt: skip
+
+
+def odoo_fact(entity: str, payload: dict[str, Any]) -> Fact:
+    return Fact.observe(
+        system=System.ODOO, entity=entity, source_id=payload["id"], version="v1",
+        payload=payload, occurred_at=DAY1,
+    )  # fmt: skip
+
+
+class TestReportingSink(SinkContract):
+    @pytest.fixture
+    def harness(self) -> SinkHarness:
+        partner = {"id": 7, "name": "Acme", "ref": "B1", "commercial_partner_id": [7, "Acme"]}
+        line = {"id": 1, "product_id": [3, "Widget"], "product_uom_qty": 2.0,
+                "price_subtotal": 20.0, "product_uom": [1, "Units"]}  # fmt: skip
+        order = {"id": 5, "name": "S00005", "partner_id": [7, "Acme"],
+                 "date_order": "2024-05-01 10:30:00", "state": "sale",
+                 "currency_id": [1, "EUR"], "amount_untaxed": 20.0, "amount_total": 24.2,
+                 "lines": [line]}  # fmt: skip
+        return SinkHarness(ReportingSink(), [
+            ("odoo.partner", odoo_fact("partner", partner)),
+            ("odoo.product", odoo_fact("product", {"id": 3, "name": "Widget"})),
+            ("odoo.sale_order", odoo_fact("sale_order", order)),
+            ("sync.results", result("c1", ResultStatus.APPLIED, DAY1)),
+            ("sync.echoes", echo("e1", DAY1)),
+            ("sync.skips", skip("contact", DAY1)),
+            ("sync.conflicts", conflict(DAY1)),
+            ("sync.dead_letters", dead_letter(DAY1)),
+        ])  # fmt: skip
 
 
 async def test_sync_health_counts_each_event_once_on_its_first_day(

@@ -26,6 +26,7 @@ from connectors.kafka.publisher import Outgoing, Publisher
 from consumers.base.sink import Message, SinkConfig, SinkConsumer, SinkError, Store
 from schemas import ConflictReport, Skip, System
 from schemas.topics import SKIPS, Topics, TopicSpec
+from tests.contracts.sink import SinkContract, SinkHarness
 
 pytestmark = pytest.mark.broker
 REPO = Path(__file__).resolve().parent.parent
@@ -48,6 +49,16 @@ def load(path: Path) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+class TestReadmeConsumer(SinkContract):
+    """The README's example is held to what every sink promises."""
+
+    @pytest.fixture
+    def harness(self, tmp_path: Path) -> SinkHarness:
+        module = load(readme_consumer(tmp_path))
+        reports = [("sync.conflicts", conflict(field)) for field in ("phone", "city")]
+        return SinkHarness(module.ConflictAudit(), reports)
 
 
 def run_script(tmp: Path, bootstrap: str, prefix: str) -> subprocess.Popen[str]:

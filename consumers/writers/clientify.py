@@ -27,6 +27,7 @@ from connectors.clientify import ClientifyClient
 from connectors.clientify.errors import (
     ClientifyAuthError,
     ClientifyError,
+    ClientifyNotFound,
     ClientifyServerError,
     ClientifyThrottled,
 )
@@ -103,6 +104,13 @@ class ClientifyTarget:
         return plan_.result(command, str(record["id"]))
 
     # -- reading
+
+    async def read(self, entity: str, target_id: str) -> Canonical | None:
+        try:
+            record = await self.lookup.records(entity).get(target_id)
+        except ClientifyNotFound:
+            return None
+        return self.current(entity, record)
 
     def current(self, entity: str, record: Record) -> Canonical:
         current = self.lookup.readers[entity].from_clientify(record)

@@ -26,6 +26,7 @@ from consumers.writers.plan import Plan, failed
 from schemas import AnyEnvelope, Command, DeadLetter, Result, System, encode
 from schemas.envelope import utc_now
 from schemas.keys import route_key
+from schemas.mapping import Canonical
 from schemas.topics import APPLIED_COMMANDS, COMMANDS, DEAD_LETTERS, RESULTS, Topics
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,10 @@ class Target(Protocol):
 
     async def apply(self, command: Command) -> Result:
         """Apply `command`; raise `NotReady` when it depends on a record not there yet."""
+
+    async def read(self, entity: str, target_id: str) -> Canonical | None:
+        """The record's values as this writer compares them (the fields of flow `entity`
+        that flow towards its system), None when there is no such record."""
 
     def transient(self, exc: Exception) -> bool:
         """Whether trying the whole command again may succeed."""

@@ -19,7 +19,7 @@ from connectors.odoo import OdooClient
 from connectors.odoo.errors import OdooAccessDenied, OdooConfigError, OdooError
 from consumers.writers.plan import check_fields, mappers_towards, plan
 from schemas import Command, Result, System
-from schemas.mapping import Direction, KeyNormalizer, MappingFile
+from schemas.mapping import Canonical, Direction, KeyNormalizer, MappingFile
 from schemas.odoo_values import many2one_id
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,13 @@ class OdooTarget:
             vals = await self._vals(command.entity, plan_.write, record)
             await self.client.write(model, [int(record["id"])], vals, context=WRITE_CONTEXT)
         return plan_.result(command, str(record["id"]))
+
+    async def read(self, entity: str, target_id: str) -> Canonical | None:
+        model = self.mappers[entity].flow.odoo.model
+        rows = await self.client.read(
+            model, [int(target_id)], self._read_fields(entity), context=ALL_RECORDS
+        )
+        return self.readers[entity].from_odoo(rows[0]) if rows else None
 
     def _odoo_field(self, entity: str, name: str) -> str | None:
         return next((f.odoo for f in self.readers[entity].flow.fields if f.name == name), None)
