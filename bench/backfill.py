@@ -12,7 +12,7 @@ Clientify sandbox, against two baselines measured in the same run.
   index alone buys and what the pipeline adds or costs around it.
 
 The product runs as real processes (both sandboxes, receiver, worker, both writers,
-poller; tests/stack_fixtures.py); the clock starts with the poller and stops at the
+poller; tests/support/stack_fixtures.py); the clock starts with the poller and stops at the
 last Clientify write. Run from the repository root:
 
     python -m bench.backfill --partners 20000 --products 5000 --orders 5000

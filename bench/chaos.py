@@ -2,11 +2,11 @@
 killed -9 every few seconds, the broker is restarted once, and the sandboxes answer 5%
 5xx and bursts of 429; then both sandboxes must equal the state the changes imply.
 
-Run from the repository root (it uses the test harness, tests/chaos.py):
+Run from the repository root (it uses the test harness, tests/support/chaos.py):
 
     python -m bench.chaos --changes 10000
 
-CI runs the small version (tests/test_chaos.py, 1,000 changes). It starts its own
+CI runs the small version (tests/system/test_chaos.py, 1,000 changes). It starts its own
 broker on free ports, shows the changes' progress, and prints a table of what happened;
 it fails with the records that differ from the expected state.
 """
@@ -26,8 +26,8 @@ from rich.progress import Progress, TimeElapsedColumn
 from rich.table import Table
 
 from clientify_odoo.stack.broker import LocalBroker, free_port_pair
-from tests.chaos import EVERY_SERVICE, Changes, Chaos, ChaosReport, run_chaos
-from tests.stack_fixtures import SyncStack
+from tests.support.chaos import EVERY_SERVICE, Changes, Chaos, ChaosReport, run_chaos
+from tests.support.stack_fixtures import SyncStack
 
 PLAIN_PROGRESS_EVERY = 500  # changes between progress lines when the output is a file
 

@@ -3,7 +3,7 @@ processes (the test harness's `SyncStack`), and the measures taken from outside 
 Clientify counts, the writers' results, consumer lag and /proc.
 
 The scripts run from the repository root as modules (`python -m bench.backfill`),
-because they drive the product through the test harness (tests/stack_fixtures.py).
+because they drive the product through the test harness (tests/support/stack_fixtures.py).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from connectors.odoo.sandbox import Credentials, Profile, open_database, parse_m
 from schemas import Result, ResultStatus, System
 from schemas.keys import normalise_sku, normalise_tax_id
 from schemas.topics import RESULTS, Topics
-from tests.stack_fixtures import ODOO_KEY, SyncStack, topic_messages, wait_http
+from tests.support.stack_fixtures import ODOO_KEY, SyncStack, topic_messages, wait_http
 
 FLOWS = ("company", "contact", "product", "order")
 RESOURCES = {

@@ -44,7 +44,7 @@ from processors.decide import ROUTE_TABLES
 from schemas import Result, ResultStatus, System
 from schemas.envelope import utc_now
 from schemas.topics import APPLIED_COMMANDS, RESULTS
-from tests.stack_fixtures import eventually
+from tests.support.stack_fixtures import eventually
 
 PRODUCERS = ("odoo-poller", "webhook-receiver", "reconciler")
 WRITERS = ("clientify-writer", "odoo-writer")

@@ -37,7 +37,7 @@ from bench.common import (
 )
 from schemas import Command, Result
 from schemas.topics import COMMANDS_CLIENTIFY, COMMANDS_ODOO, RESULTS
-from tests.stack_fixtures import topic_messages
+from tests.support.stack_fixtures import topic_messages
 
 
 @dataclass

@@ -62,4 +62,4 @@ def tmp_data_dir(tmp_path: Path) -> Path:
 
 
 # Fails any test (or the run) whose output or logs show a configured secret.
-pytest_plugins = ("tests.secret_scan",)
+pytest_plugins = ("tests.support.secret_scan",)

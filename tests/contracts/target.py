@@ -8,7 +8,6 @@ tested beside the subclass, not here.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -16,17 +15,12 @@ import pytest
 
 from consumers.writers.command_writer import Target
 from consumers.writers.plan import MappingMismatch
-from schemas import Command, Result, ResultStatus
+from schemas import Result, ResultStatus
+from tests.support.commands import command
 
-_ids = itertools.count()
 KEY = "B12345678"
 TYPED_KEY = "b-12.345.678"  # the same tax id, as a user may type it
 OTHER_KEY = "A87654321"
-# A company's canonical fields that flow both ways (a harness may add its system's own).
-COMPANY = {
-    "name": "Acme Soluciones", "phone": "+34 911 111 111", "street": "Calle Mayor 1",
-    "city": "Madrid", "zip": "28001", "country": "Spain",
-}  # fmt: skip
 
 
 class TargetHarness(Protocol):
@@ -57,16 +51,9 @@ class Applied:
         return current
 
 
-def command(harness: TargetHarness, entity: str, key: str, fields: dict[str, Any],
-            **extra: Any) -> Command:  # fmt: skip
-    return Command.for_fact(
-        fact_id=f"contract-{next(_ids)}", target=harness.target.system, entity=entity,
-        business_key=key, fields=fields, **extra,
-    )  # fmt: skip
-
-
 async def apply(harness: TargetHarness, *args: Any, **extra: Any) -> Applied:
-    return Applied(await harness.target.apply(command(harness, *args, **extra)), harness)
+    result = await harness.target.apply(command(harness.target.system, *args, **extra))
+    return Applied(result, harness)
 
 
 class TargetContract:

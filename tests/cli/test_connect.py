@@ -1,0 +1,218 @@
+"""`clientify-odoo connect` as a user runs it (the installed command, in its own process)
+against both sandboxes served over HTTP on 127.0.0.1: the happy path prepares Odoo and
+saves .env; every wrong setting is named with what to do, and nothing is saved."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pty
+import select
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from connectors.clientify.sandbox.app import ClientifySandbox
+from tests.support.clientify_fixtures import sandbox_at
+from tests.support.odoo_fixtures import API_KEY, DB, LOGIN, Sandbox, running_sandbox
+
+COMMAND = str(Path(sys.executable).parent / "clientify-odoo")
+EVENTS = ("contact.saved", "company.saved", "product.saved")
+NOWHERE = "http://127.0.0.1:9"  # the discard port: nothing listens there
+
+
+def environment(**values: str) -> dict[str, str]:
+    own = ("ODOO_", "CLIENTIFY_", "WEBHOOK_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(own)}
+    return {**env, "COLUMNS": "250", **values}
+
+
+async def run(*args: str, env: dict[str, str], cwd: Path) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        COMMAND, *args, env=env, cwd=cwd, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+def read_env(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if line)
+
+
+@asynccontextmanager
+async def systems(odoo_version: int = 17) -> AsyncIterator[tuple[Sandbox, ClientifySandbox, str]]:
+    async with running_sandbox(odoo_version) as odoo, sandbox_at() as (clientify, url):
+        yield odoo, clientify, url
+
+
+def good_settings(odoo: Sandbox, clientify: ClientifySandbox, url: str) -> dict[str, str]:
+    return {
+        "ODOO_URL": odoo.url, "ODOO_DB": DB, "ODOO_USER": LOGIN, "ODOO_API_KEY": API_KEY,
+        "CLIENTIFY_URL": url, "CLIENTIFY_API_KEY": clientify.api_key,
+    }  # fmt: skip
+
+
+async def test_connect_checks_both_systems_creates_the_field_and_saves_env(
+    tmp_path: Path,
+) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:29092\nODOO_DB=old\n")
+    env_file.chmod(0o644)
+    async with systems() as (odoo, clientify, url):
+        async with odoo.client() as client:
+            assert "x_clientify_status" not in await client.fields("res.partner")
+        env = environment(ODOO_API_KEY=API_KEY, CLIENTIFY_API_KEY=clientify.api_key)
+        args = (
+            "--env-file", str(env_file), "connect", "--odoo-url", odoo.url, "--odoo-db", DB,
+            "--odoo-user", LOGIN, "--clientify-url", url,
+            "--public-url", "https://sync.example.com/",
+        )  # fmt: skip
+        code, out, err = await run(*args, env=env, cwd=tmp_path)
+        assert code == 0, err
+
+        async with odoo.client() as client:
+            assert "x_clientify_status" in await client.fields("res.partner")
+        assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+        saved = read_env(env_file)
+        secret = saved.pop("WEBHOOK_SECRET")
+        assert saved == {
+            "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:29092",  # other lines are kept
+            **good_settings(odoo, clientify, url),
+        }
+        assert len(secret) >= 43
+        lines = out.splitlines()
+        for event in EVENTS:
+            assert f"  {event:<15} https://sync.example.com/hooks/{secret}" in lines, out
+        assert "custom fields created: res.partner.x_clientify_status" in out
+        assert "integration is active" in out and "Sandbox SL" in out
+        for key in (API_KEY, clientify.api_key):
+            assert key not in out + err
+
+        # Again (e.g. after changing one setting): nothing to create, the secret is
+        # kept so the URLs registered in Clientify stay valid, and it is not shown.
+        code, out, err = await run(*args, env=env, cwd=tmp_path)
+        assert code == 0, err
+        assert read_env(env_file)["WEBHOOK_SECRET"] == secret
+        assert secret not in out and "hooks/<WEBHOOK_SECRET>" in out
+        assert "created: none needed" in out
+
+        code, out, err = await run(*args, "--rotate-webhook-secret", env=env, cwd=tmp_path)
+        rotated = read_env(env_file)["WEBHOOK_SECRET"]
+        assert code == 0 and rotated != secret and f"/hooks/{rotated}" in out
+
+
+async def test_every_wrong_setting_is_named_with_what_to_do_and_nothing_is_saved(
+    tmp_path: Path,
+) -> None:
+    env_file = tmp_path / ".env"
+    for version in (17, 19):  # XML-RPC, and JSON-2 whose bearer key tells user from key
+        async with systems(version) as (odoo, clientify, url):
+            good = good_settings(odoo, clientify, url)
+            not_odoo = url.removesuffix("/v1")  # a web server, but not Odoo
+            cases: list[tuple[dict[str, str], tuple[str, ...], str]] = [
+                ({"ODOO_URL": NOWHERE}, ("ODOO_URL",), "cannot reach Odoo"),
+                ({"ODOO_URL": not_odoo}, ("ODOO_URL",), "does not answer like Odoo"),
+                ({"ODOO_DB": "nope"}, ("ODOO_DB",), "Activate the developer mode"),
+                ({"ODOO_USER": "bob"}, ("ODOO_USER",), "administrator"),
+                ({"ODOO_API_KEY": "f" * 40}, ("ODOO_API_KEY",), "Account Security -> New API"),
+                ({"CLIENTIFY_API_KEY": "e" * 40}, ("CLIENTIFY_API_KEY",), "Invalid token"),
+                ({"CLIENTIFY_URL": f"{NOWHERE}/v1"}, ("CLIENTIFY_URL",), "no answer"),
+                ({"CLIENTIFY_URL": f"{odoo.url}/v1"}, ("CLIENTIFY_URL",), "no such endpoint"),
+                # Both systems wrong at once: one run names both.
+                ({"ODOO_DB": "nope", "CLIENTIFY_API_KEY": "e" * 40},
+                 ("ODOO_DB", "CLIENTIFY_API_KEY"), "not connected"),
+            ]  # fmt: skip
+            for wrong, named, hint in cases:
+                env = environment(**{**good, **wrong})
+                code, out, err = await run(
+                    "--env-file", str(env_file), "connect", env=env, cwd=tmp_path
+                )
+                case = f"Odoo {version}, {wrong}: {err}"
+                assert code == 2, case
+                assert err.startswith("error: not connected, nothing saved:"), case
+                assert hint in err, case
+                steps = {line.split(":")[0].strip() for line in err.splitlines()[2:]}
+                assert set(named) <= steps, case
+                assert not env_file.exists(), case
+                for key in (API_KEY, clientify.api_key, "f" * 40, "e" * 40):
+                    assert key not in out + err, case
+
+
+async def test_missing_settings_without_a_terminal_list_the_flags_and_variables(
+    tmp_path: Path,
+) -> None:
+    env = environment(ODOO_URL="http://odoo.example.com", CLIENTIFY_API_KEY="k" * 20)
+    code, _out, err = await run("connect", "--odoo-user", "admin", env=env, cwd=tmp_path)
+    assert code == 2 and "no terminal to ask" in err, err
+    assert "ODOO_DB: give --odoo-db, or set it in the environment or .env" in err
+    assert "ODOO_API_KEY: set it in the environment or .env" in err
+    assert "ODOO_URL" not in err and "ODOO_USER" not in err and "CLIENTIFY_API_KEY" not in err
+    code, _out, err = await run(
+        "connect", "--odoo-url", "odoo.example.com", "--odoo-db", "x", "--odoo-user", "a",
+        env=environment(ODOO_API_KEY="k" * 40, CLIENTIFY_API_KEY="k" * 20), cwd=tmp_path,
+    )  # fmt: skip
+    assert (code, err.strip()) == (2, "error: ODOO_URL must start with http:// or https://")
+    assert not (tmp_path / ".env").exists()
+
+
+def converse(argv: list[str], env: dict[str, str], cwd: Path, answers: list[str]) -> str:
+    """Run `argv` on a pseudo-terminal, typing each answer after each prompt ends the
+    output so far; return everything the terminal showed."""
+    main, secondary = pty.openpty()
+    process = subprocess.Popen(
+        argv, stdin=secondary, stdout=secondary, stderr=secondary, env=env, cwd=cwd,
+        start_new_session=True,
+    )  # fmt: skip
+    os.close(secondary)
+    shown, pending, answered_at = b"", list(answers), -1
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            if select.select([main], [], [], 0.3)[0]:
+                try:
+                    chunk = os.read(main, 4096)
+                except OSError:  # the other side closed: the command ended
+                    break
+                shown += chunk
+            elif pending and len(shown) > answered_at and shown.rstrip().endswith(b":"):
+                # Quiet for a moment after new output ending in "NAME:": a prompt.
+                os.write(main, pending.pop(0).encode() + b"\n")
+                answered_at = len(shown)
+        assert process.wait(timeout=30) == 0, shown.decode(errors="replace")
+    finally:
+        process.kill()
+        os.close(main)
+    return shown.decode(errors="replace")
+
+
+async def test_in_a_terminal_missing_settings_are_asked_and_api_keys_typed_hidden(
+    tmp_path: Path,
+) -> None:
+    async with systems() as (odoo, clientify, url):
+        env = environment(TERM="dumb", NO_COLOR="1", CLIENTIFY_URL=url)
+        answers = [odoo.url, DB, LOGIN, API_KEY, clientify.api_key]
+        argv = [COMMAND, "connect"]
+        shown = await asyncio.to_thread(converse, argv, env, tmp_path, answers)
+    assert "integration is active" in shown, shown
+    for name in ("ODOO_URL", "ODOO_DB", "ODOO_USER", "ODOO_API_KEY", "CLIENTIFY_API_KEY"):
+        assert f"{name}:" in shown
+    assert odoo.url in shown  # plain answers are echoed as typed...
+    assert API_KEY not in shown and clientify.api_key not in shown  # ...the keys are not
+    saved = read_env(tmp_path / ".env")
+    assert saved["ODOO_API_KEY"] == API_KEY and saved["CLIENTIFY_API_KEY"] == clientify.api_key
+
+
+@pytest.mark.parametrize("public_url", ["sync.example.com", "ftp://sync.example.com"])
+async def test_a_public_url_that_is_not_http_is_refused(public_url: str, tmp_path: Path) -> None:
+    code, _out, err = await run(
+        "connect", "--public-url", public_url, env=environment(), cwd=tmp_path
+    )
+    assert code == 2 and "--public-url must start with http:// or https://" in err

@@ -1,0 +1,154 @@
+"""The Odoo writer against the sandbox over HTTP (Odoo 17 and 19): the custom field,
+creates and field-by-field updates with country/state resolution, keys found however
+they are punctuated, skips where Odoo changed meanwhile, and `mobile` absent on 19."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from connectors.odoo import OdooClient
+from consumers.writers.odoo import OdooTarget, Unresolvable
+from schemas.mapping import load_mapping
+from tests.contracts.target import TargetContract
+from tests.support.commands import COMPANY
+from tests.support.commands import odoo_command as command
+from tests.support.odoo_fixtures import running_sandbox
+
+PARTNER_FIELDS = ["name", "ref", "is_company", "phone", "street", "city", "zip", "state_id",
+                  "country_id", "x_clientify_status"]  # fmt: skip
+
+
+@pytest.fixture(params=[17, 19])
+async def odoo(request: pytest.FixtureRequest) -> AsyncIterator[tuple[OdooTarget, OdooClient]]:
+    async with running_sandbox(request.param) as sandbox, sandbox.client() as client:
+        writer = OdooTarget(client, load_mapping())
+        assert await writer.ensure_custom_fields() == ["res.partner.x_clientify_status"]
+        assert await writer.ensure_custom_fields() == []  # once is enough
+        yield writer, client
+
+
+class OdooHarness:
+    def __init__(self, target: OdooTarget, client: OdooClient) -> None:
+        self.target, self.client = target, client
+
+    def company(self) -> dict[str, Any]:
+        return dict(COMPANY)
+
+    async def make(self, entity: str, key: str, fields: dict[str, Any]) -> str:
+        flow = self.target.mappers[entity].flow
+        vals = self.target.mappers[entity].to_odoo(fields) | {flow.key.odoo: key}
+        vals |= {
+            name: value for name, value in flow.odoo.where.items() if not isinstance(value, list)
+        }
+        return str(await self.client.create(flow.odoo.model, vals))
+
+    async def change(self, entity: str, record_id: str, fields: dict[str, Any]) -> None:
+        mapper = self.target.mappers[entity]
+        await self.client.write(mapper.flow.odoo.model, [int(record_id)], mapper.to_odoo(fields))
+
+
+class TestOdooTarget(TargetContract):
+    @pytest.fixture(params=[17, 19])
+    async def harness(self, request: pytest.FixtureRequest) -> AsyncIterator[OdooHarness]:
+        async with running_sandbox(request.param) as sandbox, sandbox.client() as client:
+            yield OdooHarness(OdooTarget(client, load_mapping()), client)
+
+
+async def read(client: OdooClient, model: str, record_id: str | None) -> dict[str, Any]:
+    fields = PARTNER_FIELDS if model == "res.partner" else ["name", "list_price", "default_code"]
+    [row] = await client.read(model, [int(record_id or 0)], fields)
+    return row
+
+
+async def test_company_created_and_updated_with_country_and_state(
+    odoo: tuple[OdooTarget, OdooClient],
+) -> None:
+    writer, client = odoo
+    fields = {"name": "Acme Soluciones", "phone": "+34 911 111 111", "street": "Calle Mayor 1",
+              "city": "Madrid", "state": "Madrid", "country": "España", "zip": "28001"}  # fmt: skip
+    created = await writer.apply(command("company", "B12345678", fields))
+    row = await read(client, "res.partner", created.target_id)
+    assert row["is_company"] is True and row["ref"] == "B12345678"
+    assert row["country_id"][1] == "Spain" and row["state_id"][1].startswith("Madrid")
+
+    moved = await writer.apply(
+        command("company", "B12345678", {"state": "Barcelona", "city": "Barcelona"},
+                expected={"city": "Madrid"}, target_id=created.target_id)
+    )  # fmt: skip
+    assert moved.written == {"state": "Barcelona", "city": "Barcelona"}
+    row = await read(client, "res.partner", created.target_id)
+    assert row["state_id"][1].startswith("Barcelona") and row["street"] == "Calle Mayor 1"
+    same = await writer.apply(command("company", "B12345678", {"city": "Barcelona"}))
+    assert same.unchanged == {"city": "Barcelona"}
+
+
+async def test_key_found_however_punctuated_and_stale_fields_skipped(
+    odoo: tuple[OdooTarget, OdooClient],
+) -> None:
+    writer, client = odoo
+    partner_id = await client.create(
+        "res.partner", {"name": "Ana Ruiz", "ref": "12.345.678-z", "city": "Madrid"}
+    )
+    result = await writer.apply(
+        command("contact", "12345678Z", {"city": "Toledo", "first_name": "Ana María",
+                                         "clientify_status": "client"},
+                expected={"city": "Sevilla"})
+    )  # fmt: skip
+    assert result.target_id == str(partner_id)
+    assert result.skipped == {"city": "Toledo"} and result.found == {"city": "Madrid"}
+    assert result.written == {"first_name": "Ana María", "clientify_status": "client"}
+    row = await read(client, "res.partner", result.target_id)
+    assert (row["city"], row["name"], row["x_clientify_status"]) == (
+        "Madrid",
+        "Ana María",
+        "client",
+    )
+
+
+async def test_mobile_is_written_where_odoo_has_it(odoo: tuple[OdooTarget, OdooClient]) -> None:
+    writer, client = odoo
+    result = await writer.apply(
+        command("contact", "X1234567L", {"first_name": "Luis", "phone": "911", "mobile": "600"})
+    )
+    assert result.written.get("phone") == "911"
+    update = await writer.apply(command("contact", "X1234567L", {"mobile": "601"}))
+    if client.version is not None and client.version.major >= 19:
+        for done, value in ((result, "600"), (update, "601")):
+            assert done.skipped == {"mobile": value} and done.found == {"mobile": None}
+            assert done.error and "has no field mobile" in done.error
+    else:
+        assert result.written["mobile"] == "600" and update.written == {"mobile": "601"}
+        [row] = await client.read("res.partner", [int(result.target_id or 0)], ["mobile"])
+        assert row["mobile"] == "601"
+
+
+async def test_products_and_unknown_countries(odoo: tuple[OdooTarget, OdooClient]) -> None:
+    writer, client = odoo
+    created = await writer.apply(command("product", "WID-1", {"name": "Widget", "price": 12.5}))
+    updated = await writer.apply(command("product", "WID-1", {"price": 13.0}))
+    assert updated.target_id == created.target_id and updated.written == {"price": 13.0}
+    row = await read(client, "product.product", created.target_id)
+    assert (row["name"], row["list_price"], row["default_code"]) == ("Widget", 13.0, "WID-1")
+    with pytest.raises(Unresolvable, match="Narnia"):
+        await writer.apply(
+            command("contact", "Y7654321G", {"first_name": "X", "country": "Narnia"})
+        )
+
+
+async def test_a_company_partners_contact_leaves_the_company_fields_alone(
+    odoo: tuple[OdooTarget, OdooClient],
+) -> None:
+    writer, client = odoo
+    company = await writer.apply(
+        command("company", "B12345678", {"name": "Acme", "city": "Madrid"})
+    )
+    result = await writer.apply(
+        command("contact", "B12345678", {"city": "Toledo", "clientify_status": "client"})
+    )
+    assert result.target_id == company.target_id  # the same partner: no second one
+    assert result.written == {"clientify_status": "client"}
+    assert result.skipped == {"city": "Toledo"} and result.found == {"city": None}
+    assert (await read(client, "res.partner", company.target_id))["city"] == "Madrid"

@@ -1,0 +1,1 @@
+"""What the tests share: sandboxes served in-process, the stack, the chaos run, helpers."""

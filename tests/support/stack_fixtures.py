@@ -1,0 +1,240 @@
+"""The whole product as in production, for end-to-end tests: both sandboxes, the webhook
+receiver, the Odoo poller, the Faust worker and both writers, each one a real
+`clientify-odoo` process talking HTTP and Kafka on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+from aiokafka import AIOKafkaConsumer
+
+from clientify_odoo.stack.broker import free_port_pair
+from connectors.clientify import ClientifyClient
+from connectors.odoo.client import OdooClient, OdooConfig
+from schemas import AnyEnvelope, decode
+from tests.support.project import REPO
+
+ODOO_KEY = secrets.token_hex(20)
+
+
+class SyncStack:
+    def __init__(
+        self,
+        bootstrap: str,
+        prefix: str,
+        tmp: Path,
+        *,
+        worker_flags: tuple[str, ...] = (),
+        odoo_profile: int = 17,
+        odoo_modules: str = "account,sale_stock",
+    ) -> None:
+        self.bootstrap, self.prefix, self.tmp = bootstrap, prefix, tmp
+        self.odoo_port, self.clientify_port, self.hook_port = (
+            free_port_pair(), free_port_pair(), free_port_pair(),
+        )  # fmt: skip
+        self.clientify_key = secrets.token_hex(16)
+        self.webhook_secret = secrets.token_urlsafe(24)
+        self.env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "TOPIC_PREFIX": prefix,
+            "ODOO_URL": f"http://127.0.0.1:{self.odoo_port}",
+            "ODOO_USER": "admin",
+            "ODOO_API_KEY": ODOO_KEY,
+            "ODOO_DB": "odoo",
+            "CLIENTIFY_URL": self.clientify_url,
+            "CLIENTIFY_API_KEY": self.clientify_key,
+            "WEBHOOK_SECRET": self.webhook_secret,
+        }
+        hook = f"http://127.0.0.1:{self.hook_port}/hooks/{self.webhook_secret}"
+        self.commands: dict[str, list[str]] = {
+            "odoo-sandbox": [
+                "sandbox", "odoo", "--port", str(self.odoo_port),
+                "--profile", str(odoo_profile), "--modules", odoo_modules,
+                "--data-dir", str(tmp / "odoo"), "--db", "odoo", "--login", "admin",
+                "--api-key", ODOO_KEY,
+            ],
+            "clientify-sandbox": [
+                "sandbox", "clientify", "--port", str(self.clientify_port),
+                "--data-dir", str(tmp / "clientify"), "--api-key", self.clientify_key,
+                "--webhook-target", hook,
+            ],
+            "webhook-receiver": ["webhooks", "serve", "--port", str(self.hook_port)],
+            "worker": ["worker", "--data-dir", str(tmp / "worker"), *worker_flags],
+            "clientify-writer": ["write", "clientify"],
+            "odoo-writer": ["write", "odoo"],
+            "odoo-poller": ["poll", "odoo", "--interval", "1"],
+            # Not started by `up()`: webhooks carry Clientify's changes in most tests.
+            "reconciler": ["reconcile", "--interval", "5"],
+        }  # fmt: skip
+        # /metrics and /health of each service on a port of its own (the receiver's is
+        # its webhook port), so parallel runs never meet on the default ports.
+        self.metrics_ports = {"webhook-receiver": self.hook_port}
+        for name in ("odoo-poller", "reconciler", "worker", "clientify-writer", "odoo-writer"):
+            self.metrics_ports[name] = free_port_pair()
+            self.commands[name] += ["--metrics-port", str(self.metrics_ports[name])]
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def metrics_url(self, name: str) -> str:
+        """Where service `name` serves /metrics and /health."""
+        return f"http://127.0.0.1:{self.metrics_ports[name]}"
+
+    @property
+    def clientify_url(self) -> str:
+        return f"http://127.0.0.1:{self.clientify_port}/v1"
+
+    @property
+    def clientify_admin_url(self) -> str:
+        """The sandbox's own knobs and counters (not part of Clientify's API)."""
+        return f"http://127.0.0.1:{self.clientify_port}/_admin"
+
+    def start(self, name: str) -> None:
+        log = (self.tmp / f"{name}.log").open("ab")
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", "clientify_odoo", *self.commands[name]],
+            cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    def stop(self, name: str) -> None:
+        process = self.processes.pop(name)
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {path.stem}\n{path.read_text(errors='replace')[-2500:]}"
+            for path in sorted(self.tmp.glob("*.log"))
+        )
+
+    async def up(self) -> None:
+        for name in ("odoo-sandbox", "clientify-sandbox"):
+            self.start(name)
+        await wait_http(f"http://127.0.0.1:{self.odoo_port}/web/version", self, "odoo-sandbox")
+        await wait_http(
+            f"{self.clientify_admin_url}/stats/", self, "clientify-sandbox", self.clientify_key
+        )
+        for name in ("webhook-receiver", "worker", "clientify-writer", "odoo-writer"):
+            self.start(name)
+        await wait_http(f"http://127.0.0.1:{self.hook_port}/health", self, "webhook-receiver")
+        self.start("odoo-poller")
+
+    def down(self) -> None:
+        for name in reversed(list(self.processes)):
+            self.stop(name)
+
+    @asynccontextmanager
+    async def odoo(self) -> AsyncIterator[OdooClient]:
+        config = OdooConfig(
+            url=self.env["ODOO_URL"], db="odoo", login="admin", api_key=ODOO_KEY,  # type: ignore[arg-type]
+        )  # fmt: skip
+        async with OdooClient(config) as client:
+            yield client
+
+    @asynccontextmanager
+    async def clientify(self) -> AsyncIterator[ClientifyClient]:
+        async with ClientifyClient(self.clientify_url, self.clientify_key) as client:
+            yield client
+
+    async def clientify_stats(self) -> dict[str, Any]:
+        async with aiohttp.ClientSession() as session:
+            response = await session.get(
+                f"{self.clientify_admin_url}/stats/",
+                headers={"Authorization": f"Token {self.clientify_key}"},
+            )
+            stats: dict[str, Any] = await response.json()
+            return stats
+
+
+T = TypeVar("T")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]],
+    stack: SyncStack | None,
+    what: str,
+    within: float = 90,
+) -> T:
+    """Poll `probe` until it returns something truthy; fail with `what` (and the stack's
+    logs, when there is one) after `within` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        found = await probe()
+        if found:
+            return found
+        await asyncio.sleep(0.5)
+    logs = f"\n{stack.logs()}" if stack is not None else ""
+    raise AssertionError(f"never happened within {within:.0f}s: {what}{logs}")
+
+
+async def wait_http(url: str, stack: SyncStack, name: str, token: str | None = None) -> None:
+    headers = {"Authorization": f"Token {token}"} if token else {}
+    deadline = time.monotonic() + 60
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if stack.processes[name].poll() is not None:
+                raise AssertionError(f"{name} exited during start-up:\n{stack.logs()}")
+            try:
+                async with session.get(url, headers=headers) as response:
+                    if response.status < 500:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.3)
+    raise AssertionError(f"{name} did not answer at {url}:\n{stack.logs()}")
+
+
+async def topic_messages(bootstrap: str, topic: str, settle: float = 1.0) -> list[AnyEnvelope]:
+    """Everything on `topic` now (reads until nothing new comes for `settle` seconds)."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )  # fmt: skip
+    await consumer.start()
+    out: list[AnyEnvelope] = []
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=int(settle * 1000))
+            if not batch:
+                return out
+            for records in batch.values():
+                out += [decode(record.value) for record in records]
+    finally:
+        await consumer.stop()
+
+
+ACME_KEY = "B12345678"  # the tax id of the company `create_acme` makes
+
+
+async def create_acme(stack: SyncStack) -> int:
+    async with stack.odoo() as odoo:
+        [spain] = await odoo.search("res.country", [("code", "=", "ES")])
+        partner_id: int = await odoo.create(
+            "res.partner",
+            {
+                "name": "Acme Soluciones", "ref": "B-12.345.678", "is_company": True,
+                "phone": "+34 911 111 111", "street": "Calle Mayor 1", "city": "Madrid",
+                "zip": "28001", "country_id": spain,
+            },
+        )  # fmt: skip
+        return partner_id
+
+
+async def clientify_company(stack: SyncStack) -> dict[str, Any] | None:
+    async with stack.clientify() as clientify:
+        found = await clientify.find_by_tax_id(clientify.companies, ACME_KEY)
+        return found[0] if len(found) == 1 else None

@@ -1,0 +1,280 @@
+"""End to end, every service running as in production: a change made in one sandbox
+reaches the other once, and the sync's own write coming back is dropped (the loop test);
+and field by field, on Odoo 17 (with the Inventory app) and 19 (without): a company
+partner with its address, state and phones, products, and a confirmed order of three
+lines; and a product price changed in Clientify back to Odoo.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from schemas import Command
+from tests.support.stack_fixtures import (
+    SyncStack,
+    clientify_company,
+    create_acme,
+    eventually,
+    topic_messages,
+)
+
+pytestmark = pytest.mark.broker
+KEY = "B12345678"
+FIELDS = ["name", "phone", "street", "city", "zip", "country_id", "x_clientify_status"]
+
+
+async def commands_for(stack: SyncStack, target: str) -> list[Command]:
+    """The commands for KEY in the order they were issued (the topic's partitions hold
+    the company and the contact separately, so reading order is not issue order)."""
+    messages = await topic_messages(stack.bootstrap, f"{stack.prefix}sync.commands.{target}")
+    ours = [m for m in messages if isinstance(m, Command) and m.business_key == KEY]
+    return sorted(ours, key=lambda command: command.issued_at)
+
+
+async def test_changes_cross_once_both_ways_and_echoes_stop(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    stack = SyncStack(kafka_bootstrap, topic_prefix, tmp_path)
+    await stack.up()
+    try:
+        partner_id = await create_acme(stack)
+        async with stack.odoo() as odoo:
+            [before] = await odoo.read("res.partner", [partner_id], FIELDS)
+
+        # Odoo -> Clientify: the company and its contact are created, once.
+        company = await eventually(lambda: clientify_company(stack), stack, "company created")
+        assert company["business_name"] == "Acme Soluciones"
+        assert company["name"] == "Acme Soluciones"
+        await asyncio.sleep(6)  # the webhooks of those saves come back meanwhile
+        to_clientify = await commands_for(stack, "clientify")
+        assert sorted(c.entity for c in to_clientify) == ["company", "contact"], stack.logs()
+        # What came back to Odoo is only what Clientify owns: the status it gave the new
+        # contact ("estado en Clientify"); none of the fields the sync wrote there.
+        back = await commands_for(stack, "odoo")
+        assert [(c.entity, c.fields) for c in back] == [
+            ("contact", {"clientify_status": "cold-lead"})
+        ], stack.logs()
+        async with stack.clientify() as clientify:
+            assert len(await clientify.find_by_tax_id(clientify.contacts, KEY)) == 1
+
+        async def status_landed() -> dict[str, Any] | None:
+            async with stack.odoo() as odoo:
+                [partner] = await odoo.read("res.partner", [partner_id], FIELDS)
+            return partner if partner["x_clientify_status"] == "cold-lead" else None
+
+        after = await eventually(status_landed, stack, "status written to Odoo")
+        assert {f: after[f] for f in FIELDS[:-1]} == {f: before[f] for f in FIELDS[:-1]}
+        await asyncio.sleep(4)  # the poller sees that write; it must go no further
+        assert len(await commands_for(stack, "clientify")) == 2
+        assert len(await commands_for(stack, "odoo")) == 1
+
+        # Clientify -> Odoo: a rename arrives by webhook, and its echo stops too.
+        async with stack.clientify() as clientify:
+            await clientify.companies.update(company["id"], {"business_name": "Acme Group"})
+
+        async def renamed() -> bool:
+            async with stack.odoo() as odoo:
+                [partner] = await odoo.read("res.partner", [partner_id], ["name"])
+            return bool(partner["name"] == "Acme Group")
+
+        await eventually(renamed, stack, "Odoo partner renamed")
+        await asyncio.sleep(6)  # the poller sees the writer's change meanwhile
+        to_odoo = await commands_for(stack, "odoo")
+        assert [c.fields for c in to_odoo][1:] == [{"name": "Acme Group"}], stack.logs()
+        # Odoo recomputed display_name from the new name, and display_name is Clientify's
+        # company `name` (Odoo -> Clientify only): that goes across, and then it is quiet.
+        to_clientify = await commands_for(stack, "clientify")
+        assert [c.fields for c in to_clientify][2:] == [{"display_name": "Acme Group"}], (
+            stack.logs()
+        )
+        await asyncio.sleep(4)
+        assert len(await commands_for(stack, "clientify")) == 3, stack.logs()
+        assert len(await commands_for(stack, "odoo")) == 2
+    finally:
+        stack.down()
+
+
+async def test_without_echo_suppression_the_echo_bounces_back(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    # The same change with the suppression switched off: the sync's own Clientify save
+    # comes back as a change and is written to Odoo, which the test above forbids.
+    stack = SyncStack(
+        kafka_bootstrap, topic_prefix, tmp_path, worker_flags=("--no-echo-suppression",)
+    )
+    await stack.up()
+    try:
+        await create_acme(stack)
+        await eventually(lambda: clientify_company(stack), stack, "company created")
+
+        async def echoed_back() -> list[Command]:
+            back = await commands_for(stack, "odoo")
+            return [c for c in back if "name" in c.fields or "phone" in c.fields]
+
+        await eventually(echoed_back, stack, "the sync's own write sent back to Odoo", 30)
+    finally:
+        stack.down()
+
+
+async def test_concurrent_edits_both_survive_and_the_later_wins_a_conflict(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    stack = SyncStack(kafka_bootstrap, topic_prefix, tmp_path)
+    await stack.up()
+    try:
+        partner_id = await create_acme(stack)
+        company = await eventually(lambda: clientify_company(stack), stack, "company created")
+        await asyncio.sleep(3)
+        # Writers down: the edits below are made before either side hears of the other.
+        stack.stop("clientify-writer")
+        stack.stop("odoo-writer")
+        async with stack.clientify() as clientify:
+            address = dict(company["addresses"][0])
+            await clientify.companies.update(
+                company["id"],
+                {"addresses": [{**address, "street": "Calle Sol 2", "postal_code": "08001"}]},
+            )
+        await asyncio.sleep(2)  # Odoo's edits are later
+        async with stack.odoo() as odoo:
+            await odoo.write(
+                "res.partner", [partner_id], {"street": "Gran Via 9", "phone": "+34 900 000 000"}
+            )
+            await odoo.write("res.partner", [partner_id], {"city": "Barcelona"})
+        await asyncio.sleep(4)  # the poller and the worker see both
+        stack.start("clientify-writer")
+        stack.start("odoo-writer")
+
+        async def settled() -> dict[str, Any] | None:
+            found = await clientify_company(stack)
+            if found is None:
+                return None
+            async with stack.odoo() as odoo:
+                [partner] = await odoo.read("res.partner", [partner_id], FIELDS)
+            address = found["addresses"][0]
+            same = (address["street"], address["city"]) == (partner["street"], partner["city"])
+            return {"odoo": partner, "clientify": found} if same else None
+
+        both = await eventually(settled, stack, "both sides agree")
+        partner, found = both["odoo"], both["clientify"]
+        # Different fields on both sides both survived; the same field: the later edit.
+        assert partner["street"] == found["addresses"][0]["street"] == "Gran Via 9"
+        assert partner["city"] == found["addresses"][0]["city"] == "Barcelona"
+        assert partner["zip"] == found["addresses"][0]["postal_code"] == "08001"
+        assert [p["phone"] for p in found["phones"] if p["type"] == 1] == ["+34 900 000 000"]
+        conflicts = await topic_messages(stack.bootstrap, f"{stack.prefix}sync.conflicts")
+        assert [(c.field, c.winning_value, c.losing_value) for c in conflicts] == [
+            ("street", "Gran Via 9", "Calle Sol 2")
+        ], stack.logs()
+    finally:
+        stack.down()
+
+
+@pytest.mark.parametrize(("profile", "modules"), [(17, "account,sale_stock"), (19, "account")])
+async def test_every_flow_field_by_field(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, profile: int, modules: str
+) -> None:
+    stack = SyncStack(
+        kafka_bootstrap, topic_prefix, tmp_path, odoo_profile=profile, odoo_modules=modules
+    )
+    inventory = "sale_stock" in modules
+    await stack.up()
+    try:
+        async with stack.odoo() as odoo:
+            [spain] = await odoo.search("res.country", [("code", "=", "ES")])
+            [madrid] = await odoo.search(
+                "res.country.state", [("country_id", "=", spain), ("code", "=", "M")]
+            )
+            partner: dict[str, Any] = {
+                "name": "Acme Soluciones", "ref": "B-12.345.678", "is_company": True,
+                "phone": "+34 911 111 111", "street": "Calle Mayor 1", "city": "Madrid",
+                "zip": "28001", "country_id": spain, "state_id": madrid,
+            }  # fmt: skip
+            if profile < 19:
+                partner["mobile"] = "+34 600 000 001"  # `mobile` is gone on 19
+            partner_id = await odoo.create("res.partner", partner)
+            products = [
+                await odoo.create(
+                    "product.product",
+                    {
+                        "name": name,
+                        "default_code": code,
+                        "list_price": price,
+                        **({"barcode": barcode} if barcode else {}),
+                    },
+                )
+                for name, code, price, barcode in (
+                    ("Widget", "PW-1", 10.0, "8412345678905"),
+                    ("Gadget", "GD-2", 2.5, None),  # no barcode: the SKU falls back
+                    ("Doohickey", "DH-3", 7.0, "8412345678912"),
+                )
+            ]
+            # One unit of the widgets already delivered: with the Inventory app the order
+            # carries what is still to deliver (qty_to_deliver), else the ordered quantity.
+            order_id = await odoo.create("sale.order", {
+                "partner_id": partner_id,
+                "order_line": [[0, 0, {"product_id": p, "product_uom_qty": q,
+                                       **({"qty_delivered": d} if inventory else {})}]
+                               for p, q, d in zip(products, (3, 2, 1), (1, 0, 0), strict=True)],
+            })  # fmt: skip
+            await odoo.call("sale.order", "action_confirm", [order_id])
+            [order] = await odoo.read("sale.order", [order_id], ["name"])
+
+        async with stack.clientify() as clientify:
+
+            async def company() -> dict[str, Any] | None:
+                found = await clientify.find_by_tax_id(clientify.companies, "B12345678")
+                return found[0] if found else None
+
+            async def contact() -> dict[str, Any] | None:
+                found = await clientify.find_by_tax_id(clientify.contacts, "B12345678")
+                return found[0] if found else None
+
+            async def the_order() -> dict[str, Any] | None:
+                orders = [o async for o in clientify.orders.list()]
+                return next((o for o in orders if o.get("order_id") == order["name"]), None)
+
+            found_company = await eventually(company, stack, "company in Clientify")
+            assert found_company["business_name"] == "Acme Soluciones"
+            [address] = found_company["addresses"]
+            assert (address["street"], address["city"], address["postal_code"]) == (
+                "Calle Mayor 1", "Madrid", "28001",
+            )  # fmt: skip
+            assert (address["state"], address["country"]) == ("Madrid", "Spain")
+            found_contact = await eventually(contact, stack, "contact in Clientify")
+            phones = {p["type"]: p["phone"] for p in found_contact["phones"]}
+            expected_phones = {1: "+34 911 111 111"}
+            if profile < 19:
+                expected_phones[2] = "+34 600 000 001"
+            assert phones == expected_phones
+
+            found_order = await eventually(the_order, stack, "order in Clientify")
+            items = sorted(found_order["items"], key=lambda item: item["name"])
+            assert [(i["sku"], float(i["price"]), float(i["quantity"])) for i in items] == [
+                ("8412345678912", 7.0, 1.0),
+                ("GD-2", 2.5, 2.0),
+                ("8412345678905", 10.0, 2.0 if inventory else 3.0),
+            ]
+            assert found_order["ecommerce"] == "Odoo"
+
+            async def a_client() -> bool:  # Acme has a confirmed order now
+                found = await contact()
+                return found is not None and found["status"] == "client"
+
+            await eventually(a_client, stack, "contact status client")
+
+            # Clientify -> Odoo: a product price.
+            [gadget] = await clientify.find_products_by_sku("GD-2")
+            await clientify.products.update(gadget["id"], {"price": "3.75"})
+
+        async def repriced() -> bool:
+            async with stack.odoo() as odoo:
+                [row] = await odoo.read("product.product", [products[1]], ["list_price"])
+            return bool(row["list_price"] == 3.75)
+
+        await eventually(repriced, stack, "Odoo price changed")
+    finally:
+        stack.down()
