@@ -30,7 +30,7 @@ from pathlib import Path
 from rich.table import Table
 
 from bench.common import BenchStack, quantiles, run_backfill, run_benchmark, seed_odoo
-from connectors.odoo.sandbox.seed import nif
+from connectors.spanish_tax_ids import nif
 from schemas import Result, System
 from schemas.keys import normalise_tax_id
 

@@ -8,9 +8,9 @@ commits the input offsets, Faust flushes that buffer, but its flush stops at the
 the commit then goes through with changelog records still queued; the commands the
 same inputs caused are sent before every commit, so a kill -9 at that moment leaves
 commands in Kafka whose table state is lost for good: the restarted worker restores
-an older state and never sees those inputs again. The chaos run caught it: a company's
-phone update decided against a state from before its creation. Here the flush waits
-until every queued record has reached the producer, which then flushes it to Kafka.
+an older state and never sees those inputs again, and decides later inputs against it.
+Here the flush waits until every queued record has reached the producer, which then
+flushes it to Kafka.
 
 The global tables get a store of their own, `KeyPartitionedStore` (see there).
 
@@ -98,10 +98,10 @@ class KeyPartitionedStore(RocksDBStore):
     Faust's store puts a key in the RocksDB of the partition of the *input* being
     processed, while the key's changelog record goes to the key's own partition; and a
     global table reads its changelog back, its own writes included, some time after
-    making them. A key written while routing inputs of two partitions had a copy in
-    each, plus the copy read back; once the key had left an LRU of 1,000 keys, a read
-    took the first copy found, possibly a stale one, and the write that followed
-    dropped what was added in between: a full-size backfill lost 91 of 5,000 orders.
+    making them. A key written while routing inputs of two partitions has a copy in
+    each, plus the copy read back; once the key has left an LRU of 1,000 keys, a read
+    takes the first copy found, possibly a stale one, and the write that follows drops
+    what was added in between (orders parked on it are lost).
 
     Here a key lives in the database of its changelog partition only (where recovery
     puts it too), and a changelog record read back while this worker has written the key

@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from schemas.envelope import System, deterministic_id
+from schemas.envelope import System, deterministic_id, sortable_time
 
 Fields = dict[str, Any]
 
@@ -162,11 +162,6 @@ LANDED_KEPT = 8  # done writes remembered per field until their echo shows
 FOLDED_KEPT = 32  # facts remembered per side, to recognise one delivered again
 
 
-def _stamp(moment: datetime) -> str:
-    """Fixed-width UTC text, so string order is time order (stored in tables as JSON)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def apply_fact(
     state: RecordState,
     source: System,
@@ -186,7 +181,7 @@ def apply_fact(
     `suppress_echoes=False` relays every field a fact changes to the other side, as a
     naive integration does: only for showing what the suppression prevents (a loop).
     """
-    when = _stamp(occurred_at)
+    when = sortable_time(occurred_at)
     mine = state.side(source)
     decision = Decision()
     if fact_id is not None:

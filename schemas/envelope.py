@@ -39,6 +39,12 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def sortable_time(moment: datetime) -> str:
+    """Fixed-width UTC text (microseconds always present), so string order is time
+    order: how tables store the times they compare."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def deterministic_id(*parts: object) -> str:
     return str(uuid.uuid5(ID_NAMESPACE, "|".join(str(part) for part in parts)))
 

@@ -17,7 +17,6 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
@@ -32,6 +31,7 @@ from connectors.clientify.errors import (
     ClientifyValidationError,
 )
 from connectors.clientify.ratelimit import AdaptiveRateLimiter
+from connectors.session import SessionClient
 from schemas.keys import normalise_sku, normalise_tax_id
 
 Record = dict[str, Any]
@@ -120,7 +120,7 @@ def _checked_page_size(page_size: int) -> int:
     return page_size
 
 
-class ClientifyClient:
+class ClientifyClient(SessionClient):
     def __init__(
         self,
         base_url: str,
@@ -140,7 +140,6 @@ class ClientifyClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self.max_attempts = max_attempts
         self.max_throttle_waits = max_throttle_waits
-        self._session: aiohttp.ClientSession | None = None
         self.contacts = Records(self, "contacts/")
         self.companies = Records(self, "companies/")
         self.products = Records(self, "products/")
@@ -148,19 +147,6 @@ class ClientifyClient:
 
     async def __aenter__(self) -> Self:
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
     def _session_or_new(self) -> aiohttp.ClientSession:
         if self._session is None:

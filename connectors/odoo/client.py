@@ -14,7 +14,6 @@ import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from types import TracebackType
 from typing import Any, Literal, Self
 
 import aiohttp
@@ -29,6 +28,7 @@ from connectors.odoo.errors import (
 )
 from connectors.odoo.transport import TRANSPORTS, Call, Endpoint, Http, Transport
 from connectors.odoo.version import OdooVersion
+from connectors.session import SessionClient
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +67,11 @@ class OdooConfig(BaseModel):
         return value
 
 
-class OdooClient:
+class OdooClient(SessionClient):
     def __init__(self, config: OdooConfig) -> None:
         self.config = config
         self.version: OdooVersion | None = None
         self.uid: int | None = None
-        self._session: aiohttp.ClientSession | None = None
         self._transport: Transport | None = None
         self._semaphore = asyncio.Semaphore(config.max_in_flight)
         self._fields: dict[str, dict[str, dict[str, Any]]] = {}
@@ -86,19 +85,6 @@ class OdooClient:
     async def __aenter__(self) -> Self:
         await self.connect()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
     # -- start-up
 

@@ -159,9 +159,9 @@ class TrackingConsumer:
         its API) that handled a whole fetch of one partition before the next would be
         minutes apart between partitions whose messages were produced together. A
         command waiting for a record another partition's command creates (a company's
-        contact for its company, an order for its contact) then outlived its wait
-        budget and was dead-lettered. Taken in small turns, the partitions stay within
-        a few turns of each other."""
+        contact for its company, an order for its contact) would then outlive its wait
+        budget and be dead-lettered. Taken in small turns, the partitions stay within a
+        few turns of each other."""
         turns: list[Any] = []
         for tp in sorted(consumer.assignment()):
             fetched = await consumer.getmany(tp, max_records=self.config.turn)
@@ -183,9 +183,8 @@ class TrackingConsumer:
 
         After a rebalance every partition is fetched again from its committed offset,
         so the rest of the turn comes again, in order. Handling it here instead, past a
-        message skipped because its partition was away for a moment, applied a later
-        command of a record before an earlier one (which then, redelivered, undid it:
-        the chaos run's companies left with an older phone)."""
+        message skipped because its partition was away for a moment, would apply a later
+        command of a record before an earlier one, which, redelivered, then undoes it."""
         revocations = self._revocations
         for message in messages:
             if self._revocations != revocations:
@@ -284,9 +283,9 @@ class TrackingConsumer:
         Messages fetched before a rebalance are still handled after `on_revoked` has
         forgotten their partitions (a turn holds several partitions' messages, and a
         paced writer takes seconds over it): they set an offset again, or park again.
-        Committing that offset once the partition belongs to another copy raised
-        IllegalStateError and stopped the writer (bench/scale_out.py, a second writer
-        joining under load)."""
+        Committing that offset once the partition belongs to another copy raises
+        IllegalStateError and would stop the writer (a second copy joining under
+        load)."""
         assert self._consumer is not None
         assigned = self._consumer.assignment()
         for tp in [tp for tp in self._next if tp not in assigned]:

@@ -36,6 +36,7 @@ from schemas import (
     Skip,
     System,
 )
+from schemas.envelope import sortable_time
 from schemas.odoo_values import many2one_id, many2one_name
 from schemas.topics import (
     CONFLICTS,
@@ -169,13 +170,8 @@ class _Product(_Payload):
     default_code: Text = None
 
 
-def _stamp(moment: datetime) -> str:
-    # Fixed width (microseconds always present), so versions compare as text.
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")
-
-
 def _version(fact: Fact) -> str:
-    return f"{_stamp(fact.occurred_at)}|{_stamp(fact.observed_at)}|{fact.event_id}"
+    return f"{sortable_time(fact.occurred_at)}|{sortable_time(fact.observed_at)}|{fact.event_id}"
 
 
 class ReportingSink:

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from connectors.clientify.sandbox.app import SandboxOptions
-from connectors.clientify.sandbox.seed import DNI_LETTERS, cif
+from connectors.spanish_tax_ids import DNI_LETTERS, cif
 from tests.support.clientify_fixtures import sandbox_at
 
 MADRID_STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+0[12]:00$")

@@ -82,9 +82,7 @@ def widget_fact() -> Fact:
 async def test_worker_maps_links_skips_and_drops_its_echo(
     kafka_bootstrap: str, topics: tuple[TopicSpec, ...], topic_prefix: str, tmp_path: Path
 ) -> None:
-    worker = Worker(kafka_bootstrap, topic_prefix, tmp_path)
-    worker.start()
-    try:
+    with Worker(kafka_bootstrap, topic_prefix, tmp_path).running() as worker:
         async with (
             Publisher(kafka_bootstrap) as publisher,
             Reader(kafka_bootstrap, topic_prefix + "sync.commands.clientify") as commands,
@@ -143,8 +141,6 @@ async def test_worker_maps_links_skips_and_drops_its_echo(
             assert change.fields == {"name": "Acme Group"}, worker.tail()
             assert change.expected == {"name": "Acme Soluciones"}
             assert change.target_id == "501"
-    finally:
-        worker.stop()
 
 
 async def test_a_worker_on_fresh_six_partition_topics_has_its_changelogs_and_routes(
@@ -179,9 +175,7 @@ async def test_a_worker_on_fresh_six_partition_topics_has_its_changelogs_and_rou
 async def test_a_confirmed_order_makes_its_customer_a_client_and_waits_for_it(
     kafka_bootstrap: str, topics: tuple[TopicSpec, ...], topic_prefix: str, tmp_path: Path
 ) -> None:
-    worker = Worker(kafka_bootstrap, topic_prefix, tmp_path)
-    worker.start()
-    try:
+    with Worker(kafka_bootstrap, topic_prefix, tmp_path).running() as worker:
         async with (
             Publisher(kafka_bootstrap) as publisher,
             Reader(kafka_bootstrap, topic_prefix + "sync.commands.clientify") as commands,
@@ -220,8 +214,6 @@ async def test_a_confirmed_order_makes_its_customer_a_client_and_waits_for_it(
             }  # fmt: skip
             [turned] = [c for c in after[5:] if c.entity == "contact"]
             assert turned.fields == {"customer": "client"}
-    finally:
-        worker.stop()
 
 
 async def test_a_redelivered_message_emits_the_same_commands_again_never_new_ones(
@@ -229,9 +221,7 @@ async def test_a_redelivered_message_emits_the_same_commands_again_never_new_one
 ) -> None:
     # A crash after the state change reached the changelog but before the commands
     # left would lose them; redelivery of the same message re-emits them instead.
-    worker = Worker(kafka_bootstrap, topic_prefix, tmp_path)
-    worker.start()
-    try:
+    with Worker(kafka_bootstrap, topic_prefix, tmp_path).running() as worker:
         async with (
             Publisher(kafka_bootstrap) as publisher,
             Reader(kafka_bootstrap, topic_prefix + "sync.commands.clientify") as commands,
@@ -247,8 +237,6 @@ async def test_a_redelivered_message_emits_the_same_commands_again_never_new_one
             ids = [c.command_id for c in again if isinstance(c, Command)]
             assert sorted(ids[2:]) == sorted(c.command_id for c in first if isinstance(c, Command))
             assert len(await commands.quiet_for(5)) == 4
-    finally:
-        worker.stop()
 
 
 async def rewind(bootstrap: str, group: str, topic: str) -> None:

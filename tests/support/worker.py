@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from tests.support.project import REPO
@@ -37,6 +39,15 @@ class Worker:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Worker]:
+        """The worker started for the block, stopped after it (or after a failure)."""
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop()
 
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]

@@ -8,6 +8,7 @@ import random
 from typing import Any
 
 from connectors.clientify.sandbox.records import Records
+from connectors.spanish_tax_ids import cif, nif
 
 FIRST_NAMES = (
     "Ana", "Lucía", "María", "Carmen", "Laura", "Marta", "Elena", "Paula", "Sara", "Irene",
@@ -49,23 +50,6 @@ PRODUCTS = (
     ("Cemento cola 25 kg", "11.95"), ("Llave inglesa 250 mm", "17.50"),
     ("Casco de seguridad", "14.30"), ("Foco LED 50W", "24.99"),
 )  # fmt: skip
-DNI_LETTERS = "TRWAGMYFPDXBNJZSQVHLCKE"
-CIF_CONTROL_LETTERS = "JABCDEFGHI"
-
-
-def dni(number: int) -> str:
-    """A Spanish DNI with its control letter, e.g. 12345678Z."""
-    return f"{number:08d}{DNI_LETTERS[number % 23]}"
-
-
-def cif(letter: str, number: int) -> str:
-    """A Spanish company tax id (CIF) with a valid control character."""
-    digits = f"{number:07d}"
-    odd = sum(sum(divmod(int(d) * 2, 10)) for d in digits[0::2])
-    even = sum(int(d) for d in digits[1::2])
-    control = (10 - (odd + even) % 10) % 10
-    tail = CIF_CONTROL_LETTERS[control] if letter in "PQRSNW" else str(control)
-    return f"{letter}{digits}{tail}"
 
 
 def _address(rng: random.Random) -> dict[str, Any]:
@@ -110,7 +94,7 @@ def _contact(rng: random.Random, n: int, company: str) -> dict[str, Any]:
         "status": rng.choice(("cold-lead", "warm-lead", "hot-lead", "client")),
         "title": rng.choice(("Gerente", "Director comercial", "Administración", "Compras")),
         "company": company,
-        "taxpayer_identification_number": dni(rng.randint(10_000_000, 99_999_999)),
+        "taxpayer_identification_number": nif(rng.randint(10_000_000, 99_999_999)),
         "email": f"{mail}@example.es",
         "phones": [{"phone": f"+34 6{rng.randint(10000000, 99999999)}", "type": 2}],
         "addresses": [_address(rng)],

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from connectors.odoo.sandbox import refdata
 from connectors.odoo.sandbox.database import Database
 from connectors.odoo.sandbox.orm import Env, Vals
+from connectors.spanish_tax_ids import cif, nif
 
 FIRST_NAMES = (
     "Antonio", "Manuel", "José", "Francisco", "David", "Juan", "Javier", "Daniel", "Carlos",
@@ -47,22 +48,6 @@ PRODUCTS = (
     "Interruptor", "Grifo monomando", "Válvula de bola", "Saco de cemento", "Ladrillo",
 )  # fmt: skip
 VARIANTS = ("M6", "M8", "M10", "20 mm", "2,5 mm²", "5 L", "15 L", "blanco", "negro", "XL")
-DNI_LETTERS = "TRWAGMYFPDXBNJZSQVHLCKE"
-CIF_LETTERS = "JABCDEFGHI"
-
-
-def nif(number: int) -> str:
-    """A Spanish DNI-based NIF: 8 digits and the control letter."""
-    return f"{number:08d}{DNI_LETTERS[number % 23]}"
-
-
-def cif(letter: str, number: int) -> str:
-    """A Spanish CIF: organisation letter, 7 digits, control digit (or letter)."""
-    digits = f"{number:07d}"
-    even = sum(int(d) for d in digits[1::2])
-    odd = sum(sum(divmod(int(d) * 2, 10)) for d in digits[0::2])
-    control = (10 - (even + odd) % 10) % 10
-    return f"{letter}{digits}{CIF_LETTERS[control] if letter in 'NPQRSW' else control}"
 
 
 def ean13(body: int) -> str:
