@@ -22,7 +22,8 @@ class Service:
     command: str
 
 
-# The documented ports (README, "Status, metrics and health"); `status` probes them.
+# The documented ports (docs/operations.md, "Status, metrics and health"); `status`
+# probes them.
 SERVICES = (
     Service("odoo-poller", 9401, "poll odoo"),
     Service("webhook-receiver", 8787, "webhooks serve"),  # on its webhook port

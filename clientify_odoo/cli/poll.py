@@ -14,8 +14,8 @@ from clientify_odoo.cli.kafka import add_broker_arguments, start_broker
 from clientify_odoo.cli.options import CommandError, Context, add_metrics_arguments
 from clientify_odoo.cli.progress import progress_bar
 from clientify_odoo.cli.service import (
-    ensure_declared_topics,
     metrics_served,
+    require_topics,
     service_health,
     stop_on_signals,
 )
@@ -32,7 +32,7 @@ from producers.odoo import (
 )
 from producers.odoo.cursor import CursorError
 from schemas.health import ServiceHealth
-from schemas.topics import Topics
+from schemas.topics import ODOO_CURSORS, ODOO_PARTNER, ODOO_PRODUCT, ODOO_SALE_ORDER, Topics
 
 # A poller quiet for this long (and at least 4 intervals) is reported stuck on /health;
 # every page read counts as progress, so only a hung request or loop gets there.
@@ -71,7 +71,9 @@ async def _poll_odoo(
 ) -> None:
     topics = Topics(context.settings.topic_prefix)
     options = PollerOptions(page_size=args.page_size, interval=args.interval, overlap=args.overlap)
-    await ensure_declared_topics(bootstrap, topics)
+    await require_topics(
+        bootstrap, topics.names((ODOO_PARTNER, ODOO_PRODUCT, ODOO_SALE_ORDER, ODOO_CURSORS))
+    )
     async with OdooClient(config) as client:
         context.console.print(
             f"Connected to Odoo {client.version} at {config.url} (db {config.db}, "

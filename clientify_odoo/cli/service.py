@@ -16,7 +16,7 @@ from aiohttp import web
 from clientify_odoo.cli.options import CommandError, Context
 from clientify_odoo.logs import secret_filter
 from clientify_odoo.metrics_server import MetricsServer, serve_metrics
-from connectors.kafka.admin import EnsureReport, TopicConfigError, ensure_topics
+from connectors.kafka.admin import EnsureReport, TopicConfigError, ensure_topics, list_topics
 from schemas.health import ServiceHealth
 from schemas.topics import Topics
 
@@ -105,6 +105,22 @@ def no_kafka(bootstrap: str, exc: BaseException, exit_code: int = 1) -> CommandE
         "`clientify-odoo kafka up` or set KAFKA_BOOTSTRAP_SERVERS.",
         exit_code,
     )
+
+
+async def require_topics(bootstrap: str, names: list[str]) -> None:
+    """Refuse to start while topics a service writes are missing (it creates none: the
+    topics' partitions are the business of the services that read them)."""
+    try:
+        with kafka_quiet():
+            present = set(await list_topics(bootstrap))
+    except Exception as exc:  # noqa: BLE001 - any connection failure: say where and why
+        raise no_kafka(bootstrap, exc) from None
+    missing = [name for name in names if name not in present]
+    if missing:
+        raise CommandError(
+            f"Kafka topics missing: {', '.join(missing)}; create them with "
+            "`clientify-odoo kafka topics`"
+        )
 
 
 async def ensure_declared_topics(

@@ -1,5 +1,5 @@
 """The base for store-backed consumers (consumers/base/sink.py) on the real broker: the
-README's example consumer as printed, exactly-once effects across a failure in the
+extending guide's example consumer as printed, exactly-once effects across a failure in the
 middle of a batch, rejects, and the store's own checks."""
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ AT = datetime(2024, 5, 1, 12, tzinfo=UTC)
 
 
 def readme_consumer(tmp: Path) -> Path:
-    """The example of the README's "Writing your own consumer", as a file."""
-    readme = (REPO / "README.md").read_text()
+    """The example of docs/extending.md, "Writing your own consumer", as a file."""
+    readme = (REPO / "docs" / "extending.md").read_text()
     section = readme.split("## Writing your own consumer", 1)[1].split("\n## ", 1)[0]
     (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
     path = tmp / "conflict_audit.py"
@@ -52,7 +52,7 @@ def load(path: Path) -> ModuleType:
 
 
 class TestReadmeConsumer(SinkContract):
-    """The README's example is held to what every sink promises."""
+    """The guide's example is held to what every sink promises."""
 
     @pytest.fixture
     def harness(self, tmp_path: Path) -> SinkHarness:
@@ -126,7 +126,7 @@ async def test_the_readme_consumer_keeps_each_conflict_once(
     ((offset, error),) = rows(db, "SELECT at_offset, error FROM sink_rejects")
     assert offset == 3 and "not JSON" in error
 
-    # Run as the README says, as a script: nothing new to read, Ctrl-C stops it cleanly.
+    # Run as the guide says, as a script: nothing new to read, Ctrl-C stops it cleanly.
     script = run_script(tmp_path, kafka_bootstrap, topic_prefix)
     await asyncio.sleep(5)
     script.send_signal(signal.SIGINT)
