@@ -5,9 +5,10 @@ normalised, so `B-12.345.678` is found by `B12345678`; `default_code` exactly; a
 records included, so a key is never created twice), read it, compare canonically
 (`plan`), then create it or write only the passing fields, always with
 `tracking_disable` (no chatter noise from a sync). Many2one values travel as names and
-are resolved to ids here: countries by code or name, states by name or code within the
-country, others by name (`=ilike`, cached). Fields this server lacks (`mobile` on Odoo
-19) are reported, never sent. Nothing is ever deleted.
+are resolved to ids exactly or not at all (`odoo_relations`); a value that names no
+record, or several, is reported with the reason and not written, while the command's
+other fields are. Fields this server lacks (`mobile` on Odoo 19) are reported, never
+sent. Nothing is ever deleted.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any
 
 from connectors.odoo import OdooClient
 from connectors.odoo.errors import OdooAccessDenied, OdooConfigError, OdooError
-from consumers.writers.plan import check_fields, mappers_towards, plan
+from consumers.writers.odoo_relations import Relations, Unresolvable
+from consumers.writers.plan import Plan, check_fields, mappers_towards, plan
 from schemas import Command, Result, System
 from schemas.mapping import Canonical, Direction, KeyNormalizer, MappingFile
 from schemas.odoo_values import many2one_id
@@ -26,17 +28,10 @@ log = logging.getLogger(__name__)
 
 WRITE_CONTEXT = {"tracking_disable": True}
 ALL_RECORDS = {"active_test": False}
-# Country and state names are translated: English, Spanish (Clientify's home market
-# writes "España"), then the API user's own language.
-NAME_CONTEXTS: tuple[dict[str, Any] | None, ...] = ({"lang": "en_US"}, {"lang": "es_ES"}, None)
 CUSTOM_FIELD_HELP = (
     "create it in Odoo: Settings -> Technical -> Fields (developer mode) -> New, "
     "model {model}, field name {name}, type Char"
 )
-
-
-class Unresolvable(OdooError):
-    """A many2one name matches no record (an unknown country): the command is rejected."""
 
 
 class OdooTarget:
@@ -45,7 +40,7 @@ class OdooTarget:
     def __init__(self, client: OdooClient, mapping: MappingFile) -> None:
         self.client = client
         self.mappers, self.readers = mappers_towards(mapping, Direction.CLIENTIFY_TO_ODOO)
-        self._ids: dict[tuple[str, str, int | None], int] = {}
+        self.relations = Relations(client)
 
     def transient(self, exc: Exception) -> bool:
         return isinstance(exc, OdooError) and exc.transient
@@ -90,7 +85,7 @@ class OdooTarget:
     async def apply(self, command: Command) -> Result:
         mapper = self.mappers.get(command.entity)
         if mapper is None or not mapper.flow.fields_towards(Direction.CLIENTIFY_TO_ODOO):
-            raise Unresolvable(f"the mapping writes no {command.entity!r} fields to Odoo")
+            raise OdooConfigError(f"the mapping writes no {command.entity!r} fields to Odoo")
         check_fields(command, mapper)
         model = mapper.flow.odoo.model
         known = await self.client.fields(model)
@@ -102,15 +97,14 @@ class OdooTarget:
             if (odoo_field := self._odoo_field(command.entity, name)) not in known
         }
         plan_ = plan(command, current, lacking)
+        vals = await self._vals(command.entity, plan_, current, record)
         if record is None:
-            vals = await self._vals(command.entity, plan_.write, None)
             vals[mapper.flow.key.odoo] = command.business_key
             vals |= {f: v for f, v in mapper.flow.odoo.where.items() if not isinstance(v, list)}
             new_id = await self.client.create(model, vals, context=WRITE_CONTEXT)
             log.info("created Odoo %s %s (id %d)", model, command.business_key, new_id)
             return plan_.result(command, str(new_id))
         if plan_.write:
-            vals = await self._vals(command.entity, plan_.write, record)
             await self.client.write(model, [int(record["id"])], vals, context=WRITE_CONTEXT)
         return plan_.result(command, str(record["id"]))
 
@@ -159,13 +153,18 @@ class OdooTarget:
         return list(dict.fromkeys(names))
 
     async def _vals(
-        self, entity: str, fields: dict[str, Any], record: dict[str, Any] | None
+        self,
+        entity: str,
+        plan_: Plan,
+        current: Canonical | None,
+        record: dict[str, Any] | None,
     ) -> dict[str, Any]:
-        """Odoo values for canonical `fields`, many2one names resolved to ids."""
+        """Odoo values for the fields `plan_` writes, many2one names resolved to ids; a
+        field whose name resolves to no record (or several) moves from written to
+        skipped, with the reason and what the record holds."""
         mapper = self.mappers[entity]
-        vals = mapper.to_odoo(fields)
-        model = mapper.flow.odoo.model
-        described = await self.client.fields(model)
+        vals = mapper.to_odoo(plan_.write)
+        described = await self.client.fields(mapper.flow.odoo.model)
         # Countries before states: a state is looked up within its country.
         for name in sorted(mapper.odoo_many2one_fields(), key=lambda n: n == "state_id"):
             value = vals.get(name)
@@ -173,30 +172,12 @@ class OdooTarget:
                 continue
             relation = str(described.get(name, {}).get("relation") or "")
             country = vals.get("country_id") or many2one_id((record or {}).get("country_id"))
-            vals[name] = await self._resolve(relation, str(value), country)
+            try:
+                vals[name] = await self.relations.resolve(relation, str(value), country)
+            except Unresolvable as exc:
+                del vals[name]
+                for field in mapper.flow.fields:
+                    if field.odoo == name and field.name in plan_.write:
+                        found = None if current is None else current.get(field.name)
+                        plan_.unresolved(field.name, found, str(exc))
         return vals
-
-    async def _resolve(self, relation: str, value: str, country: int | None) -> int:
-        scope = country if relation == "res.country.state" else None
-        cached = self._ids.get((relation, value.casefold(), scope))
-        if cached is not None:
-            return cached
-        # =ilike is case-insensitive equality, but % and _ are wildcards in it: escaped, so
-        # "%" names no country instead of the first one.
-        exactly = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        domains: list[list[Any]] = [[("name", "=ilike", exactly)]]
-        if relation == "res.country":
-            domains.insert(0, [("code", "=ilike", exactly)])
-        elif relation == "res.country.state":
-            within = [("country_id", "=", country)] if country else []
-            domains = [
-                [*within, ("name", "=ilike", exactly)],
-                [*within, ("code", "=ilike", exactly)],
-            ]
-        for domain in domains:
-            for context in NAME_CONTEXTS:
-                ids = await self.client.search(relation, domain, limit=1, context=context)
-                if ids:
-                    self._ids[(relation, value.casefold(), scope)] = ids[0]
-                    return ids[0]
-        raise Unresolvable(f"no {relation} named {value!r} in Odoo")

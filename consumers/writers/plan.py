@@ -68,6 +68,13 @@ class Plan:
     found: Canonical = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
+    def unresolved(self, name: str, found: Any, why: str) -> None:
+        """A field written as planned turns out not writable (its value names no record
+        there): skipped, with what the target holds and why."""
+        self.skipped[name] = self.write.pop(name)
+        self.found[name] = found
+        self.notes.append(f"{name}: {why}")
+
     def not_carried(self, name: str, value: Any, why: str) -> None:
         self.skipped[name] = value
         self.found[name] = None

@@ -17,10 +17,23 @@ from consumers.writers.command_writer import Target
 from consumers.writers.plan import MappingMismatch
 from schemas import Result, ResultStatus
 from tests.support.commands import command
+from tests.support.real_odoo import unique
 
-KEY = "B12345678"
-TYPED_KEY = "b-12.345.678"  # the same tax id, as a user may type it
-OTHER_KEY = "A87654321"
+
+@dataclass(frozen=True)
+class Keys:
+    """Business keys of one test's own (a real system's database outlives each test)."""
+
+    tax_id: str
+    typed: str  # the same tax id, as a user may type it
+    other: str  # another tax id
+    sku: str
+
+    @classmethod
+    def fresh(cls) -> Keys:
+        tax_id = unique("B") + "8"
+        typed = f"{tax_id[0].lower()}-{tax_id[1:3]}.{tax_id[3:6]}.{tax_id[6:]}"
+        return cls(tax_id, typed, unique("A") + "1", unique("WID-"))
 
 
 class TargetHarness(Protocol):
@@ -57,38 +70,44 @@ async def apply(harness: TargetHarness, *args: Any, **extra: Any) -> Applied:
 
 
 class TargetContract:
+    @pytest.fixture
+    def keys(self) -> Keys:
+        return Keys.fresh()
+
     async def test_setup_can_run_at_every_start(self, harness: TargetHarness) -> None:
         await harness.target.setup()
         assert await harness.target.setup() == []  # what it prepared is there already
 
-    async def test_a_new_record_gets_every_field(self, harness: TargetHarness) -> None:
+    async def test_a_new_record_gets_every_field(self, harness: TargetHarness, keys: Keys) -> None:
         fields = harness.company()
-        created = await apply(harness, "company", KEY, fields)
+        created = await apply(harness, "company", keys.tax_id, fields)
         assert created.result.status is ResultStatus.APPLIED and created.result.target_id
         assert created.result.written == fields and not created.result.skipped
         stored = await created.record()
         assert {name: stored[name] for name in fields} == fields
 
-    async def test_the_same_command_again_changes_nothing(self, harness: TargetHarness) -> None:
+    async def test_the_same_command_again_changes_nothing(
+        self, harness: TargetHarness, keys: Keys
+    ) -> None:
         fields = harness.company()
-        first = await apply(harness, "company", KEY, fields)
-        again = await apply(harness, "company", KEY, fields)  # no link: found by key
+        first = await apply(harness, "company", keys.tax_id, fields)
+        again = await apply(harness, "company", keys.tax_id, fields)  # no link: found by key
         assert again.result.target_id == first.result.target_id
         assert again.result.unchanged == fields and not again.result.written
 
     async def test_a_record_is_found_by_its_key_however_it_was_typed(
-        self, harness: TargetHarness
+        self, harness: TargetHarness, keys: Keys
     ) -> None:
-        made = await harness.make("company", TYPED_KEY, {"name": "Acme", "city": "Madrid"})
-        found = await apply(harness, "company", KEY, {"city": "Madrid"})
+        made = await harness.make("company", keys.typed, {"name": "Acme", "city": "Madrid"})
+        found = await apply(harness, "company", keys.tax_id, {"city": "Madrid"})
         assert found.result.target_id == made  # not a second record
         assert found.result.unchanged == {"city": "Madrid"}
 
-    async def test_only_what_changed_is_written(self, harness: TargetHarness) -> None:
+    async def test_only_what_changed_is_written(self, harness: TargetHarness, keys: Keys) -> None:
         fields = harness.company()
-        created = await apply(harness, "company", KEY, fields)
+        created = await apply(harness, "company", keys.tax_id, fields)
         moved = await apply(
-            harness, "company", KEY, {**fields, "city": "Getafe"},
+            harness, "company", keys.tax_id, {**fields, "city": "Getafe"},
             target_id=created.result.target_id,
         )  # fmt: skip
         assert moved.result.written == {"city": "Getafe"}
@@ -97,38 +116,38 @@ class TargetContract:
         assert (stored["city"], stored["street"]) == ("Getafe", fields["street"])
 
     async def test_a_field_changed_there_meanwhile_is_left_and_reported(
-        self, harness: TargetHarness
+        self, harness: TargetHarness, keys: Keys
     ) -> None:
-        created = await apply(harness, "company", KEY, harness.company())
+        created = await apply(harness, "company", keys.tax_id, harness.company())
         assert created.result.target_id is not None
         await harness.change("company", created.result.target_id, {"city": "Toledo"})
         stale = await apply(
-            harness, "company", KEY, {"city": "Sevilla"}, expected={"city": "Madrid"}
+            harness, "company", keys.tax_id, {"city": "Sevilla"}, expected={"city": "Madrid"}
         )
         assert stale.result.skipped == {"city": "Sevilla"}
         assert stale.result.found == {"city": "Toledo"} and not stale.result.written
         assert (await stale.record())["city"] == "Toledo"
 
     async def test_a_link_to_a_record_with_another_key_is_not_followed(
-        self, harness: TargetHarness
+        self, harness: TargetHarness, keys: Keys
     ) -> None:
         """The user changed the linked record's tax id: it is no longer this record."""
-        other = await harness.make("company", OTHER_KEY, {"name": "Other", "city": "Lugo"})
-        created = await apply(harness, "company", KEY, harness.company(), target_id=other)
+        other = await harness.make("company", keys.other, {"name": "Other", "city": "Lugo"})
+        created = await apply(harness, "company", keys.tax_id, harness.company(), target_id=other)
         assert created.result.target_id not in (None, other)
         assert created.result.written == harness.company()
 
     async def test_a_product_is_created_then_its_price_updated(
-        self, harness: TargetHarness
+        self, harness: TargetHarness, keys: Keys
     ) -> None:
-        created = await apply(harness, "product", "WID-1", {"name": "Widget", "price": 12.5})
-        updated = await apply(harness, "product", "WID-1", {"price": 13.0})
+        created = await apply(harness, "product", keys.sku, {"name": "Widget", "price": 12.5})
+        updated = await apply(harness, "product", keys.sku, {"price": 13.0})
         assert updated.result.target_id == created.result.target_id
         assert updated.result.written == {"price": 13.0}
         assert await updated.record() == {"name": "Widget", "price": 13.0}
 
     async def test_fields_its_mapping_does_not_have_are_refused(
-        self, harness: TargetHarness
+        self, harness: TargetHarness, keys: Keys
     ) -> None:
         with pytest.raises(MappingMismatch, match="same MAPPING_FILE"):
-            await apply(harness, "company", KEY, {"shoe_size": 44})
+            await apply(harness, "company", keys.tax_id, {"shoe_size": 44})

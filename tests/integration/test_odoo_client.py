@@ -1,5 +1,6 @@
-"""The Odoo client against the sandbox over HTTP: the same tests for every profile, and
-for each protocol a profile speaks."""
+"""The Odoo client over HTTP: the same tests for every sandbox profile and every real Odoo
+(16 to 19), for each protocol it speaks; what needs the sandbox's knobs (faults, latency,
+a fixed clock) runs on the sandbox only."""
 
 from __future__ import annotations
 
@@ -25,21 +26,34 @@ from connectors.odoo import (
 )
 from connectors.odoo.client import USER_AGENT
 from connectors.odoo.sandbox import SUPPORTED_VERSIONS
-from tests.support.odoo_fixtures import Sandbox, running_sandbox
+from tests.support.odoo_fixtures import OdooPeer, Sandbox, odoo_peer, peers, running_sandbox
+from tests.support.real_odoo import unique
 
-CASES = [(v, p) for v in SUPPORTED_VERSIONS for p in ("xmlrpc", "jsonrpc")] + [(19, "json2")]
+CASES = [
+    (peer, protocol)
+    for peer in peers(sandboxes=SUPPORTED_VERSIONS)
+    for protocol in ("xmlrpc", "jsonrpc", "json2")
+    if protocol != "json2" or peer.endswith("-19")
+]
 
 
-@pytest.fixture(params=CASES, ids=lambda case: f"odoo{case[0]}-{case[1]}")
-async def connected(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Sandbox, OdooClient]]:
-    version, protocol = request.param
-    async with running_sandbox(version) as sandbox, sandbox.client(protocol=protocol) as client:
+@pytest.fixture(params=CASES, ids=lambda case: f"{case[0]}-{case[1]}")
+async def connected(request: pytest.FixtureRequest) -> AsyncIterator[tuple[OdooPeer, OdooClient]]:
+    name, protocol = request.param
+    async with odoo_peer(name) as peer, peer.client(protocol=protocol) as client:
+        yield peer, client
+
+
+@pytest.fixture(params=[17, 19], ids=lambda version: f"sandbox-{version}")
+async def on_sandbox(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Sandbox, OdooClient]]:
+    """For what needs the sandbox's knobs."""
+    async with running_sandbox(request.param) as sandbox, sandbox.client() as client:
         yield sandbox, client
 
 
-async def test_connects_and_detects_the_version(connected: tuple[Sandbox, OdooClient]) -> None:
-    sandbox, client = connected
-    assert client.version == OdooVersion(sandbox.version)
+async def test_connects_and_detects_the_version(connected: tuple[OdooPeer, OdooClient]) -> None:
+    peer, client = connected
+    assert client.version == OdooVersion(peer.version)
     assert client.uid == 2
     assert client.protocol == client.config.protocol
 
@@ -50,46 +64,48 @@ async def test_auto_picks_json2_from_19_only() -> None:
             assert client.protocol == ("json2" if version == 19 else "xmlrpc")
 
 
-async def test_the_high_level_calls(connected: tuple[Sandbox, OdooClient]) -> None:
-    sandbox, client = connected
-    one = await client.create("res.partner", {"name": "Ferretería Gómez S.L.", "ref": "B1"})
-    many = await client.create_many("res.partner", [{"name": "A", "ref": "X1"}, {"name": "B"}])
+async def test_the_high_level_calls(connected: tuple[OdooPeer, OdooClient]) -> None:
+    peer, client = connected
+    b1, x1 = unique("B"), unique("X")
+    one = await client.create("res.partner", {"name": "Ferretería Gómez S.L.", "ref": b1})
+    many = await client.create_many("res.partner", [{"name": "A", "ref": x1}, {"name": "B"}])
     assert isinstance(one, int) and len(many) == 2
     assert await client.write("res.partner", [one], {"phone": "+34 600 000 000"})
     rows = await client.search_read(
-        "res.partner", [["ref", "in", ["B1", "X1"]]], ["name", "phone", "mobile", "country_id"],
+        "res.partner", [["ref", "in", [b1, x1]]], ["name", "phone", "mobile", "country_id"],
         order="id desc", limit=5,
     )  # fmt: skip
     assert [row["id"] for row in rows] == [many[0], one]
     # `mobile` was dropped on 19 rather than failing the whole call.
-    assert ("mobile" in rows[0]) is (sandbox.version <= 18)
+    assert ("mobile" in rows[0]) is (peer.version <= 18)
     assert rows[1]["phone"] == "+34 600 000 000" and rows[1]["country_id"] is False
-    assert await client.search("res.partner", [["ref", "=", "B1"]]) == [one]
+    assert await client.search("res.partner", [["ref", "=", b1]]) == [one]
     assert await client.search_count("res.partner", [["id", "in", [one, *many]]]) == 3
     read = await client.read("res.partner", [one, 999_999], ["name"])
     assert read == [{"id": one, "name": "Ferretería Gómez S.L."}]
     fields = await client.fields("sale.order.line")
-    expected_uom = "product_uom_id" if sandbox.version >= 19 else "product_uom"
+    expected_uom = "product_uom_id" if peer.version >= 19 else "product_uom"
     assert expected_uom in fields and fields["qty_to_deliver"]["store"] is False
-    order = await client.create(
-        "sale.order", {"partner_id": one, "order_line": [[0, 0, {"name": "x", "price_unit": 2}]]}
-    )
+    product = await client.create("product.product", {"name": "Tornillo"})
+    line = {"name": "x", "product_id": product, "price_unit": 2}
+    order = await client.create("sale.order", {"partner_id": one, "order_line": [[0, 0, line]]})
     assert await client.call("sale.order", "action_confirm", [order]) is True
     assert await client.unlink("res.partner", many[1:])
 
 
-async def test_typed_errors(connected: tuple[Sandbox, OdooClient]) -> None:
-    _sandbox, client = connected
+async def test_typed_errors(connected: tuple[OdooPeer, OdooClient]) -> None:
+    _peer, client = connected
     with pytest.raises(OdooMissingRecord):
         await client.write("res.partner", [999_999], {"name": "x"})
-    await client.create("product.product", {"name": "A", "barcode": "8412345678901"})
+    barcode = unique("84123")
+    await client.create("product.product", {"name": "A", "barcode": barcode})
     with pytest.raises(OdooValidationError, match="arcode"):
-        await client.create("product.product", {"name": "B", "barcode": "8412345678901"})
+        await client.create("product.product", {"name": "B", "barcode": barcode})
     with pytest.raises(OdooAccessError):
         await client.call("res.partner", "_private")
     with pytest.raises(OdooFault, match="Invalid field"):
         await client.call("res.partner", "search_read", fields=["no_such_field"])
-    with pytest.raises(OdooFault, match=r"doesn.t exist|not found") as caught:
+    with pytest.raises(OdooFault, match=r"doesn.t exist|does not exist") as caught:
         await client.call("no.such.model", "search", domain=[])
     assert not caught.value.transient
 
@@ -199,8 +215,8 @@ def test_unparseable_version_is_an_error() -> None:
         OdooVersion.parse({"server_version": "banana"})
 
 
-async def test_concurrency_faults_are_retried(connected: tuple[Sandbox, OdooClient]) -> None:
-    sandbox, client = connected
+async def test_concurrency_faults_are_retried(on_sandbox: tuple[Sandbox, OdooClient]) -> None:
+    sandbox, client = on_sandbox
     sandbox.database.serialization_failures = 2
     before = sandbox.stats.requests
     created = await client.create("res.partner", {"name": "Reintento"})
@@ -222,19 +238,19 @@ async def test_field_lists_follow_the_server(caplog: pytest.LogCaptureFixture) -
         assert rows == [{"id": rows[0]["id"]}]
 
 
-async def test_a_new_custom_field_is_known_at_once(connected: tuple[Sandbox, OdooClient]) -> None:
-    _sandbox, client = connected
-    assert "x_clientify_status" not in await client.fields("res.partner")
-    assert await client.available("res.partner", ["name", "x_clientify_status"]) == ["name"]
+async def test_a_new_custom_field_is_known_at_once(connected: tuple[OdooPeer, OdooClient]) -> None:
+    _peer, client = connected
+    name = unique("x_test_")  # a real server's database outlives the test
+    assert name not in await client.fields("res.partner")
+    assert await client.available("res.partner", ["name", name]) == ["name"]
     (model,) = await client.search("ir.model", [("model", "=", "res.partner")])
     await client.create("ir.model.fields", {
-        "name": "x_clientify_status", "model_id": model, "ttype": "char",
-        "field_description": "Estado en Clientify",
+        "name": name, "model_id": model, "ttype": "char", "field_description": "Estado",
     })  # fmt: skip
-    assert "x_clientify_status" in await client.fields("res.partner")
-    partner = await client.create("res.partner", {"name": "C", "x_clientify_status": "client"})
-    rows = await client.read("res.partner", [partner], ["x_clientify_status"])
-    assert rows[0]["x_clientify_status"] == "client"
+    assert name in await client.fields("res.partner")
+    partner = await client.create("res.partner", {"name": "C", name: "client"})
+    rows = await client.read("res.partner", [partner], [name])
+    assert rows[0][name] == "client"
 
 
 @pytest.mark.parametrize("version", [17, 19])

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from connectors.odoo.sandbox import SUPPORTED_VERSIONS, DataDirError, seed
-from tests.support.odoo_fixtures import API_KEY, DB, Sandbox, running_sandbox
+from tests.support.odoo_fixtures import API_KEY, DB, Sandbox, install_language, running_sandbox
 
 WIRE_DATETIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$")
 
@@ -558,9 +558,15 @@ async def test_locking_and_cancelling_by_version(sandbox: Sandbox) -> None:
     assert error.faultCode == 2 and "S0" in error.faultString
 
 
-async def test_country_names_are_translated() -> None:
+async def test_country_names_are_translated_once_the_language_is_installed() -> None:
     async with running_sandbox(17) as sandbox:
         spanish = {"lang": "es_ES"}
+        rows = await sandbox.execute(
+            "res.country", "search_read", [["code", "=", "ES"]], fields=["name"], context=spanish
+        )
+        assert rows[0]["name"] == "Spain"  # Spanish is not installed: 17 reads English
+        async with sandbox.client() as client:
+            await install_language(client, "es_ES")
         rows = await sandbox.execute(
             "res.country", "search_read", [["code", "=", "ES"]], fields=["name"], context=spanish
         )
@@ -606,7 +612,8 @@ async def test_json2_unknown_and_internal_methods_are_404() -> None:
 async def test_x2many_commands() -> None:
     async with running_sandbox(17) as sandbox:
         partner = await sandbox.execute("res.partner", "create", {"name": "Cliente"})
-        line = {"name": "a", "price_unit": 10.0, "product_uom_qty": 1}
+        product = await sandbox.execute("product.product", "create", {"name": "Tornillo"})
+        line = {"name": "a", "product_id": product, "price_unit": 10.0, "product_uom_qty": 1}
         order = await sandbox.execute("sale.order", "create", {
             "partner_id": partner, "order_line": [[0, 0, line], [0, 0, {**line, "name": "b"}]],
         })  # fmt: skip

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from connectors.odoo import OdooClient
-from consumers.writers.odoo import OdooTarget, Unresolvable
+from consumers.writers.odoo import OdooTarget
 from schemas.mapping import load_mapping
 from tests.contracts.target import TargetContract
 from tests.support.commands import COMPANY
 from tests.support.commands import odoo_command as command
-from tests.support.odoo_fixtures import running_sandbox
+from tests.support.odoo_fixtures import install_language, odoo_peer, peers, running_sandbox
 
 PARTNER_FIELDS = ["name", "ref", "is_company", "phone", "street", "city", "zip", "state_id",
                   "country_id", "x_clientify_status"]  # fmt: skip
@@ -51,9 +51,9 @@ class OdooHarness:
 
 
 class TestOdooTarget(TargetContract):
-    @pytest.fixture(params=[17, 19])
+    @pytest.fixture(params=peers(sandboxes=(17, 19)))
     async def harness(self, request: pytest.FixtureRequest) -> AsyncIterator[OdooHarness]:
-        async with running_sandbox(request.param) as sandbox, sandbox.client() as client:
+        async with odoo_peer(request.param) as peer, peer.client() as client:
             yield OdooHarness(OdooTarget(client, load_mapping()), client)
 
 
@@ -67,6 +67,7 @@ async def test_company_created_and_updated_with_country_and_state(
     odoo: tuple[OdooTarget, OdooClient],
 ) -> None:
     writer, client = odoo
+    await install_language(client, "es_ES")  # "España" is a name only in Spanish
     fields = {"name": "Acme Soluciones", "phone": "+34 911 111 111", "street": "Calle Mayor 1",
               "city": "Madrid", "state": "Madrid", "country": "España", "zip": "28001"}  # fmt: skip
     created = await writer.apply(command("company", "B12345678", fields))
@@ -132,10 +133,14 @@ async def test_products_and_unknown_countries(odoo: tuple[OdooTarget, OdooClient
     assert updated.target_id == created.target_id and updated.written == {"price": 13.0}
     row = await read(client, "product.product", created.target_id)
     assert (row["name"], row["list_price"], row["default_code"]) == ("Widget", 13.0, "WID-1")
-    with pytest.raises(Unresolvable, match="Narnia"):
-        await writer.apply(
-            command("contact", "Y7654321G", {"first_name": "X", "country": "Narnia"})
-        )
+    # A country Odoo does not know is reported, never guessed; the rest is written.
+    narnia = await writer.apply(
+        command("contact", "Y7654321G", {"first_name": "X", "country": "Narnia"})
+    )
+    assert narnia.written == {"first_name": "X"} and narnia.skipped == {"country": "Narnia"}
+    assert narnia.error and "no country named 'Narnia'" in narnia.error
+    row = await read(client, "res.partner", narnia.target_id)
+    assert (row["name"], row["country_id"]) == ("X", False)
 
 
 async def test_a_company_partners_contact_leaves_the_company_fields_alone(

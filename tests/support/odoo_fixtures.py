@@ -7,6 +7,7 @@ to turn its knobs (faults, clock) the way an operator would.
 
 from __future__ import annotations
 
+import asyncio
 import xmlrpc.client
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,6 +29,7 @@ from connectors.odoo.sandbox.app import STATS, RequestStats
 from producers.odoo import transactional_id
 from schemas import Fact, decode
 from schemas.topics import Topics
+from tests.support.real_odoo import REAL_VERSIONS, real_odoo
 
 API_KEY = "0123456789abcdef0123456789abcdef01234567"
 DB = "sandbox"
@@ -131,3 +133,56 @@ async def facts_on(bootstrap: str, topic: str) -> list[Fact]:
 
 def transactional_publisher(bootstrap: str, prefix: str) -> Publisher:
     return Publisher(bootstrap, transactional_id=transactional_id(Topics(prefix), DB))
+
+
+@dataclass
+class OdooPeer:
+    """An Odoo the tests talk to: a sandbox profile (with its knobs), or a real server."""
+
+    name: str  # sandbox-17, real-17
+    version: int
+    url: str
+    db: str
+    login: str
+    api_key: str
+    sandbox: Sandbox | None = None
+
+    @property
+    def real(self) -> bool:
+        return self.sandbox is None
+
+    def config(self, **overrides: Any) -> OdooConfig:
+        values: dict[str, Any] = {
+            "url": self.url, "db": self.db, "login": self.login,
+            "api_key": SecretStr(self.api_key), "retries": 2, "backoff_base": 0.01,
+            "backoff_max": 0.05,
+        }  # fmt: skip
+        return OdooConfig(**(values | overrides))
+
+    def client(self, **overrides: Any) -> OdooClient:
+        return OdooClient(self.config(**overrides))
+
+
+def peers(sandboxes: tuple[int, ...]) -> list[str]:
+    """The names of the peers a suite runs against: these sandbox profiles, and every
+    real version."""
+    return [f"sandbox-{v}" for v in sandboxes] + [f"real-{v}" for v in REAL_VERSIONS]
+
+
+@asynccontextmanager
+async def odoo_peer(name: str) -> AsyncIterator[OdooPeer]:
+    kind, _, number = name.partition("-")
+    version = int(number)
+    if kind == "real":
+        server = await asyncio.to_thread(real_odoo, version)
+        yield OdooPeer(name, version, server.url, server.db, server.login, server.api_key)
+        return
+    async with running_sandbox(version) as sandbox:
+        yield OdooPeer(name, version, sandbox.url, DB, LOGIN, API_KEY, sandbox)
+
+
+async def install_language(client: OdooClient, code: str) -> None:
+    """Install a language as an administrator does (Settings -> Languages -> Add)."""
+    [lang] = await client.search("res.lang", [("code", "=", code)], context={"active_test": False})
+    wizard = await client.create("base.language.install", {"lang_ids": [[6, 0, [lang]]]})
+    await client.call("base.language.install", "lang_install", [wizard])

@@ -21,6 +21,7 @@ from connectors.odoo.sandbox.errors import (
     DatabaseNotFound,
     SerializationFailure,
 )
+from connectors.odoo.sandbox.models.base import context_lang
 from connectors.odoo.sandbox.orm import Env, rpc_kind
 from connectors.odoo.sandbox.profiles import Profile
 from connectors.odoo.sandbox.registry import Registry
@@ -88,6 +89,9 @@ class Database:
         if stored is None:
             self._initialize()
             self.store.set_meta("profile", wanted)
+        elif not self.store.table("res.lang"):  # made before the sandbox knew languages
+            with self.store.transaction():
+                self._add_languages(self.env())
         self.registry.sync_custom_fields(self.store)
 
     def close(self) -> None:
@@ -156,6 +160,8 @@ class Database:
             # <= 16 reads `args[0]`: vals passed only as a kwarg fail (odoo-api.md 5).
             raise IndexError("tuple index out of range")
         env = self.env(uid, context)
+        if model != "res.lang":
+            context_lang(env)  # from 18, any call in a language not installed fails
         try:
             inspect.signature(function).bind(env, *args, **kwargs)
         except TypeError as exc:
@@ -172,6 +178,10 @@ class Database:
                 self.registry.sync_custom_fields(self.store)
 
     # -- a new database
+
+    def _add_languages(self, env: Env) -> None:
+        for code, name, active in refdata.LANGUAGES:
+            env["res.lang"].create_one(env, {"code": code, "name": name, "active": active})
 
     def _initialize(self) -> None:
         env = self.env()
@@ -200,6 +210,7 @@ class Database:
                 env["res.country.state"].create_one(
                     env, {"name": name, "code": code, "country_id": countries[country]}
                 )
+            self._add_languages(env)
             env["res.users"].create_one(env, {"name": "OdooBot", "login": "__system__"})
             env["res.users"].create_one(
                 env, {"name": "Mitchell Admin", "login": self.credentials.login}

@@ -132,6 +132,10 @@ def _coerce(field: Field, value: Any) -> Any:
         return parse_datetime(value)
     if isinstance(value, str) and field.type == "date":
         return parse_date(value)
+    if isinstance(value, str) and field.size is not None:
+        # Odoo converts a value to the column first: a Char(size=2) compares "Germany"
+        # as "Ge" (odoo-api.md section 9).
+        return value[: field.size]
     return value
 
 

@@ -40,6 +40,7 @@ class Field:
     compute: Compute | None = None  # non-stored (or derived stored) value
     delegate: str | None = None  # stored on the record this many2one points to
     translate: bool = False  # the value read depends on the context's lang
+    size: int | None = None  # a Char column's length: values are cut to it
 
     @property
     def can_search(self) -> bool:

@@ -148,6 +148,28 @@ class Profile:
         return self.version >= 17
 
     @property
+    def refuses_unknown_lang(self) -> bool:
+        """From 18 a context language that is not installed is an error; up to 17 it reads
+        as English."""
+        return self.version >= 18
+
+    @property
+    def lines_need_a_product_to_exist(self) -> bool:
+        """Up to 17 a line without a product (nor a section's `display_type`) breaks an
+        SQL constraint at create; from 18 it may exist, and confirming refuses it."""
+        return self.version <= 17
+
+    @property
+    def product_less_line_refusal(self) -> str:
+        """What confirming an order with a line without a product says, from 18."""
+        if self.version >= 19:
+            return (
+                "Some order lines are missing a product, you need to correct them before "
+                "going further."
+            )
+        return "A line on these orders missing a product, you cannot confirm it."
+
+    @property
     def line_uom_field(self) -> str:
         return "product_uom_id" if self.version >= 19 else "product_uom"
 

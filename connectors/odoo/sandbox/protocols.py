@@ -215,7 +215,9 @@ def json2_handler(database: Database) -> Any:
             )  # fmt: skip
         if not database.registry.has(model):
             return _json2_error(
-                404, LookupError(f"{model}.{method} not found"), "werkzeug.exceptions.NotFound"
+                404,
+                LookupError(f"the model '{model}' does not exist"),
+                "werkzeug.exceptions.NotFound",
             )
         try:
             body = await request.json() if request.can_read_body else {}

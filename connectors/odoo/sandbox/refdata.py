@@ -10,9 +10,18 @@ CURRENCIES: tuple[tuple[str, str, bool], ...] = (
     ("CHF", "CHF", False),
     ("MXN", "$", False),
     ("ARS", "$", False),
+    ("GEL", "₾", False),
+    ("AUD", "$", False),
+    ("ALL", "L", False),
+    ("XOF", "CFA", False),
+    ("CLP", "$", False),
+    ("DKK", "kr", False),
+    ("MAD", "DH", False),
 )
 
-# code, English name, currency, phone code.
+# code, English name, currency, phone code. A real database has 250 countries: these are
+# the ones the demo, the tests and the fidelity checks use, with the real codes, so that
+# codes and names collide as they do there (GE Georgia is "Ge" of "Germany").
 COUNTRIES: tuple[tuple[str, str, str, int], ...] = (
     ("ES", "Spain", "EUR", 34),
     ("PT", "Portugal", "EUR", 351),
@@ -26,14 +35,35 @@ COUNTRIES: tuple[tuple[str, str, str, int], ...] = (
     ("US", "United States", "USD", 1),
     ("MX", "Mexico", "MXN", 52),
     ("AR", "Argentina", "ARS", 54),
+    ("GE", "Georgia", "GEL", 995),
+    ("ME", "Montenegro", "EUR", 382),
+    ("AU", "Australia", "AUD", 61),
+    ("AL", "Albania", "ALL", 355),
+    ("NE", "Niger", "XOF", 227),
+    ("CL", "Chile", "CLP", 56),
+    ("AT", "Austria", "EUR", 43),
+    ("DK", "Denmark", "DKK", 45),
+    ("MA", "Morocco", "MAD", 212),
 )
 
-# res.country.name is translated: what a Spanish user (context lang es_ES) reads.
+# res.country.name is translated: what a user reading in es_ES (once Spanish is installed)
+# reads.
 SPANISH_COUNTRY_NAMES: dict[str, str] = {
     "ES": "España", "PT": "Portugal", "FR": "Francia", "DE": "Alemania", "IT": "Italia",
     "BE": "Bélgica", "NL": "Países Bajos", "GB": "Reino Unido", "CH": "Suiza",
-    "US": "Estados Unidos", "MX": "México", "AR": "Argentina",
+    "US": "Estados Unidos", "MX": "México", "AR": "Argentina", "GE": "Georgia",
+    "ME": "Montenegro", "AU": "Australia", "AL": "Albania", "NE": "Níger", "CL": "Chile",
+    "AT": "Austria", "DK": "Dinamarca", "MA": "Marruecos",
 }  # fmt: skip
+
+# The languages a new database knows: English installed, the others to install (only
+# Spanish has translations here, as in the stripped real Odoo the tests run against).
+LANGUAGES: tuple[tuple[str, str, bool], ...] = (
+    ("en_US", "English (US)", True),
+    ("es_ES", "Spanish / Español", False),
+    ("fr_FR", "French / Français", False),
+    ("de_DE", "German / Deutsch", False),
+)
 
 # Spanish provinces with the codes Odoo's l10n data uses, and their postcode prefix.
 SPANISH_PROVINCES: tuple[tuple[str, str, str], ...] = (
@@ -55,7 +85,7 @@ SPANISH_PROVINCES: tuple[tuple[str, str, str], ...] = (
     ("T", "Tarragona", "43"), ("TE", "Teruel", "44"), ("TO", "Toledo", "45"),
     ("V", "València (Valencia)", "46"), ("VA", "Valladolid", "47"),
     ("BI", "Bizkaia (Vizcaya)", "48"), ("ZA", "Zamora", "49"), ("Z", "Zaragoza", "50"),
-    ("CE", "Ceuta", "51"), ("ML", "Melilla", "52"),
+    ("CE", "Ceuta", "51"), ("ME", "Melilla", "52"),
 )  # fmt: skip
 
 OTHER_STATES: tuple[tuple[str, str, str], ...] = (

@@ -9,6 +9,8 @@ from connectors.odoo.sandbox.models.base import (
     Currency,
     IrModel,
     IrModelFields,
+    Lang,
+    LanguageInstall,
     PartnerTitle,
     Tax,
     Uom,
@@ -23,8 +25,8 @@ from connectors.odoo.sandbox.profiles import Profile
 from connectors.odoo.sandbox.store import Store
 
 MODEL_CLASSES: tuple[type[Model], ...] = (
-    Currency, Country, CountryState, Users, PartnerTitle, Uom, Tax, IrModel, IrModelFields,
-    Partner, ProductTemplate, ProductProduct, SaleOrder, SaleOrderLine,
+    Currency, Country, CountryState, Lang, LanguageInstall, Users, PartnerTitle, Uom, Tax,
+    IrModel, IrModelFields, Partner, ProductTemplate, ProductProduct, SaleOrder, SaleOrderLine,
 )  # fmt: skip
 
 

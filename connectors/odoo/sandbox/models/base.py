@@ -6,9 +6,9 @@ import ast
 from typing import Any
 
 from connectors.odoo.sandbox import refdata
-from connectors.odoo.sandbox.errors import ValidationError
+from connectors.odoo.sandbox.errors import UserError, ValidationError
 from connectors.odoo.sandbox.fields import Field
-from connectors.odoo.sandbox.orm import Env, Model, Record, Vals, api_model
+from connectors.odoo.sandbox.orm import Env, Model, Record, Vals, api_model, api_records
 from connectors.odoo.sandbox.profiles import Profile
 
 
@@ -36,7 +36,9 @@ class Country(Model):
     def declare(profile: Profile) -> list[Field]:
         return [
             Field("name", "char", "Country Name", required=True, translate=True),
-            Field("code", "char", "Country Code", required=profile.country_code_required),
+            Field(
+                "code", "char", "Country Code", required=profile.country_code_required, size=2
+            ),
             Field("currency_id", "many2one", "Currency", relation="res.currency"),
             Field("phone_code", "integer", "Country Calling Code"),
             Field(
@@ -47,10 +49,66 @@ class Country(Model):
 
     def value(self, env: Env, row: Record, name: str) -> Any:
         # Country names are translated: reads and searches follow the context's lang
-        # (odoo-api.md section 5: search them with lang en_US).
-        if self.fields[name].translate and str(env.context.get("lang") or "").startswith("es"):
+        # when that language is installed (odoo-api.md section 5).
+        if self.fields[name].translate and str(context_lang(env) or "").startswith("es"):
             return refdata.SPANISH_COUNTRY_NAMES.get(str(row.get("code")), row.get("name"))
         return super().value(env, row, name)
+
+
+def context_lang(env: Env) -> str | None:
+    """The context's language as Odoo reads values in it: None for English (or none
+    given), else an installed language. Up to 17 a language that is not installed reads
+    as English; from 18 it is refused (odoo-api.md section 9)."""
+    lang = env.context.get("lang")
+    if not lang or lang == "en_US":
+        return None
+    languages = env.store.table("res.lang").values()
+    if any(row.get("code") == lang and row.get("active") for row in languages):
+        return str(lang)
+    if env.profile.refuses_unknown_lang:
+        raise UserError(f"Invalid language code: {lang}")
+    return None
+
+
+class Lang(Model):
+    name = "res.lang"
+    description = "Languages"
+    default_order = "active desc, name"
+
+    @staticmethod
+    def declare(profile: Profile) -> list[Field]:
+        return [
+            Field("name", "char", "Name", required=True),
+            Field("code", "char", "Locale Code", required=True),
+            Field("active", "boolean", "Active"),
+        ]
+
+
+class LanguageInstall(Model):
+    """The wizard that installs a language: create it with `lang_ids`, then call
+    `lang_install` on it (as Settings -> Languages -> Add does)."""
+
+    name = "base.language.install"
+    description = "Install Language"
+
+    @staticmethod
+    def declare(profile: Profile) -> list[Field]:
+        return [
+            Field("lang_ids", "many2many", "Languages", relation="res.lang", required=True),
+            Field("overwrite", "boolean", "Overwrite Existing Terms"),
+        ]
+
+    @api_records
+    def lang_install(self, env: Env, ids: Any) -> dict[str, Any]:
+        wizards = [self.row(env, rid) for rid in self._existing(env, ids)]
+        for wizard in wizards:
+            for lang in wizard.get("lang_ids") or []:
+                env["res.lang"].write_one(env, lang, {"active": True})
+        return {
+            "type": "ir.actions.act_window", "res_model": self.name,
+            "res_id": wizards[0]["id"] if wizards else False, "view_mode": "form",
+            "target": "new",
+        }  # fmt: skip
 
 
 class CountryState(Model):

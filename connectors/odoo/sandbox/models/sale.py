@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from connectors.odoo.sandbox.errors import UserError
+from connectors.odoo.sandbox.errors import UserError, ValidationError
 from connectors.odoo.sandbox.fields import Field
 from connectors.odoo.sandbox.orm import Env, Model, Record, Vals, api_records, as_ids
 from connectors.odoo.sandbox.profiles import Profile
@@ -106,6 +106,10 @@ class SaleOrder(Model):
     @api_records
     def action_confirm(self, env: Env, ids: Any) -> bool:
         orders = [self.row(env, rid) for rid in self._existing(env, ids)]
+        lines = env.store.table("sale.order.line").values()
+        ordered = {order["id"] for order in orders}
+        if any(line.get("order_id") in ordered and not line.get("product_id") for line in lines):
+            raise UserError(env.profile.product_less_line_refusal)
         refused = [order for order in orders if not self._confirmable(env, order)]
         if refused:
             names = ", ".join(str(order.get("name")) for order in refused)
@@ -190,6 +194,11 @@ class SaleOrderLine(Model):
 
     def prepare(self, env: Env, vals: Vals, rid: int | None) -> Vals:
         product_id = vals.get("product_id")
+        if rid is None and not product_id and env.profile.lines_need_a_product_to_exist:
+            raise ValidationError(
+                "The operation cannot be completed: Missing required fields on accountable "
+                "sale order line."
+            )
         if rid is not None or not product_id:
             return vals
         # Precomputed stored fields: a line given only a product gets its description,
