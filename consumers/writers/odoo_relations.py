@@ -9,8 +9,10 @@ a guessed record. A wrong country in a customer's ERP is worse than a field left
 - A **country** given as two letters is an ISO code, compared with `code` exactly. Any
   other text is a name, in English or in a language installed in that Odoo (asked of
   `res.lang`, never assumed: from 18 Odoo refuses a context language it has not
-  installed). A name is never compared with `code`: Odoo cuts a value to a Char
-  field's size before comparing, so "Germany" would be compared as "Ge", Georgia.
+  installed): Odoo's own names in those languages, and the ISO 3166 names in the same
+  languages (pycountry), whose code is then looked up, so "Países Bajos" is found where
+  Odoo's Spanish says "Holanda". A name is never compared with `code`: Odoo cuts a value
+  to a Char field's size before comparing, so "Germany" would be compared as "Ge".
 - A **province** is looked up within its country (or, without one, among every
   country's): by code, by name, or by either half of a two-language name ("Bizkaia
   (Vizcaya)", "Araba/Álava"), and by the common Spanish names Odoo does not carry.
@@ -22,10 +24,14 @@ per writer, in each language, and kept.
 
 from __future__ import annotations
 
+import functools
+import gettext
 import re
 import unicodedata
 from collections import defaultdict
 from typing import Any
+
+import pycountry
 
 from connectors.odoo import OdooClient
 from connectors.odoo.errors import OdooError
@@ -85,12 +91,18 @@ class Relations:
             return ids[0]
         if self._countries is None:
             self._countries = defaultdict(set)
+            by_code: dict[str, int] = {}
             for language in await self.languages():
                 rows = await self.client.search_read(
-                    COUNTRY, [], ["name"], context={"lang": language}
+                    COUNTRY, [], ["name", "code"], context={"lang": language}
                 )
                 for key, named in _index(rows, ("name",)).items():
                     self._countries[key] |= named
+                by_code |= {str(row["code"]).upper(): int(row["id"]) for row in rows if row["code"]}
+            for language in await self.languages():
+                for key, code in iso_names(language).items():
+                    if code in by_code:
+                        self._countries[key].add(by_code[code])
         tried = f"by name in {', '.join(await self.languages())}"
         return _one(self._countries, text, f"country named {text!r}", tried)
 
@@ -116,6 +128,26 @@ class Relations:
             codes = [str(row["code"]) for row in rows]
             self._languages = [ENGLISH, *sorted(set(codes) - {ENGLISH})]
         return self._languages
+
+
+@functools.cache
+def iso_names(language: str) -> dict[str, str]:
+    """Comparable ISO 3166 country names in `language` (an Odoo code, `es_ES`) -> code:
+    the short and official names, and the common one where there is one."""
+    locale = language.split("_")[0]
+    try:
+        translation: gettext.NullTranslations = gettext.translation(
+            "iso3166-1", pycountry.LOCALES_DIR, languages=[locale]
+        )
+    except OSError:  # no names in that language: English only
+        translation = gettext.NullTranslations()
+    names: dict[str, str] = {}
+    for country in pycountry.countries:
+        for attribute in ("name", "official_name", "common_name"):
+            english = getattr(country, attribute, None)
+            if english:
+                names[comparable(translation.gettext(english))] = country.alpha_2
+    return names
 
 
 def _index(

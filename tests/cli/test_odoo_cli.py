@@ -131,10 +131,17 @@ async def test_backfill_survives_kill_9_at_random_points(
                 COMMAND, *args, env=env, cwd="/tmp",
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
             )  # fmt: skip
-            # Kill after a random number of requests: past start-up (about a dozen
-            # calls), somewhere among the backfill's 50 pages, whatever the machine load.
-            target = sandbox.stats.requests + rng.randint(12, 40)
-            for _tick in range(6000):  # at most a minute
+            # Kill after a random number of requests past its first committed page,
+            # somewhere among the backfill's 50 pages, whatever the machine load (a
+            # loaded broker can leave the first commit behind a dozen requests).
+            before = len(await facts_on(kafka_bootstrap, partner_topic))
+            for _tick in range(600):  # at most a minute
+                committed = len(await facts_on(kafka_bootstrap, partner_topic))
+                if committed > before or process.returncode is not None:
+                    break
+                await asyncio.sleep(0.1)
+            target = sandbox.stats.requests + rng.randint(0, 20)
+            for _tick in range(6000):
                 if sandbox.stats.requests >= target or process.returncode is not None:
                     break
                 await asyncio.sleep(0.01)

@@ -16,6 +16,7 @@ from tests.contracts.target import TargetContract
 from tests.support.commands import COMPANY
 from tests.support.commands import odoo_command as command
 from tests.support.odoo_fixtures import install_language, odoo_peer, peers, running_sandbox
+from tests.support.real_odoo import unique
 
 PARTNER_FIELDS = ["name", "ref", "is_company", "phone", "street", "city", "zip", "state_id",
                   "country_id", "x_clientify_status"]  # fmt: skip
@@ -157,3 +158,72 @@ async def test_a_company_partners_contact_leaves_the_company_fields_alone(
     assert result.written == {"clientify_status": "client"}
     assert result.skipped == {"city": "Toledo"} and result.found == {"city": None}
     assert (await read(client, "res.partner", company.target_id))["city"] == "Madrid"
+
+
+# What Clientify users write for a country, and the ISO code Odoo must end up with.
+COUNTRIES = {
+    "Germany": "DE", "Alemania": "DE", "DE": "DE", "de": "DE", "Chile": "CL",
+    "Mexico": "MX", "México": "MX", "Austria": "AT", "Denmark": "DK", "Dinamarca": "DK",
+    "Netherlands": "NL", "Países Bajos": "NL", "Morocco": "MA", "Marruecos": "MA",
+    "Spain": "ES", "España": "ES", "  españa ": "ES", "ES": "ES",
+}  # fmt: skip
+# Every Spanish province by the names people write (Castilian, the co-official one, the
+# short one) and by its code, with the code Odoo knows it by.
+PROVINCES: dict[str, tuple[str, ...]] = {
+    "C": ("A Coruña", "La Coruña", "Coruña"), "VI": ("Álava", "Araba", "Alava"),
+    "AB": ("Albacete",), "A": ("Alicante", "Alacant"), "AL": ("Almería", "Almeria"),
+    "O": ("Asturias",), "AV": ("Ávila",), "BA": ("Badajoz",),
+    "PM": ("Baleares", "Islas Baleares", "Illes Balears"), "B": ("Barcelona",),
+    "BU": ("Burgos",), "CC": ("Cáceres",), "CA": ("Cádiz",), "S": ("Cantabria",),
+    "CS": ("Castellón", "Castelló"), "CE": ("Ceuta",), "CR": ("Ciudad Real",),
+    "CO": ("Córdoba",), "CU": ("Cuenca",), "GI": ("Gerona", "Girona"), "GR": ("Granada",),
+    "GU": ("Guadalajara",), "SS": ("Guipúzcoa", "Gipuzkoa"), "H": ("Huelva",),
+    "HU": ("Huesca",), "J": ("Jaén",), "LO": ("La Rioja",), "GC": ("Las Palmas",),
+    "LE": ("León",), "L": ("Lérida", "Lleida"), "LU": ("Lugo",), "M": ("Madrid",),
+    "MA": ("Málaga",), "ME": ("Melilla",), "MU": ("Murcia",), "NA": ("Navarra",),
+    "OR": ("Orense", "Ourense"), "P": ("Palencia",), "PO": ("Pontevedra",),
+    "SA": ("Salamanca",), "TF": ("Santa Cruz de Tenerife",), "SG": ("Segovia",),
+    "SE": ("Sevilla",), "SO": ("Soria",), "T": ("Tarragona",), "TE": ("Teruel",),
+    "TO": ("Toledo",), "V": ("Valencia", "València"), "VA": ("Valladolid",),
+    "BI": ("Vizcaya", "Bizkaia"), "ZA": ("Zamora",), "Z": ("Zaragoza",),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("peer_name", peers(sandboxes=(17, 18)))
+async def test_countries_and_every_spanish_province_are_the_right_record(
+    peer_name: str,
+) -> None:
+    """Countries in English, in Spanish once Spanish is installed, and as ISO codes; the
+    52 provinces by name, by co-official name and by code: each lands on its own record.
+    Before Spanish is installed, a Spanish name is reported, never guessed."""
+    async with odoo_peer(peer_name) as peer, peer.client() as client:
+        writer = OdooTarget(client, load_mapping())
+        codes = {c["id"]: c["code"] for c in await client.search_read("res.country", [], ["code"])}
+
+        async def country_of(value: str) -> str | None:
+            fields = {"first_name": "Ana", "country": value}
+            result = await writer.apply(command("contact", unique("Y") + "G", fields))
+            [row] = await client.read("res.partner", [int(result.target_id or 0)], ["country_id"])
+            return codes[row["country_id"][0]] if row["country_id"] else None
+
+        lang = await client.search("res.lang", [("code", "=", "es_ES"), ("active", "=", True)])
+        if not lang:  # a server other tests have not given Spanish yet
+            assert await country_of("Alemania") is None
+            await install_language(client, "es_ES")
+            writer = OdooTarget(client, load_mapping())  # it reads the languages once
+        for value, code in COUNTRIES.items():
+            assert await country_of(value) == code, value
+
+        [spain] = await client.search("res.country", [("code", "=", "ES")])
+        rows = await client.search_read("res.country.state", [("country_id", "=", spain)], ["code"])
+        states = {s["id"]: s["code"] for s in rows}
+        assert sorted(states.values()) == sorted(PROVINCES)  # all 52, Melilla as ME
+        key = unique("B") + "8"
+        for code, names in PROVINCES.items():
+            for value in (*names, code):
+                result = await writer.apply(
+                    command("company", key, {"name": "Acme", "country": "Spain", "state": value})
+                )
+                assert not result.skipped, (value, result.error)
+                [row] = await client.read("res.partner", [int(result.target_id or 0)], ["state_id"])
+                assert states[row["state_id"][0]] == code, value
