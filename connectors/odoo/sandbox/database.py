@@ -142,16 +142,14 @@ class Database:
         ids_given: bool = False,
     ) -> Any:
         if method.startswith("_"):
-            raise AccessError(
-                f"Private methods (such as '{model}.{method}') cannot be called remotely."
-            )
+            raise AccessError(self.profile.private_method_refusal(model, method))
         target = self.registry.model(model)
         function = getattr(target, method, None)
         kind = rpc_kind(function)
         if function is None or kind is None:
             raise UnknownMethod(f"The method '{model}.{method}' does not exist")
         if ids_given and kind == "model":
-            raise ModelMethodWithIds(f"{model}.{method} does not take record ids")
+            raise ModelMethodWithIds(f"cannot call {model}.{method} with ids")
         kwargs = dict(kwargs)
         context = kwargs.pop("context", None) or {}
         if not isinstance(context, dict):

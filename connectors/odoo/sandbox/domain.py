@@ -27,7 +27,8 @@ COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
     "<": lambda a, b: a < b,
     "<=": lambda a, b: a <= b,
 }
-LIKES = ("like", "not like", "ilike", "not ilike", "=like", "=ilike")
+WILDCARDS = ("like", "not like", "ilike", "not ilike")  # the value is wrapped in %...%
+LIKES = (*WILDCARDS, "=like", "=ilike")
 OPERATORS = frozenset({"=", "!=", "in", "not in", *COMPARISONS, *LIKES})
 TRUE_LEAF = (1, "=", 1)
 FALSE_LEAF = (0, "=", 1)
@@ -35,6 +36,9 @@ FALSE_LEAF = (0, "=", 1)
 
 class Resolver(Protocol):
     """What a model offers the domain compiler."""
+
+    # Whether a value is cut to its Char column's size before an exact comparison.
+    cuts_to_size: bool
 
     def resolve(self, path: str) -> tuple[Field, Getter]:
         """The field at the end of `path` and a getter of the values it reaches;
@@ -110,7 +114,8 @@ def _leaf(token: Any, resolver: Resolver) -> Predicate:
         relation = field.relation
         getter = _names(getter, relation, resolver)
     else:
-        value = _coerce(field, value)
+        cut = resolver.cuts_to_size and operator not in WILDCARDS
+        value = _coerce(field, value, cut)
     test = _operator(operator, value)
     return lambda row: test(getter(row))
 
@@ -125,16 +130,16 @@ def _names(getter: Getter, relation: str, resolver: Resolver) -> Getter:
     return lambda row: [resolver.display(relation, rid) for rid in getter(row) if rid]
 
 
-def _coerce(field: Field, value: Any) -> Any:
+def _coerce(field: Field, value: Any, cut: bool) -> Any:
     if isinstance(value, list | tuple):
-        return [_coerce(field, v) for v in value]
+        return [_coerce(field, v, cut) for v in value]
     if isinstance(value, str) and field.type == "datetime":
         return parse_datetime(value)
     if isinstance(value, str) and field.type == "date":
         return parse_date(value)
-    if isinstance(value, str) and field.size is not None:
-        # Odoo converts a value to the column first: a Char(size=2) compares "Germany"
-        # as "Ge" (odoo-api.md section 9).
+    if cut and isinstance(value, str) and field.size is not None:
+        # Up to 18 Odoo converts a value to the column first: a Char(size=2) compares
+        # "Germany" as "Ge" (odoo-api.md section 9).
         return value[: field.size]
     return value
 

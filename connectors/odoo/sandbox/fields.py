@@ -9,7 +9,7 @@ exactly what Odoo's marshaller sends (odoo-api.md 1.1 and section 9).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -17,12 +17,13 @@ if TYPE_CHECKING:
     from connectors.odoo.sandbox.orm import Env, Record
 
 FieldType = Literal[
-    "char", "text", "integer", "float", "monetary", "boolean", "date", "datetime",
+    "char", "text", "html", "integer", "float", "monetary", "boolean", "date", "datetime",
     "selection", "many2one", "one2many", "many2many",
 ]  # fmt: skip
 WIRE_DATETIME = "%Y-%m-%d %H:%M:%S"
 
 Compute = Callable[["Env", "Record"], Any]
+Options = Callable[["Env"], tuple[tuple[str, str], ...]]
 
 
 @dataclass(frozen=True)
@@ -41,10 +42,23 @@ class Field:
     delegate: str | None = None  # stored on the record this many2one points to
     translate: bool = False  # the value read depends on the context's lang
     size: int | None = None  # a Char column's length: values are cut to it
+    # A selection whose options live in the database (res.partner.lang: the installed
+    # languages), and whether a value outside them is refused.
+    options: Options | None = None
+    open_selection: bool = False
 
     @property
     def can_search(self) -> bool:
         return self.store if self.searchable is None else self.searchable
+
+    @property
+    def can_sort(self) -> bool:
+        # A delegated field sorts through the join to the record that stores it.
+        return self.store or self.delegate is not None
+
+    def in_env(self, env: Env) -> Field:
+        """The field as one call sees it: a database selection filled in."""
+        return self if self.options is None else replace(self, selection=self.options(env))
 
     def describe(self) -> dict[str, Any]:
         """The `fields_get` description of this field."""
@@ -55,7 +69,7 @@ class Field:
             "readonly": self.readonly or (self.compute is not None and not self.store),
             "store": self.store,
             "searchable": self.can_search,
-            "sortable": self.store,
+            "sortable": self.can_sort,
         }
         if self.relation:
             info["relation"] = self.relation
@@ -89,12 +103,13 @@ def convert_in(model: str, field: Field, value: Any) -> Any:
     if value is False or value is None:
         return False if field.type == "boolean" else None
     kind = field.type
-    if kind in ("char", "text"):
+    if kind in ("char", "text", "html"):
         if not isinstance(value, str):
             raise ValueError(f"Wrong value for {model}.{field.name}: {value!r}")
         return value
     if kind == "selection":
-        if value not in {key for key, _label in field.selection}:
+        known = {key for key, _label in field.selection}
+        if value not in known and not (field.open_selection and isinstance(value, str)):
             raise ValueError(f"Wrong value for {model}.{field.name}: {value!r}")
         return value
     if kind == "boolean":

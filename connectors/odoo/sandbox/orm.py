@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from connectors.odoo.sandbox.domain import Getter, compile_domain, parse_order
+from connectors.odoo.sandbox.domain import TRUE_LEAF, Getter, compile_domain, parse_order
 from connectors.odoo.sandbox.errors import UserError, ValidationError, missing
 from connectors.odoo.sandbox.fields import Field, convert_in, to_wire
 from connectors.odoo.sandbox.profiles import Profile
@@ -152,7 +152,7 @@ class Model:
     def field(self, name: str) -> Field:
         declared = self.fields.get(name)
         if declared is None:
-            raise ValueError(f"Invalid field {name!r} on model {self.name!r}")
+            raise ValueError(self.registry.profile.invalid_field(name, self.name))
         return declared
 
     # -- searching
@@ -165,7 +165,7 @@ class Model:
                 raise ValueError(f"Non-stored field {self.name}.{head} cannot be searched.")
             return declared, self._getter(env, head)
         if declared.type not in ("many2one", "one2many", "many2many"):
-            raise ValueError(f"Invalid field {path!r} on model {self.name!r}")
+            raise ValueError(self.registry.profile.invalid_field(path, self.name))
         target = env[declared.relation or ""]
         leaf, inner = target.resolve(env, rest)
         own = self._getter(env, head)
@@ -206,6 +206,8 @@ class Model:
         model = self
 
         class _Resolver:
+            cuts_to_size = env.profile.domain_values_cut_to_size
+
             def resolve(self, path: str) -> tuple[Field, Getter]:
                 return model.resolve(env, path)
 
@@ -231,7 +233,7 @@ class Model:
         terms = parse_order(order)
         for name, _desc in terms:
             declared = self.field(name)
-            if not declared.store:
+            if not declared.can_sort:
                 raise ValueError(
                     f"Cannot convert {self.name}.{name} to SQL because it is not stored"
                 )
@@ -261,6 +263,20 @@ class Model:
     @api_model
     def search_count(self, env: Env, domain: Any = None, limit: int | None = None) -> int:
         return len(self._search_rows(env, domain, 0, limit))
+
+    @api_model
+    def name_search(
+        self,
+        env: Env,
+        name: str = "",
+        domain: Any = None,
+        operator: str = "ilike",
+        limit: int | None = 100,
+    ) -> list[list[Any]]:
+        """`[id, display name]` of the records whose display name matches `name`."""
+        matching = ["&", ("display_name", operator, name), *(domain or [TRUE_LEAF])]
+        rows = self._search_rows(env, matching, 0, limit)
+        return [[row["id"], self.display_name(env, row)] for row in rows]
 
     @api_model
     def search_read(
@@ -327,7 +343,7 @@ class Model:
         for name, declared in self.fields.items():
             if allfields and name not in allfields:
                 continue
-            info = declared.describe()
+            info = declared.in_env(env).describe()
             if attributes:
                 info = {key: value for key, value in info.items() if key in attributes}
             result[name] = info
@@ -430,7 +446,7 @@ class Model:
         return own, delegated, nested
 
     def _convert(self, env: Env, declared: Field, value: Any) -> Any:
-        converted = convert_in(self.name, declared, value)
+        converted = convert_in(self.name, declared.in_env(env), value)
         if declared.type == "many2one" and converted is not None:
             assert declared.relation is not None
             if env.store.get(declared.relation, converted) is None:

@@ -74,6 +74,22 @@ class Profile:
         # 200 in 15-18; newer http.py sends 0 (odoo-api.md 1.2).
         return 0 if self.version >= 19 else 200
 
+    def private_method_refusal(self, model: str, method: str) -> str:
+        # 19 names the model too.
+        named = f"'{model}.{method}'" if self.version >= 19 else method
+        return f"Private methods (such as {named}) cannot be called remotely."
+
+    def invalid_field(self, name: str, model: str) -> str:
+        # 19 dropped the word "model".
+        on = f"'{model}'" if self.version >= 19 else f"model '{model}'"
+        return f"Invalid field '{name}' on {on}"
+
+    @property
+    def domain_values_cut_to_size(self) -> bool:
+        # Up to 18 a domain value goes through the column's conversion (a Char(2) cuts
+        # "Germany" to "Ge") for exact operators; 19 compares the value as given.
+        return self.version <= 18
+
     @property
     def create_needs_positional(self) -> bool:
         # <= 16 `_call_kw_model_create` takes `args[0]`: vals given as a kwarg fail.
@@ -96,6 +112,11 @@ class Profile:
     def partner_has_mobile_and_title(self) -> bool:
         # Both left res.partner in 19 (odoo-api.md section 3).
         return self.version <= 18
+
+    @property
+    def partner_lang_checked(self) -> bool:
+        """Up to 17 res.partner.lang must be an installed language; 18+ store any text."""
+        return self.version <= 17
 
     @property
     def display_name_stored(self) -> bool:

@@ -209,10 +209,8 @@ def json2_handler(database: Database) -> Any:
         if db is not None and db != database.credentials.db:
             return _json2_error(404, DatabaseNotFound(db), "werkzeug.exceptions.NotFound")
         if method.startswith("_"):
-            return _json2_error(
-                403, AccessError(f"Private methods (such as '{model}.{method}') cannot be "
-                                 "called remotely."),
-            )  # fmt: skip
+            refusal = database.profile.private_method_refusal(model, method)
+            return _json2_error(403, AccessError(refusal))
         if not database.registry.has(model):
             return _json2_error(
                 404,

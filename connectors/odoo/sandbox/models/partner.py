@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from connectors.odoo.sandbox.fields import Field
+from connectors.odoo.sandbox.models.base import context_lang
 from connectors.odoo.sandbox.orm import Env, Model, Record, Vals
 from connectors.odoo.sandbox.profiles import Profile
 
@@ -20,6 +21,16 @@ def _commercial_partner(env: Env, row: Record) -> int:
 
 def _company_type(env: Env, row: Record) -> str:
     return "company" if row.get("is_company") else "person"
+
+
+def _country_code(env: Env, row: Record) -> str | None:
+    country = env.store.get("res.country", row.get("country_id") or 0)
+    return None if country is None else country.get("code")
+
+
+def _installed_languages(env: Env) -> tuple[tuple[str, str], ...]:
+    rows = env.store.table("res.lang").values()
+    return tuple((str(row["code"]), str(row["name"])) for row in rows if row.get("active"))
 
 
 class Partner(Model):
@@ -68,8 +79,15 @@ class Partner(Model):
             Field("zip", "char", "Zip"),
             Field("state_id", "many2one", "State", relation="res.country.state"),
             Field("country_id", "many2one", "Country", relation="res.country"),
-            Field("comment", "text", "Notes"),
-            Field("lang", "char", "Language"),
+            Field(
+                "country_code", "char", "Country Code",
+                store=False, searchable=True, compute=_country_code,
+            ),
+            Field("comment", "html", "Notes"),
+            Field(
+                "lang", "selection", "Language", options=_installed_languages,
+                open_selection=not profile.partner_lang_checked,
+            ),
             Field("active", "boolean", "Active"),
         ]  # fmt: skip
         if not profile.display_name_stored:
@@ -89,7 +107,9 @@ class Partner(Model):
         return "complete_name asc, id desc"
 
     def defaults(self, env: Env) -> Vals:
-        return {"active": True, "is_company": False, "type": "contact"}
+        # A new contact speaks the caller's language (Odoo's `env.lang`).
+        lang = context_lang(env) or "en_US"
+        return {"active": True, "is_company": False, "type": "contact", "lang": lang}
 
     def prepare(self, env: Env, vals: Vals, rid: int | None) -> Vals:
         # company_type is computed with an inverse: writing it sets is_company.

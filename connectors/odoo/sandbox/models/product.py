@@ -120,7 +120,7 @@ class ProductProduct(Model):
     @staticmethod
     def declare(profile: Profile) -> list[Field]:
         delegated = [
-            replace(field, delegate="product_tmpl_id")
+            replace(field, delegate="product_tmpl_id", store=False, searchable=True)
             for field in template_fields(profile)
             if field.name in DELEGATED
         ]
