@@ -84,7 +84,9 @@ async def make_saves(
                 value = f"Latencia {tag} {n} {uuid.uuid4().hex[:6]}"
                 at = time.time()
                 if path == "webhook":
-                    await clientify.contacts.update(person.clientify_id, {"first_name": value})
+                    await clientify.contacts.update(
+                        person.clientify_id, {"first_name": value, "last_name": ""}
+                    )
                 else:
                     await odoo.write("res.partner", [person.odoo_id], {"name": value})
                 saves.append(Save(path, value, at))
@@ -95,9 +97,9 @@ async def make_saves(
 def latencies(saves: list[Save], results: list[Result]) -> dict[str, list[float]]:
     """Seconds from each save to the Result that wrote its value (by path)."""
     written = {
-        (r.target, r.written["first_name"]): r.finished_at.timestamp()
+        (r.target, r.written["name"]): r.finished_at.timestamp()
         for r in results
-        if isinstance(r.written.get("first_name"), str)
+        if isinstance(r.written.get("name"), str)
     }
     out: dict[str, list[float]] = {path: [] for path in PATHS}
     for save in saves:

@@ -87,7 +87,7 @@ async def fill_applied(bench: BenchStack, count: int) -> None:
                 result = Result(
                     command_id=ident, target=System.CLIENTIFY, entity="contact",
                     business_key=f"{n:08d}A", status=ResultStatus.APPLIED, target_id=str(n),
-                    written={"first_name": f"Persona {n} García López", "phone": "+34 600000000",
+                    written={"name": f"Persona {n} García López", "phone": "+34 600000000",
                              "city": "Madrid", "street": "Calle Mayor, 1", "zip": "28001"},
                     finished_at=utc_now(),
                 )  # fmt: skip

@@ -184,6 +184,7 @@ def on_result(result: Result, state: RecordState, link: Link) -> Outcome:
             written=result.written,
             unchanged=result.unchanged,
             skipped=result.skipped,
+            refused=result.refused,
             found=result.found,
         )
     return _outcome(result.entity, result.business_key, result.command_id, decision, link)

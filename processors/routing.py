@@ -80,6 +80,15 @@ class Router:
             name: FlowMapper(flow, mapping.order_status) for name, flow in mapping.flows.items()
         }
 
+    def partner_entry(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """What orders need to know of a partner: its key as a Clientify contact (the
+        order hangs off that contact) and its commercial entity."""
+        flow = self.mappers.get("contact") or self.mappers.get("company")
+        return {
+            "key": None if flow is None else flow.odoo_key(payload),
+            "commercial": many2one_id(payload.get("commercial_partner_id")) or payload.get("id"),
+        }
+
     def routes(
         self,
         fact: Fact,
@@ -115,7 +124,7 @@ class Router:
             )
             if key is None:
                 field = (
-                    mapper.flow.key.odoo
+                    mapper.flow.key.odoo_fields
                     if fact.system is System.ODOO
                     else mapper.flow.key.clientify
                 )
@@ -123,7 +132,8 @@ class Router:
                     Unroutable(
                         name,
                         f"{fact.system.value} {fact.entity} {fact.source_id} has no {field} "
-                        f"(the business key of {name}s): not synced. Fill it in to sync it.",
+                        f"(the business key of the {name} flow): not synced. Fill it in to "
+                        "sync it.",
                     )
                 )
                 continue
@@ -146,14 +156,6 @@ def _is_customer(partner: dict[str, Any], customers: Mapping[str, Any]) -> bool:
     rank = partner.get("customer_rank")
     has_rank = isinstance(rank, int | float) and not isinstance(rank, bool) and rank > 0
     return has_rank or str(partner.get("id")) in customers
-
-
-def partner_entry(payload: dict[str, Any]) -> dict[str, Any]:
-    """What orders need to know of a partner: its tax id and its commercial entity."""
-    return {
-        "ref": payload.get("ref") or None,
-        "commercial": many2one_id(payload.get("commercial_partner_id")) or payload.get("id"),
-    }
 
 
 def product_entry(payload: dict[str, Any]) -> dict[str, Any]:
@@ -181,13 +183,13 @@ def _enrich_order(
         product_id = many2one_id(line.get("product_id"))
         if product_id is not None and str(product_id) not in products:
             return Waiting(f"product:{product_id}")
-    customer_key = commercial.get("ref") or partner.get("ref")
+    customer_key = commercial.get("key") or partner.get("key")
     if not customer_key:
         return Unroutable(
             "order",
-            f"order {order.get('name')}: its customer (partner {partner_id}) has no ref "
-            "(tax id), so it has no Clientify contact to hang off: not synced. Fill in the "
-            "customer's ref to sync it.",
+            f"order {order.get('name')}: its customer (partner {partner_id}) has no tax id "
+            "(the contact flow's key), so it has no Clientify contact to hang off: not "
+            "synced. Fill in the customer's tax id to sync it.",
         )
     lines = [
         {**line, **products.get(str(many2one_id(line.get("product_id"))), {})}
@@ -267,7 +269,7 @@ class RouteStep:
         if fact.entity == "product":
             self.products[fact.source_id] = product_entry(fact.payload)
         elif fact.entity == "partner":
-            entry = partner_entry(fact.payload)
+            entry = self.router.partner_entry(fact.payload)
             self.partners[fact.source_id] = {**entry, FACT: fact.model_dump(mode="json")}
         else:
             return []

@@ -271,6 +271,7 @@ def apply_result(
     written: Fields | None = None,
     unchanged: Fields | None = None,
     skipped: Fields | None = None,
+    refused: Fields | None = None,
     found: Fields | None = None,
     failed: Fields | None = None,
 ) -> Decision:
@@ -286,6 +287,11 @@ def apply_result(
     against it. Otherwise the target changed after its last fact: that fact is on its
     way and will be resolved against our value when it arrives.
 
+    `refused`: the target cannot hold the value (it names no record there). It is not
+    sent again, and the target keeps `found`: its next fact showing that is no edit of
+    its own, so it neither overwrites the value on the other side nor counts as a
+    conflict; the value waits, with its reason reported, for someone to fix either side.
+
     `failed`: the command was dead-lettered (rejected, or out of retries). Its writes
     stop being awaited and are not sent again from here: the dead letter is where a
     user fixes and requeues it, and re-sending would only fail the same way, forever.
@@ -296,6 +302,9 @@ def apply_result(
         _forget_write(side, name, value, landed=True)
     for name, value in (failed or {}).items():
         _forget_write(side, name, value, landed=False)
+    for name, value in (refused or {}).items():
+        _forget_write(side, name, value, landed=False)
+        side.known[name] = (found or {}).get(name)
     for name, value in (skipped or {}).items():
         _forget_write(side, name, value, landed=False)
         still_wins = state.base.get(name, MISSING) == value

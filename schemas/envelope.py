@@ -180,8 +180,10 @@ class Result(_Envelope):
     """What a writer did with a command (canonical field names, like the command's).
 
     `written` were set; `unchanged` already held the value; `skipped` held `found`
-    instead of the expected value and were left alone. Results feed the link table
-    (`target_id`) and the processors' record of writes in flight.
+    instead of the expected value and were left alone; `refused` cannot be held by the
+    target as given (a country that names no record there): left at `found`, with the
+    reason in `error`. Results feed the link table (`target_id`) and the processors'
+    record of writes in flight.
     """
 
     kind: Literal["result"] = "result"
@@ -195,6 +197,7 @@ class Result(_Envelope):
     written: dict[str, Any] = Field(default_factory=dict)
     unchanged: dict[str, Any] = Field(default_factory=dict)
     skipped: dict[str, Any] = Field(default_factory=dict)
+    refused: dict[str, Any] = Field(default_factory=dict)
     found: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
     finished_at: datetime

@@ -181,7 +181,7 @@ class ClientifyTarget:
     def _update_payload(self, entity: str, written: Canonical, record: Record) -> dict[str, Any]:
         """The PUT body: written fields, with sub-lists merged into the record's own."""
         mapper = self.lookup.mappers[entity]
-        payload = mapper.to_clientify(written)
+        payload = mapper.to_clientify(written, record=record)
         # Each phone field owns the entries of its type, also when it is cleared (None
         # adds no entry, yet the old one must go).
         owned: dict[str, set[int | None]] = {}

@@ -164,9 +164,12 @@ def _count(result: Result) -> None:
 
 
 def _log_result(result: Result) -> None:
-    log.info(
-        "%s %s -> %s id %s: written %s, unchanged %s, skipped %s%s",
+    # A refused field waits for a person: worth a warning, with its reason.
+    log.log(
+        logging.WARNING if result.refused else logging.INFO,
+        "%s %s -> %s id %s: written %s, unchanged %s, skipped %s%s%s",
         result.entity, result.business_key, result.target.value, result.target_id,
         sorted(result.written), sorted(result.unchanged), sorted(result.skipped),
+        f", refused {sorted(result.refused)}" if result.refused else "",
         f" ({result.error})" if result.error else "",
     )  # fmt: skip

@@ -99,7 +99,7 @@ class OdooTarget:
         plan_ = plan(command, current, lacking)
         vals = await self._vals(command.entity, plan_, current, record)
         if record is None:
-            vals[mapper.flow.key.odoo] = command.business_key
+            vals[mapper.flow.key.odoo[0]] = command.business_key
             vals |= {f: v for f, v in mapper.flow.odoo.where.items() if not isinstance(v, list)}
             new_id = await self.client.create(model, vals, context=WRITE_CONTEXT)
             log.info("created Odoo %s %s (id %d)", model, command.business_key, new_id)
@@ -120,7 +120,7 @@ class OdooTarget:
 
     async def _find(self, command: Command) -> dict[str, Any] | None:
         flow = self.mappers[command.entity].flow
-        model, key_field = flow.odoo.model, flow.key.odoo
+        model = flow.odoo.model
         fields = self._read_fields(command.entity)
         if command.target_id is not None and command.target_id.isdigit():
             rows = await self.client.read(
@@ -132,9 +132,9 @@ class OdooTarget:
         # `=ilike` with `%` between characters finds the key however it is punctuated;
         # the normalised comparison below keeps only exact matches.
         pattern = "%" + "%".join(key) + "%" if flow.key.normalize is KeyNormalizer.TAX_ID else key
-        rows = await self.client.search_read(
-            model, [(key_field, "=ilike", pattern)], fields, order="id", context=ALL_RECORDS
-        )
+        domain: list[Any] = ["|"] * (len(flow.key.odoo) - 1)
+        domain += [(field, "=ilike", pattern) for field in flow.key.odoo]
+        rows = await self.client.search_read(model, domain, fields, order="id", context=ALL_RECORDS)
         mapper = self.mappers[command.entity]
         matches = [row for row in rows if mapper.odoo_key(row) == key]
         if len(matches) > 1:
@@ -145,7 +145,7 @@ class OdooTarget:
 
     def _read_fields(self, entity: str) -> list[str]:
         flow = self.readers[entity].flow
-        names = [flow.key.odoo, "id", *flow.odoo.where]
+        names = [*flow.key.odoo, "id", *flow.odoo.where]
         for field in flow.fields:
             names += [n for n in (field.odoo, field.odoo_fallback) if n]
         if any(f.persons_only for f in flow.fields):

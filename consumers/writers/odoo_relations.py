@@ -24,21 +24,16 @@ per writer, in each language, and kept.
 
 from __future__ import annotations
 
-import functools
-import gettext
 import re
-import unicodedata
 from collections import defaultdict
 from typing import Any
 
-import pycountry
-
 from connectors.odoo import OdooClient
 from connectors.odoo.errors import OdooError
+from schemas.countries import ISO_CODE, comparable, iso_names
 
 ENGLISH = "en_US"
 COUNTRY, STATE = "res.country", "res.country.state"
-ISO_CODE = re.compile(r"[A-Za-z]{2}")
 HALVES = re.compile(r"\s*[/()]\s*")  # "Bizkaia (Vizcaya)", "Araba/Álava"
 # Names people write for Spanish provinces that are neither Odoo's nor a half of it
 # (islands and regions that are not the province are left out: they would be guesses).
@@ -53,13 +48,6 @@ SPANISH_PROVINCE_NAMES = {
 
 class Unresolvable(OdooError):
     """A text names no record, or more than one: the field is not written."""
-
-
-def comparable(text: str) -> str:
-    """`"  València "` -> `"valencia"`: no case, no accents, single spaces."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    plain = "".join(char for char in decomposed if not unicodedata.combining(char))
-    return " ".join(plain.casefold().split())
 
 
 class Relations:
@@ -128,26 +116,6 @@ class Relations:
             codes = [str(row["code"]) for row in rows]
             self._languages = [ENGLISH, *sorted(set(codes) - {ENGLISH})]
         return self._languages
-
-
-@functools.cache
-def iso_names(language: str) -> dict[str, str]:
-    """Comparable ISO 3166 country names in `language` (an Odoo code, `es_ES`) -> code:
-    the short and official names, and the common one where there is one."""
-    locale = language.split("_")[0]
-    try:
-        translation: gettext.NullTranslations = gettext.translation(
-            "iso3166-1", pycountry.LOCALES_DIR, languages=[locale]
-        )
-    except OSError:  # no names in that language: English only
-        translation = gettext.NullTranslations()
-    names: dict[str, str] = {}
-    for country in pycountry.countries:
-        for attribute in ("name", "official_name", "common_name"):
-            english = getattr(country, attribute, None)
-            if english:
-                names[comparable(translation.gettext(english))] = country.alpha_2
-    return names
 
 
 def _index(

@@ -65,13 +65,14 @@ class Plan:
     write: Canonical = field(default_factory=dict)
     unchanged: Canonical = field(default_factory=dict)
     skipped: Canonical = field(default_factory=dict)
+    refused: Canonical = field(default_factory=dict)
     found: Canonical = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def unresolved(self, name: str, found: Any, why: str) -> None:
         """A field written as planned turns out not writable (its value names no record
-        there): skipped, with what the target holds and why."""
-        self.skipped[name] = self.write.pop(name)
+        there): refused, with what the target holds and why."""
+        self.refused[name] = self.write.pop(name)
         self.found[name] = found
         self.notes.append(f"{name}: {why}")
 
@@ -99,6 +100,7 @@ class Plan:
             written=self.write,
             unchanged=self.unchanged,
             skipped=self.skipped,
+            refused=self.refused,
             found=self.found,
             error="; ".join(notes) or None,
             finished_at=utc_now(),

@@ -14,7 +14,13 @@ from typing import Any
 
 from schemas.keys import normalise_key
 from schemas.mapping.model import Direction, FieldMap, Flow, Transform, parse_path
-from schemas.mapping.transforms import read_clientify, read_odoo, write_odoo
+from schemas.mapping.transforms import (
+    read_clientify,
+    read_clientify_name,
+    read_odoo,
+    split_full_name,
+    write_odoo,
+)
 
 Canonical = dict[str, Any]
 Path = tuple[str | int, ...]
@@ -69,7 +75,12 @@ class FlowMapper:
     # -- keys and selection
 
     def odoo_key(self, record: dict[str, Any]) -> str | None:
-        return normalise_key(record.get(self.flow.key.odoo), self.flow.key.normalize)
+        """The first of the key's Odoo fields that holds a usable value, normalised."""
+        for field in self.flow.key.odoo:
+            key = normalise_key(record.get(field), self.flow.key.normalize)
+            if key is not None:
+                return key
+        return None
 
     def clientify_key(self, record: dict[str, Any]) -> str | None:
         return normalise_key(record.get(self.flow.key.clientify), self.flow.key.normalize)
@@ -129,6 +140,13 @@ class FlowMapper:
             if field.clientify is None or (field.persons_only and is_company):
                 continue
             value = get_path(record, parse_path(field.clientify))
+            if field.clientify_last_name is not None:
+                last = get_path(record, parse_path(field.clientify_last_name))
+                if value is not _MISSING or last is not _MISSING:
+                    out[field.name] = read_clientify_name(
+                        None if value is _MISSING else value, None if last is _MISSING else last
+                    )
+                continue
             if value is _MISSING:
                 continue
             canonical = read_clientify(field, value)
@@ -141,8 +159,11 @@ class FlowMapper:
 
     # -- writing
 
-    def to_clientify(self, fields: Canonical, *, create: bool = False) -> dict[str, Any]:
-        """Clientify payload for changed canonical `fields` (all of them on create)."""
+    def to_clientify(
+        self, fields: Canonical, *, create: bool = False, record: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Clientify payload for changed canonical `fields` (all of them on create);
+        `record`: the Clientify record being updated (a name keeps its first name)."""
         payload: dict[str, Any] = {}
         for field in self._to_clientify:
             if field.constant is not None:
@@ -151,7 +172,7 @@ class FlowMapper:
                 continue
             if field.name not in fields or field.clientify is None:
                 continue
-            self._put_clientify(payload, field, fields[field.name])
+            self._put_clientify(payload, field, fields[field.name], record or {})
         if self.flow.lines is not None and self.flow.lines.clientify in fields:
             payload[self.flow.lines.clientify] = [
                 {
@@ -166,8 +187,17 @@ class FlowMapper:
         return payload
 
     @staticmethod
-    def _put_clientify(payload: dict[str, Any], field: FieldMap, value: Any) -> None:
+    def _put_clientify(
+        payload: dict[str, Any], field: FieldMap, value: Any, record: dict[str, Any]
+    ) -> None:
         assert field.clientify is not None
+        if field.clientify_last_name is not None:
+            first_path = parse_path(field.clientify)
+            first_now = get_path(record, first_path)
+            first, last = split_full_name(value, None if first_now is _MISSING else first_now)
+            set_path(payload, first_path, first)
+            set_path(payload, parse_path(field.clientify_last_name), last)
+            return
         if field.transform is Transform.PHONE:
             # Main and mobile share one typed list: each field owns its own type's entry.
             phones: list[dict[str, Any]] = payload.setdefault(field.clientify, [])
@@ -189,5 +219,6 @@ class FlowMapper:
         return [
             field.odoo
             for field in self._to_odoo
-            if field.odoo is not None and field.transform in (Transform.MANY2ONE, Transform.STATE)
+            if field.odoo is not None
+            and field.transform in (Transform.MANY2ONE, Transform.COUNTRY, Transform.STATE)
         ]

@@ -63,10 +63,15 @@ class Transform(StrEnum):
     TEXT = "text"  # Odoo False/"" and Clientify ""/null are all "no value"
     NUMBER = "number"  # prices and quantities, as floats rounded to the cents
     MANY2ONE = "many2one"  # Odoo [id, name] <-> the name; the Odoo writer resolves ids
+    # A many2one to a country, compared as the country ("España" is "Spain" is "ES").
+    COUNTRY = "country"
     STATE = "state"  # a many2one to res.country.state, whose name Odoo shows "Madrid (ES)"
     PHONE = "phone"  # Clientify typed phones list <-> one number of `phone_type`
     DATETIME = "datetime"  # Odoo naive UTC "YYYY-MM-DD HH:MM:SS" <-> ISO 8601
     CUSTOMER_STATUS = "customer_status"  # Odoo "is a current customer" -> `client`
+    # Odoo's one name <-> Clientify's first and last name (`clientify_last_name`): the
+    # canonical value is the whole name, so the two sides may split it differently.
+    FULL_NAME = "full_name"
 
 
 class _Strict(BaseModel):
@@ -85,6 +90,9 @@ class FieldMap(_Strict):
     clientify_fallback: str | None = Field(
         default=None, description="Clientify field read when the main one is empty"
     )
+    clientify_last_name: str | None = Field(
+        default=None, description="with transform full_name: the Clientify last name"
+    )
     odoo_fallback: str | None = Field(
         default=None, description="Odoo field read when the main one is empty or absent"
     )
@@ -94,7 +102,7 @@ class FieldMap(_Strict):
     )
     constant: str | None = Field(default=None, description="fixed value written to Clientify")
 
-    @field_validator("clientify", "clientify_fallback")
+    @field_validator("clientify", "clientify_fallback", "clientify_last_name")
     @classmethod
     def _path(cls, value: str | None) -> str | None:
         if value is not None and not CLIENTIFY_PATH.fullmatch(value):
@@ -108,6 +116,12 @@ class FieldMap(_Strict):
     def _consistent(self) -> FieldMap:
         if self.transform is Transform.PHONE and self.phone_type is None:
             raise ValueError("transform `phone` needs `phone_type` (1 Main, 2 Mobile, 3 Work…)")
+        full_name = self.transform is Transform.FULL_NAME
+        if full_name != (self.clientify_last_name is not None and self.clientify is not None):
+            raise ValueError(
+                "transform `full_name` goes with `clientify` (the first name) and "
+                "`clientify_last_name`, and `clientify_last_name` only with it"
+            )
         if self.constant is None and self.odoo is None and self.clientify is None:
             raise ValueError("a field needs `odoo`, `clientify` or `constant`")
         if self.constant is not None and self.direction is not Direction.ODOO_TO_CLIENTIFY:
@@ -115,10 +129,21 @@ class FieldMap(_Strict):
         return self
 
 
+def _listed(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
 class KeySpec(_Strict):
-    odoo: str
+    # Tried in order: the first that holds a value is the record's key (people type a
+    # tax id into Reference or into Tax ID). A record created in Odoo gets the first.
+    odoo: Annotated[tuple[str, ...], BeforeValidator(_listed), Field(min_length=1)]
     clientify: str
     normalize: KeyNormalizer = KeyNormalizer.EXACT
+
+    @property
+    def odoo_fields(self) -> str:
+        """`ref or vat`, for messages."""
+        return " or ".join(self.odoo)
 
 
 class OdooSide(_Strict):
@@ -164,9 +189,11 @@ class Flow(_Strict):
         # things at one place (a text where the other needs a list or an object inside);
         # only `phone` fields share their path, the typed phones list.
         writes = [
-            (f, parse_path(f.clientify))
+            (f, parse_path(path))
             for f in self.fields
-            if f.clientify is not None and f.direction.allows(Direction.ODOO_TO_CLIENTIFY)
+            if f.direction.allows(Direction.ODOO_TO_CLIENTIFY)
+            for path in (f.clientify, f.clientify_last_name)
+            if path is not None
         ]
         for (a, path_a), (b, path_b) in itertools.combinations(writes, 2):
             fork = next(
@@ -179,7 +206,8 @@ class Flow(_Strict):
             if not fits:
                 raise ValueError(
                     f"fields `{a.name}` and `{b.name}` cannot both be written to Clientify, "
-                    f"as `{a.clientify}` and `{b.clientify}`: only `phone` fields share a path"
+                    f"at `{_joined(path_a)}` and `{_joined(path_b)}`: only `phone` fields "
+                    "share a path"
                 )
         return self
 
@@ -196,6 +224,10 @@ class MappingFile(_Strict):
         default="confirmed", description="Clientify status given to firm orders"
     )
     flows: dict[Literal["company", "contact", "product", "order"], Flow]
+
+
+def _joined(path: tuple[str | int, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
 
 
 class MappingError(ValueError):

@@ -13,6 +13,7 @@ import reprlib
 from datetime import UTC, datetime
 from typing import Any
 
+from schemas.countries import country_name
 from schemas.mapping.model import FieldMap, Transform
 from schemas.odoo_values import many2one_name
 
@@ -31,6 +32,25 @@ def _empty(value: Any) -> bool:
 
 def _text(value: Any) -> str | None:
     return None if _empty(value) else str(value)
+
+
+def _name(*parts: Any) -> str | None:
+    """A whole name: its parts joined, runs of spaces made one ("Ana  " + "Ruiz")."""
+    words = [word for part in parts if not _empty(part) for word in str(part).split()]
+    return " ".join(words) or None
+
+
+def split_full_name(name: str | None, first_now: Any = None) -> tuple[str, str]:
+    """A whole name as Clientify's first and last name. The record's first name is kept
+    while the name still starts with it ("María José" stays whole); otherwise the first
+    word is the first name and the rest the last name."""
+    if name is None:
+        return "", ""
+    kept = _name(first_now)
+    if kept is not None and (name == kept or name.startswith(kept + " ")):
+        return kept, name[len(kept) :].strip()
+    first, _space, rest = name.partition(" ")
+    return first, rest
 
 
 def _number(value: Any, name: str) -> float | None:
@@ -73,6 +93,9 @@ def read_odoo(field: FieldMap, value: Any) -> Any:
             return _number(value, field.name)
         case Transform.MANY2ONE:
             return _text(many2one_name(value))
+        case Transform.COUNTRY:
+            name = _text(many2one_name(value))
+            return None if name is None else country_name(name)
         case Transform.STATE:
             name = _text(many2one_name(value))
             return None if name is None else _STATE_COUNTRY_SUFFIX.sub("", name)
@@ -81,8 +104,15 @@ def read_odoo(field: FieldMap, value: Any) -> Any:
         case Transform.CUSTOMER_STATUS:
             # A current customer ("tipo de cliente") becomes Clientify's `client`.
             return "client" if value is True else None
+        case Transform.FULL_NAME:
+            return _name(value)
         case _:
             return _text(value)
+
+
+def read_clientify_name(first: Any, last: Any) -> str | None:
+    """The whole name of a Clientify first and last name (transform full_name)."""
+    return _name(first, last)
 
 
 def read_clientify(field: FieldMap, value: Any) -> Any:
@@ -99,6 +129,9 @@ def read_clientify(field: FieldMap, value: Any) -> Any:
             return None
         case Transform.DATETIME:
             return _iso_datetime(value, None, field.name)
+        case Transform.COUNTRY:
+            text = _text(value)
+            return None if text is None else country_name(text)
         case _:
             return _text(value)
 

@@ -86,14 +86,14 @@ async def test_odoo_writer_creates_its_field_and_applies_a_command(
             command = Command.for_fact(
                 fact_id="cli-fact", target=System.ODOO, entity="contact",
                 business_key="12345678Z",
-                fields={"first_name": "Ana", "clientify_status": "hot-lead", "mobile": "600"},
+                fields={"name": "Ana", "clientify_status": "hot-lead", "mobile": "600"},
             )  # fmt: skip
             await publisher.publish(
                 Outgoing(topic_prefix + "sync.commands.odoo", "contact:12345678Z", command)
             )
             [result] = await results.until(1)
             assert isinstance(result, Result) and result.status is ResultStatus.APPLIED
-            assert result.written == {"first_name": "Ana", "clientify_status": "hot-lead"}
+            assert result.written == {"name": "Ana", "clientify_status": "hot-lead"}
             assert result.skipped == {"mobile": "600"}  # Odoo 19 has no mobile
             row = sandbox.database.store.get("res.partner", int(result.target_id or 0))
             assert row is not None and row["x_clientify_status"] == "hot-lead"

@@ -24,7 +24,7 @@ from tests.support.clientify_fixtures import sandbox_at
 from tests.support.commands import ACME
 from tests.support.commands import clientify_command as command
 
-PERSON = {"first_name": "Ana Ruiz", "phone": "911000000", "country": "Spain"}
+PERSON = {"name": "Ana Ruiz", "phone": "911000000", "country": "Spain"}
 STALE_FOR_THE_TEST = 3600.0  # no refresh by time: only what the test does moves the index
 
 
@@ -132,7 +132,7 @@ async def test_a_record_made_in_clientify_since_the_last_listing(
         {"first_name": "Luis", "taxpayer_identification_number": "12345678Z"}
     )
     result = await fresh.apply(command("contact", "12345678Z", PERSON))
-    assert result.target_id == str(made["id"]) and "first_name" in result.written
+    assert result.target_id == str(made["id"]) and "name" in result.written
     assert len(await contacts_with(client, "12345678Z")) == 1
 
     await client.contacts.create(

@@ -98,7 +98,7 @@ async def test_contact_phones_main_and_mobile_are_merged(
     target: tuple[ClientifyTarget, ClientifyClient],
 ) -> None:
     writer, client = target
-    person = {"first_name": "Ana Ruiz", "phone": "911000000", "mobile": None,
+    person = {"name": "Ana Ruiz", "phone": "911000000", "mobile": None,
               "country": "Spain", "customer": None}  # fmt: skip
     created = await writer.apply(command("contact", "12345678Z", person))
     assert created.target_id
@@ -153,7 +153,7 @@ async def test_a_waiting_contact_asks_only_for_its_company_and_a_person_for_none
             "display_name"
         ]
         before = sandbox.requests
-        person = {"first_name": "Ana Ruiz", "phone": "911000000", "country": "Spain"}
+        person = {"name": "Ana Ruiz", "phone": "911000000", "country": "Spain"}
         created = await writer.apply(command("contact", "12345678Z", person))
         assert sandbox.requests - before == 3 and created.written == person
         assert (await client.contacts.get(created.target_id or ""))["company"] is None
@@ -164,7 +164,7 @@ async def test_order_waits_for_its_contact_and_is_created_once(
 ) -> None:
     writer, client = target
     # The canonical fields as the processors map a confirmed Odoo order: the item SKU is
-    # the barcode, else the internal reference; the quantity is qty_to_deliver, else
+    # the internal reference (the product's key in Clientify); the quantity is qty_to_deliver, else
     # product_uom_qty (Odoo without the Inventory app has no qty_to_deliver).
     raw = {
         "name": "S00042", "partner_key": "12345678Z", "date_order": "2024-05-01 10:00:00",
@@ -179,11 +179,11 @@ async def test_order_waits_for_its_contact_and_is_created_once(
         ],
     }  # fmt: skip
     fields = FlowMapper(load_mapping().flows["order"]).from_odoo(raw)
-    assert [item["sku"] for item in fields["items"]] == ["8400000000017", "GAD-1", "GIZ-1"]
+    assert [item["sku"] for item in fields["items"]] == ["WID-1", "GAD-1", "GIZ-1"]
     order = command("order", "S00042", fields)
     with pytest.raises(NotReady, match="contact 12345678Z"):
         await writer.apply(order)
-    await writer.apply(command("contact", "12345678Z", {"first_name": "Ana"}))
+    await writer.apply(command("contact", "12345678Z", {"name": "Ana"}))
     created = await writer.apply(order)
     assert created.written == fields
     [stored] = [o async for o in client.orders.list()]

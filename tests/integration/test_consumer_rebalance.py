@@ -35,7 +35,7 @@ class Message:  # the fields of an aiokafka ConsumerRecord the base reads
 def message(tp: TopicPartition, offset: int) -> Message:
     command = Command.for_fact(
         fact_id=f"rebalance-fact-{next(_ids)}", target=System.CLIENTIFY, entity="contact",
-        business_key=f"{tp.partition}-{offset}", fields={"first_name": "x"},
+        business_key=f"{tp.partition}-{offset}", fields={"name": "x"},
     )  # fmt: skip
     return Message(tp.topic, tp.partition, offset, command.business_key.encode(), encode(command))
 

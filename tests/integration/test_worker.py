@@ -194,7 +194,7 @@ async def test_a_confirmed_order_makes_its_customer_a_client_and_waits_for_it(
                 by_flow.setdefault(command.entity, []).append(command)
             [order_command] = by_flow["order"]
             assert order_command.fields["contact"] == "B12345678"
-            assert order_command.fields["items"][0]["sku"] == "8412345678905"
+            assert order_command.fields["items"][0]["sku"] == "PW-1"  # the product's key
             # The order made Acme a current customer before its contact was first sent.
             [contact] = by_flow["contact"]
             assert contact.fields["customer"] == "client", worker.tail()

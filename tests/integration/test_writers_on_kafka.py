@@ -100,7 +100,7 @@ async def test_batch_with_a_rejected_record_a_waiting_order_and_a_redelivery(
         acme,
         command("company", "A11111111", {**ACME, "display_name": None}),  # a 400
         command("product", "W1", {"name": "Widget", "price": 1.0}),
-        command("contact", "12345678Z", {"first_name": "Ana"}),
+        command("contact", "12345678Z", {"name": "Ana"}),
         acme,  # delivered twice
     ]
     async with (
@@ -157,7 +157,7 @@ async def test_a_wait_budget_runs_only_while_the_writer_has_nothing_else_to_do(
         "items": [{"name": "W", "sku": "W1", "price": 1.0, "quantity": 1.0}],
     })  # fmt: skip
     backlog = [command("product", f"W{i}", {"name": f"W {i}", "price": 1.0}) for i in range(60)]
-    contact = command("contact", "12345678Z", {"first_name": "Ana"})
+    contact = command("contact", "12345678Z", {"name": "Ana"})
     async with (
         sandbox_at() as (sandbox, url),
         ClientifyClient(url, sandbox.api_key) as client,
@@ -287,7 +287,7 @@ async def test_partitions_are_handled_in_small_turns(
     try:
         for partition in (0, 1):
             for n in range(300):
-                sent = command("contact", f"p{partition}-{n}", {"first_name": "x" * 500})
+                sent = command("contact", f"p{partition}-{n}", {"name": "x" * 500})
                 await producer.send(topic, encode(sent), partition=partition)
         await producer.flush()
     finally:

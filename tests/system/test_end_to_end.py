@@ -208,7 +208,7 @@ async def test_every_flow_field_by_field(
                 )
                 for name, code, price, barcode in (
                     ("Widget", "PW-1", 10.0, "8412345678905"),
-                    ("Gadget", "GD-2", 2.5, None),  # no barcode: the SKU falls back
+                    ("Gadget", "GD-2", 2.5, None),
                     ("Doohickey", "DH-3", 7.0, "8412345678912"),
                 )
             ]
@@ -254,10 +254,10 @@ async def test_every_flow_field_by_field(
             found_order = await eventually(the_order, stack, "order in Clientify")
             items = sorted(found_order["items"], key=lambda item: item["name"])
             assert [(i["sku"], float(i["price"]), float(i["quantity"])) for i in items] == [
-                ("8412345678912", 7.0, 1.0),
+                ("DH-3", 7.0, 1.0),
                 ("GD-2", 2.5, 2.0),
-                ("8412345678905", 10.0, 2.0 if inventory else 3.0),
-            ]
+                ("PW-1", 10.0, 2.0 if inventory else 3.0),
+            ]  # each item by its product's key, the internal reference
             assert found_order["ecommerce"] == "Odoo"
 
             async def a_client() -> bool:  # Acme has a confirmed order now

@@ -367,7 +367,7 @@ def test_an_unreadable_value_is_a_skip_naming_the_field_and_the_value() -> None:
 
 
 def test_an_order_with_a_bad_date_is_skipped_and_one_without_lines_list_still_goes() -> None:
-    partners = {"7": {"ref": "B12345678", "commercial": 7}}
+    partners = {"7": {"key": "B12345678", "commercial": 7}}
     step = RouteStep(ROUTER, partners, {}, {}, {})
     order = {
         "id": 40, "name": "S00040", "state": "sale", "partner_id": [7, "Acme"],

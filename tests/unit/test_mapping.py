@@ -71,12 +71,41 @@ def test_person_partner_maps_name_and_address_and_odoo_19_has_no_mobile() -> Non
     }  # fmt: skip
     fields = CONTACT.from_odoo(person_19)
     assert "mobile" not in fields  # absent on 19: never read as "empty"
-    assert fields["first_name"] == "Ana Ruiz"
+    assert fields["name"] == "Ana Ruiz"
     assert fields["phone"] is None and fields["customer"] is None
-    assert CONTACT.to_clientify({"first_name": "Ana Ruiz", "city": "Sevilla"}) == {
-        "first_name": "Ana Ruiz",
+    assert CONTACT.to_clientify({"name": "Ana Ruiz", "city": "Sevilla"}) == {
+        "first_name": "Ana",
+        "last_name": "Ruiz",
         "addresses": [{"city": "Sevilla"}],
     }
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "odoo"),
+    [("Ana", "Ruiz", "Ana Ruiz"), ("María José", "García López", "María José García López"),
+     ("María", "José García López", "María José García López"), ("Ana  ", " Ruiz", "Ana Ruiz"),
+     ("Cher", "", "Cher"), ("", "Ruiz", "Ruiz")],
+)  # fmt: skip
+def test_a_name_split_either_way_is_the_same_name(first: str, last: str, odoo: str) -> None:
+    """Odoo has one name, Clientify a first and a last: compared whole, so a different
+    split is no change, and nothing of the name is lost either way."""
+    clientify = CONTACT.from_clientify({"first_name": first, "last_name": last})["name"]
+    assert clientify == CONTACT.from_odoo({"name": odoo, "is_company": False})["name"] == odoo
+    assert CONTACT.to_odoo({"name": clientify}) == {"name": odoo}
+
+
+def test_a_new_name_keeps_the_first_name_the_record_has() -> None:
+    record = {"first_name": "María José", "last_name": "García"}
+    assert CONTACT.to_clientify({"name": "María José García López"}, record=record) == {
+        "first_name": "María José", "last_name": "García López",
+    }  # fmt: skip
+    # A new first name: the first word, the rest the last name.
+    assert CONTACT.to_clientify({"name": "Ana Ruiz"}, record=record) == {
+        "first_name": "Ana", "last_name": "Ruiz",
+    }  # fmt: skip
+    assert CONTACT.to_clientify({"name": None}, record=record) == {
+        "first_name": "", "last_name": "",
+    }  # fmt: skip
 
 
 def test_clientify_company_to_odoo_uses_name_when_business_name_is_empty() -> None:
@@ -100,7 +129,7 @@ def test_clientify_company_to_odoo_uses_name_when_business_name_is_empty() -> No
 def test_clientify_list_items_without_addresses_do_not_erase_them() -> None:
     listed_contact = {"id": 5, "first_name": "Ana", "status": "hot-lead", "phones": []}
     fields = CONTACT.from_clientify(listed_contact)
-    assert fields == {"clientify_status": "hot-lead", "first_name": "Ana", "phone": None,
+    assert fields == {"clientify_status": "hot-lead", "name": "Ana", "phone": None,
                       "mobile": None}  # fmt: skip
     assert CONTACT.to_odoo(fields)["phone"] is False  # Odoo's "empty"
 
@@ -116,7 +145,9 @@ def test_products_both_ways() -> None:
     }
 
 
-def test_confirmed_order_with_fallbacks_for_barcode_and_quantity() -> None:
+def test_confirmed_order_items_carry_the_product_key_and_a_quantity_fallback(
+    tmp_path: Path,
+) -> None:
     order = {
         "id": 4, "name": "S00004", "state": "sale", "partner_id": [7, "Acme Soluciones SL"],
         "partner_key": "B12345678",
@@ -134,17 +165,26 @@ def test_confirmed_order_with_fallbacks_for_barcode_and_quantity() -> None:
         "contact": "B12345678", "order_date": "2024-05-01T10:30:00+00:00",
         "currency": "EUR", "ecommerce": "Odoo", "status": "confirmed",
         "items": [
-            {"name": "[PW-1] Widget", "sku": "8412345678905", "price": 10.0, "quantity": 3.0},
+            {"name": "[PW-1] Widget", "sku": "PW-1", "price": 10.0, "quantity": 3.0},
             {"name": "Gadget", "sku": "GD-2", "price": 2.5, "quantity": 2.0},
         ],
     }  # fmt: skip
     assert ORDER.from_clientify({"order_id": "S00004"}) == {}  # one-way flow
+    # The seed's choice, the barcode when there is one, is one line of the mapping away.
+    text = DEFAULT_MAPPING.read_text().replace(
+        "{name: sku, odoo: default_code,", "{name: sku, odoo: barcode, odoo_fallback: default_code,"
+    )
+    seeded = load_mapping(write(tmp_path, text))
+    items = FlowMapper(seeded.flows["order"]).from_odoo(order)["items"]
+    assert [item["sku"] for item in items] == ["8412345678905", "GD-2"]
 
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [("B-12.345.678", "B12345678"), (" b 12345678 ", "B12345678"), ("", None), (False, None),
-     (None, None), ("  ", None), (12345678, "12345678")],
+     (None, None), ("  ", None), (12345678, "12345678"), ("ESB99887766", "B99887766"),
+     ("es-b-99.887.766", "B99887766"), ("ES12345678Z", "12345678Z"), ("ESX1234567L", "X1234567L"),
+     ("DE123456789", "DE123456789"), ("ESTUDIO-7", "ESTUDIO7")],
 )  # fmt: skip
 def test_tax_ids_are_normalised_before_comparing(raw: object, expected: str | None) -> None:
     assert normalise_key(raw, KeyNormalizer.TAX_ID) == expected
@@ -231,3 +271,18 @@ def test_odd_odoo_values_map_or_fail_with_a_transform_error(record: dict[str, An
             assert "expected" in str(error)
             continue
         mapper.to_clientify(fields, create=True)
+
+
+def test_the_seeds_key_reference_only_is_one_line_away(tmp_path: Path) -> None:
+    text = DEFAULT_MAPPING.read_text().replace("odoo: [ref, vat]", "odoo: ref")
+    contact = FlowMapper(load_mapping(write(tmp_path, text)).flows["contact"])
+    assert contact.flow.key.odoo == ("ref",)
+    assert contact.odoo_key({"ref": False, "vat": "ESB99887766"}) is None
+    assert CONTACT.odoo_key({"ref": False, "vat": "ESB99887766"}) == "B99887766"
+    assert CONTACT.odoo_key({"ref": " ", "vat": "ESB99887766"}) == "B99887766"
+
+
+def test_full_name_needs_both_clientify_fields(tmp_path: Path) -> None:
+    text = DEFAULT_MAPPING.read_text().replace(" clientify_last_name: last_name,", "")
+    with pytest.raises(MappingError, match="transform `full_name` goes with `clientify`"):
+        load_mapping(write(tmp_path, text))

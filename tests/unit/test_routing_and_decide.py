@@ -17,7 +17,6 @@ from processors.routing import (
     RouteStep,
     Unroutable,
     Waiting,
-    partner_entry,
     product_entry,
 )
 from processors.sync_state import RecordState
@@ -64,7 +63,21 @@ def test_a_company_partner_feeds_the_company_and_the_contact_flow() -> None:
 def test_a_partner_without_ref_is_skipped_with_its_reason() -> None:
     [skip] = ROUTER.routes(odoo_fact("partner", ANA), {}, {}, {})
     assert isinstance(skip, Unroutable) and skip.flow == "contact"
-    assert "has no ref" in skip.reason and "Fill it in" in skip.reason
+    assert "has no ref or vat (the business key of the contact flow)" in skip.reason
+    assert "Fill it in" in skip.reason
+
+
+def test_the_key_is_the_reference_else_the_tax_id_without_spains_prefix() -> None:
+    """People type a company's NIF into Tax ID, with its VAT prefix; Reference wins when
+    both hold one."""
+    by_vat = {**ACME, "ref": False, "vat": "ESB12345678"}
+    routes = ROUTER.routes(odoo_fact("partner", by_vat), {}, {}, {})
+    assert {(r.flow, r.key) for r in routes if isinstance(r, Route)} == {
+        ("company", "B12345678"), ("contact", "B12345678"),
+    }  # fmt: skip
+    both = {**ACME, "ref": "A-00.000.000", "vat": "ESB12345678"}
+    assert {r.key for r in ROUTER.routes(odoo_fact("partner", both), {}, {}, {})
+            if isinstance(r, Route)} == {"A00000000"}  # fmt: skip
 
 
 def test_orders_wait_for_their_customer_and_then_carry_its_key_and_skus() -> None:
@@ -77,13 +90,13 @@ def test_orders_wait_for_their_customer_and_then_carry_its_key_and_skus() -> Non
     fact = odoo_fact("sale_order", order)
     assert ROUTER.routes(fact, {}, {}, {}) == [Waiting("partner:8")]
     # Ana has no tax id of her own: the order waits for her company's.
-    assert ROUTER.routes(fact, {"8": partner_entry(ANA)}, {}, {}) == [Waiting("partner:7")]
-    partners = {"7": partner_entry(ACME), "8": partner_entry(ANA)}
+    assert ROUTER.routes(fact, {"8": ROUTER.partner_entry(ANA)}, {}, {}) == [Waiting("partner:7")]
+    partners = {"7": ROUTER.partner_entry(ACME), "8": ROUTER.partner_entry(ANA)}
     assert ROUTER.routes(fact, partners, {}, {}) == [Waiting("product:3")]
     products = {"3": product_entry({"barcode": False, "default_code": "PW-1"})}
     [route] = ROUTER.routes(fact, partners, products, {})
     assert isinstance(route, Route) and route.key == "S00004"
-    assert route.payload["partner_key"] == "B-12.345.678"  # Ana's company's tax id
+    assert route.payload["partner_key"] == "B12345678"  # Ana's company's tax id
     assert route.payload["lines"][0]["default_code"] == "PW-1"
     assert route.payload["customer_id"] == 7  # Ana's company is the customer
     assert (
@@ -122,6 +135,39 @@ def test_the_loop_is_cut_a_change_goes_across_once_and_its_echo_stops() -> None:
     assert [(e.system, e.flow, e.business_key) for e in echo.echoes] == [
         (System.CLIENTIFY, "company", back.key)
     ]
+
+
+@pytest.mark.parametrize("written", ["España", "ES", " spain ", "Spain"])
+def test_the_same_country_in_another_language_is_no_edit(written: str) -> None:
+    """Odoo reads "Spain", a Clientify user types "España": the same value, so neither a
+    write nor a conflict; another country is an edit."""
+    [company, _contact] = ROUTER.routes(odoo_fact("partner", ACME), {}, {}, {})
+    assert isinstance(company, Route)
+    state, link = RecordState(), Link()
+    [command] = on_fact(company, ROUTER.mappers["company"], state, link).commands
+    done = Result(
+        command_id=command.command_id, target=System.CLIENTIFY, entity="company",
+        business_key="B12345678", status=ResultStatus.APPLIED, target_id="501",
+        written=command.fields, finished_at=WHEN,
+    )  # fmt: skip
+    on_result(done, state, link)
+
+    def edited(country: str, when: datetime) -> Any:
+        record = {
+            "id": 501, "name": "Acme Soluciones SL", "business_name": "Acme Soluciones",
+            "taxpayer_identification_number": "B12345678",
+            "phones": [{"phone": "+34 911 111 111", "type": 1}],
+            "addresses": [{"street": "Calle Mayor 1", "city": "Madrid", "state": "Madrid",
+                           "country": country, "postal_code": "28001", "type": 1}],
+        }  # fmt: skip
+        [route] = ROUTER.routes(clientify_fact("company", record, when), {}, {}, {})
+        assert isinstance(route, Route)
+        return on_fact(route, ROUTER.mappers["company"], state, link)
+
+    same = edited(written, WHEN.replace(minute=40))
+    assert same.commands == [] and same.conflicts == []
+    [moved] = edited("Alemania", WHEN.replace(minute=50)).commands
+    assert moved.target is System.ODOO and moved.fields == {"country": "Germany"}
 
 
 def test_a_partner_is_a_current_customer_by_rank_or_by_a_confirmed_order() -> None:

@@ -124,6 +124,25 @@ def test_a_write_skipped_for_a_newer_target_edit_is_redone_only_if_it_still_wins
     assert redo.expected_for(CLIENTIFY) == {"name": "C"}
 
 
+def test_a_refused_value_stays_where_it_was_typed_and_is_not_sent_again() -> None:
+    """Clientify says "Atlantis", Odoo has no such country: the Odoo writer creates the
+    partner without one and refuses the country. Odoo's fact then showing no country is
+    not an Odoo edit: Clientify keeps "Atlantis", nothing loops; a real edit still goes."""
+    state = RecordState()
+    first = apply_fact(state, CLIENTIFY, {"name": "Nadie", "country": "Atlantis"}, at(0))
+    assert first.fields_for(ODOO) == {"name": "Nadie", "country": "Atlantis"}
+    after = apply_result(
+        state, ODOO, written={"name": "Nadie"}, refused={"country": "Atlantis"},
+        found={"country": None},
+    )  # fmt: skip
+    assert after.writes == {}
+    created = apply_fact(state, ODOO, {"name": "Nadie", "country": None}, at(5))
+    assert created.writes == {} and not created.conflicts
+    assert state.base["country"] == "Atlantis"
+    fixed = apply_fact(state, ODOO, {"name": "Nadie", "country": "Germany"}, at(9))
+    assert fixed.fields_for(CLIENTIFY) == {"country": "Germany"}
+
+
 # -- a simulation: two systems, a processor, two writers, random interleavings --------
 
 
