@@ -1,6 +1,7 @@
-"""The whole product as in production, for end-to-end tests: both sandboxes, the webhook
-receiver, the Odoo poller, the Faust worker and both writers, each one a real
-`clientify-odoo` process talking HTTP and Kafka on 127.0.0.1."""
+"""The whole product as in production, for end-to-end tests: both sandboxes (or a real
+Odoo in place of the Odoo one), the webhook receiver, the Odoo poller, the Faust worker
+and both writers, each one a real `clientify-odoo` process talking HTTP and Kafka on
+127.0.0.1."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from connectors.clientify import ClientifyClient
 from connectors.odoo.client import OdooClient, OdooConfig
 from schemas import AnyEnvelope, decode
 from tests.support.project import REPO
+from tests.support.real_odoo import RealOdoo
 
 ODOO_KEY = secrets.token_hex(20)
 
@@ -38,21 +40,32 @@ class SyncStack:
         worker_flags: tuple[str, ...] = (),
         odoo_profile: int = 17,
         odoo_modules: str = "account,sale_stock",
+        real_odoo: RealOdoo | None = None,
     ) -> None:
+        """`real_odoo`: sync with that server instead of starting an Odoo sandbox."""
         self.bootstrap, self.prefix, self.tmp = bootstrap, prefix, tmp
         self.odoo_port, self.clientify_port, self.hook_port = (
             free_port_pair(), free_port_pair(), free_port_pair(),
         )  # fmt: skip
         self.clientify_key = secrets.token_hex(16)
         self.webhook_secret = secrets.token_urlsafe(24)
-        self.env = {
-            **os.environ,
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "TOPIC_PREFIX": prefix,
+        self.real_odoo = real_odoo
+        odoo_env = {
             "ODOO_URL": f"http://127.0.0.1:{self.odoo_port}",
             "ODOO_USER": "admin",
             "ODOO_API_KEY": ODOO_KEY,
             "ODOO_DB": "odoo",
+        }
+        if real_odoo is not None:
+            odoo_env = {
+                "ODOO_URL": real_odoo.url, "ODOO_USER": real_odoo.login,
+                "ODOO_API_KEY": real_odoo.api_key, "ODOO_DB": real_odoo.db,
+            }  # fmt: skip
+        self.env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "TOPIC_PREFIX": prefix,
+            **odoo_env,
             "CLIENTIFY_URL": self.clientify_url,
             "CLIENTIFY_API_KEY": self.clientify_key,
             "WEBHOOK_SECRET": self.webhook_secret,
@@ -122,9 +135,11 @@ class SyncStack:
         )
 
     async def up(self) -> None:
-        for name in ("odoo-sandbox", "clientify-sandbox"):
-            self.start(name)
-        await wait_http(f"http://127.0.0.1:{self.odoo_port}/web/version", self, "odoo-sandbox")
+        if self.real_odoo is None:
+            self.start("odoo-sandbox")
+        self.start("clientify-sandbox")
+        if self.real_odoo is None:
+            await wait_http(f"{self.env['ODOO_URL']}/web/version", self, "odoo-sandbox")
         await wait_http(
             f"{self.clientify_admin_url}/stats/", self, "clientify-sandbox", self.clientify_key
         )
@@ -140,7 +155,8 @@ class SyncStack:
     @asynccontextmanager
     async def odoo(self) -> AsyncIterator[OdooClient]:
         config = OdooConfig(
-            url=self.env["ODOO_URL"], db="odoo", login="admin", api_key=ODOO_KEY,  # type: ignore[arg-type]
+            url=self.env["ODOO_URL"], db=self.env["ODOO_DB"], login=self.env["ODOO_USER"],
+            api_key=self.env["ODOO_API_KEY"],  # type: ignore[arg-type]
         )  # fmt: skip
         async with OdooClient(config) as client:
             yield client
