@@ -162,6 +162,14 @@ class OdooPeer:
     def client(self, **overrides: Any) -> OdooClient:
         return OdooClient(self.config(**overrides))
 
+    async def next_second(self) -> None:
+        """Let the next write land in a later second than the last (Odoo dates records
+        by whole seconds): the sandbox's clock is moved, a real server is waited for."""
+        if self.sandbox is not None:
+            self.sandbox.advance(1)
+        else:
+            await asyncio.sleep(1.05)
+
 
 def peers(sandboxes: tuple[int, ...]) -> list[str]:
     """The names of the peers a suite runs against: these sandbox profiles, and every
