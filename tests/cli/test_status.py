@@ -107,6 +107,24 @@ async def test_with_nothing_running_every_service_is_down_with_what_to_do(
     assert code == 1 and "topics missing" in out and "clientify-odoo kafka topics" in out
 
 
+async def test_the_env_file_may_follow_the_command(
+    kafka_bootstrap: str, topics: tuple[TopicSpec, ...], topic_prefix: str, tmp_path: Path
+) -> None:
+    """`status --env-file F`: the broker and the topic prefix come from F."""
+    env_file = tmp_path / "sync.env"
+    env_file.write_text(f"KAFKA_BOOTSTRAP_SERVERS={kafka_bootstrap}\nTOPIC_PREFIX={topic_prefix}\n")
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "TOPIC_PREFIX")
+    }
+    off = [f"--service={service.name}=off" for service in SERVICES]
+    code, report = await status_json(
+        "--partitions", "1", *off, "--env-file", str(env_file), "--log-level", "ERROR", env=env
+    )
+    assert code == 0 and report["state"] == "healthy"
+    assert report["broker"]["bootstrap"] == kafka_bootstrap
+    assert report["topic_prefix"] == topic_prefix and report["topics"]["missing"] == []
+
+
 async def test_a_requeue_the_worker_has_not_read_is_its_lag(
     kafka_bootstrap: str, topics: tuple[TopicSpec, ...], topic_prefix: str
 ) -> None:
