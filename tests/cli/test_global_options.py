@@ -5,26 +5,15 @@ shows them. (Running a command with them is in test_connect.py and test_status.p
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from clientify_odoo.cli import build_parser
 from clientify_odoo.cli.options import GLOBAL_DEFAULTS
+from tests.support.cli_tree import commands
 
-Command = tuple[tuple[str, ...], argparse.ArgumentParser]
 GIVEN = ["--env-file", "/srv/sync.env", "--log-level", "ERROR"]
-
-
-def commands(parser: argparse.ArgumentParser, words: tuple[str, ...] = ()) -> Iterator[Command]:
-    """Every command that runs (a leaf of the tree), with the words that reach it."""
-    groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    if not groups:
-        yield words, parser
-    for group in groups:
-        for name, sub in group.choices.items():
-            yield from commands(sub, (*words, name))
 
 
 def required(parser: argparse.ArgumentParser) -> list[str]:
@@ -41,7 +30,7 @@ def required(parser: argparse.ArgumentParser) -> list[str]:
     return argv
 
 
-ALL = list(commands(build_parser()))
+ALL = list(commands())
 
 
 def test_the_walk_reaches_every_kind_of_command() -> None:
