@@ -8,7 +8,6 @@ import io
 import logging
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from rich.console import Console
 
@@ -27,7 +26,7 @@ from clientify_odoo.cli import (
     worker,
     write,
 )
-from clientify_odoo.cli.options import CommandError, Context
+from clientify_odoo.cli.options import CommandError, CommandParser, Context
 from clientify_odoo.logs import secret_filter, setup_logging
 from clientify_odoo.settings import SettingsError, load_settings
 
@@ -78,23 +77,11 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CommandParser.top(
         prog="clientify-odoo",
         description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--env-file",
-        type=Path,
-        default=None,
-        help="read settings from this file instead of ./.env",
-    )
-    parser.add_argument(
-        "--log-level",
-        default="INFO",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="how much to log (default: INFO)",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True)
     for group in COMMAND_GROUPS:

@@ -1,11 +1,12 @@
-"""What every sub-command gets (the settings, where to print) and the options several of
-them share, each declared once."""
+"""What every sub-command gets (the settings, where to print, the global options) and
+the options several of them share, each declared once."""
 
 from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -30,6 +31,45 @@ class Context:
     settings: Settings
     console: Console
     errors: Console
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# The global options' values when given nowhere (see `CommandParser`).
+GLOBAL_DEFAULTS: dict[str, Any] = {"env_file": None, "log_level": "INFO"}
+
+
+class CommandParser(argparse.ArgumentParser):
+    """The parser of `clientify-odoo` and of each of its sub-commands, however deep: each
+    takes the global options, so `clientify-odoo connect --env-file F` works as
+    `clientify-odoo --env-file F connect` does.
+
+    `add_subparsers` makes sub-command parsers of the parser's own class, so every one
+    declares the options here, and none can be left out. They default to SUPPRESS: a
+    sub-command not given an option leaves what the parsers above it took, and only the
+    top one sets the real defaults (`GLOBAL_DEFAULTS`).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        group = self.add_argument_group("global options (before or after the command)")
+        group.add_argument(
+            "--env-file",
+            type=Path,
+            default=argparse.SUPPRESS,
+            help="read settings from this file instead of ./.env",
+        )
+        group.add_argument(
+            "--log-level",
+            choices=LOG_LEVELS,
+            default=argparse.SUPPRESS,
+            help="how much to log (default: INFO)",
+        )
+
+    @classmethod
+    def top(cls, **kwargs: Any) -> CommandParser:
+        parser = cls(**kwargs)
+        parser.set_defaults(**GLOBAL_DEFAULTS)
+        return parser
 
 
 def add_bootstrap_argument(parser: argparse.ArgumentParser) -> None:

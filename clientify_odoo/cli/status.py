@@ -1,5 +1,5 @@
-"""`clientify-odoo status`: is the sync healthy, and if not, what to do (exit code for
-monitoring)."""
+"""`clientify-odoo status`: is the sync healthy, does anything wait for a person, and if
+so what to do (exit code for monitoring)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ from clientify_odoo.services import SERVICE_BY_NAME, SERVICES
 from clientify_odoo.status.health import (
     EXIT_NO_BROKER,
     EXIT_OK,
+    EXIT_UNHEALTHY,
+    EXIT_WAITING,
     StackStatus,
     service_urls,
     stack_status,
@@ -70,6 +72,7 @@ def render(status: StackStatus) -> Group:
     code = status.exit_code
     verdict = {
         EXIT_OK: "[green]healthy[/green]",
+        EXIT_WAITING: "[yellow]running, but records wait for a person[/yellow]",
         EXIT_NO_BROKER: "[red]Kafka unreachable[/red]",
     }.get(code, "[red]unhealthy[/red]")
     kafka = status.kafka
@@ -87,11 +90,12 @@ def render(status: StackStatus) -> Group:
     parts: list[Any] = [header, _services(status)]
     if kafka.reachable:
         parts += [_lag(status), _activity(status)]
-    if status.problems:
+    if status.problems or status.waiting:
         lines = Text()
-        for problem in status.problems:
-            lines.append("✗ ", style="red").append(problem.what + "\n")
-            lines.append("  → " + problem.fix + "\n", style="dim")
+        for mark, style, found in (("✗", "red", status.problems), ("!", "yellow", status.waiting)):
+            for problem in found:
+                lines.append(f"{mark} ", style=style).append(problem.what + "\n")
+                lines.append("  → " + problem.fix + "\n", style="dim")
         parts.append(lines)
     return Group(*parts)
 
@@ -156,6 +160,9 @@ def _activity(status: StackStatus) -> Table:
         table.add_row(label, _ago(seen.at), seen.source)
     for label, count in status.kafka.counts.items():
         table.add_row(label.replace("_", " "), str(count), "records on the topic")
+    if status.kafka.counts:
+        opened = len(status.kafka.open_dead_letters)
+        table.add_row("open dead letters", str(opened), "not requeued yet (`dlq list --open`)")
     return table
 
 
@@ -163,14 +170,22 @@ def register(subparsers: Any) -> None:
     ports = "\n  ".join(f"{service.name:<17} {service.port}" for service in SERVICES)
     status = subparsers.add_parser(
         "status",
-        help="is the sync healthy? Kafka, topics, lag, services (exit 0/1/2 for monitoring)",
+        help="is the sync healthy? Kafka, topics, lag, services, open dead letters "
+        "(exit 0/1/2/3 for monitoring)",
         description=(
             "Check the whole sync at once: Kafka reachable, topics declared right, each\n"
             "consumer group's lag per partition, the last successful Odoo poll and the\n"
-            "last webhook, the numbers of skips, conflicts and dead letters, and the\n"
-            "/health of every service (down when it does not answer). Each problem comes\n"
-            "with what to do.\n\n"
-            "Exit code: 0 healthy, 1 something unhealthy, 2 Kafka unreachable.\n\n"
+            "last webhook, the numbers of skips, conflicts and dead letters (and how many\n"
+            "of those are still open: not requeued), and the /health of every service\n"
+            "(down when it does not answer). Each problem comes with what to do.\n\n"
+            "Exit code:\n"
+            f"  {EXIT_OK}  healthy\n"
+            f"  {EXIT_UNHEALTHY}  something unhealthy (a service down or degraded, a group\n"
+            "     behind, topics missing or wrong)\n"
+            f"  {EXIT_NO_BROKER}  Kafka unreachable\n"
+            f"  {EXIT_WAITING}  running, but records wait for a person: dead letters are open\n"
+            "     (`clientify-odoo dlq list --open`, fix the cause, `dlq requeue`)\n"
+            "A problem outranks open dead letters (exit 1 then, and they are listed too).\n\n"
             "Services are looked for on --host at their default ports:\n"
             f"  {ports}"
         ),

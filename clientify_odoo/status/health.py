@@ -1,16 +1,23 @@
 """The health of the whole sync, as `clientify-odoo status` reports it.
 
 Two sources, each asked for what it knows best: Kafka (`kafka_state`: broker, topics,
-lag, counts) and the services' own `/health` (see `schemas.health`: up or not,
-their last successful poll or webhook, their last error). Both end in a `StackStatus`
-that knows its problems, each with what to do, and its exit code, and renders itself as
-JSON; the CLI only draws it.
+lag, counts, open dead letters) and the services' own `/health` (see `schemas.health`:
+up or not, their last successful poll or webhook, their last error). Both end in a
+`StackStatus` that knows its problems and what waits for a person (open dead letters),
+each with what to do, and its exit code, and renders itself as JSON; the CLI only draws
+it.
+
+A sync whose parts all run can still leave records behind: a command a writer could not
+apply waits on `sync.dead_letters` until someone fixes the cause and requeues it. That
+is neither healthy (monitoring must tell) nor a broken part (restarting fixes nothing),
+so it has an exit code of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -23,7 +30,15 @@ from schemas.health import iso
 
 Status = Literal["ok", "degraded", "down"]
 HTTP_TIMEOUT = 3.0
-EXIT_OK, EXIT_UNHEALTHY, EXIT_NO_BROKER = 0, 1, 2
+EXIT_OK, EXIT_UNHEALTHY, EXIT_NO_BROKER, EXIT_WAITING = 0, 1, 2, 3
+# The state each exit code stands for, as `--json` names it.
+STATES = {
+    EXIT_OK: "healthy",
+    EXIT_UNHEALTHY: "unhealthy",
+    EXIT_NO_BROKER: "no_broker",
+    EXIT_WAITING: "waiting_for_a_person",
+}
+REASON_SHOWN = 160  # characters of the newest dead letter's reason in the summary
 
 
 @dataclass(frozen=True)
@@ -127,15 +142,42 @@ class StackStatus:
         return found
 
     @property
+    def waiting(self) -> list[Problem]:
+        """What runs fine yet waits for a person: the open dead letters."""
+        letters = self.kafka.open_dead_letters
+        if not letters:
+            return []
+        kinds = Counter(f"{d.command.target.value} {d.command.entity}" for d in letters)
+        newest = letters[-1].command
+        reason = " ".join(letters[-1].reason.split())
+        if len(reason) > REASON_SHOWN:
+            reason = reason[: REASON_SHOWN - 1] + "…"
+        count = f"{len(letters)} dead letter{'' if len(letters) == 1 else 's'} open"
+        return [
+            Problem(
+                f"{count}: records a writer could not apply, waiting for a person "
+                f"({', '.join(f'{n} {kind}' for kind, n in kinds.most_common())}); the "
+                f"newest, {newest.target.value} {newest.entity} {newest.business_key}: "
+                f"{reason}",
+                "list them with `clientify-odoo dlq list --open` (`dlq show ID` shows one "
+                "whole), fix the cause, then send them back with `clientify-odoo dlq "
+                "requeue --id ID` (or `--all`)",
+            )
+        ]
+
+    @property
     def exit_code(self) -> int:
         if not self.kafka.reachable:
             return EXIT_NO_BROKER
-        return EXIT_UNHEALTHY if self.problems else EXIT_OK
+        if self.problems:
+            return EXIT_UNHEALTHY
+        return EXIT_WAITING if self.waiting else EXIT_OK
 
     def to_json(self) -> dict[str, Any]:
         kafka = self.kafka
         return {
             "healthy": self.exit_code == EXIT_OK,
+            "state": STATES[self.exit_code],
             "exit_code": self.exit_code,
             "topic_prefix": self.prefix,
             "broker": {
@@ -170,7 +212,9 @@ class StackStatus:
             "last_poll": vars(self.last_poll),
             "last_webhook": vars(self.last_webhook),
             "counts": kafka.counts,
+            "open_dead_letters": len(kafka.open_dead_letters),
             "problems": [vars(problem) for problem in self.problems],
+            "waiting": [vars(problem) for problem in self.waiting],
         }
 
 

@@ -2,8 +2,9 @@
 
 Is the broker there, are the declared topics there and configured right, how far
 behind each consumer group is per partition, how many skips, conflicts and dead letters
-exist, and when the last poller cursor moved or the last Clientify fact arrived. Read
-only: nothing is created, no offset is committed.
+exist, which dead letters are still open (not requeued), and when the last poller
+cursor moved or the last Clientify fact arrived. Read only: nothing is created, no
+offset is committed.
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ from aiokafka.structs import OffsetAndMetadata
 
 from connectors.kafka import clients
 from connectors.kafka.admin import committed_offsets, topic_problems
+from consumers.writers.dead_letters import read_open
+from schemas import DeadLetter
 from schemas.topics import (
     CLIENTIFY_SOURCES,
     CONFLICTS,
     CONSUMER_GROUPS,
     DEAD_LETTERS,
     ODOO_CURSORS,
+    REQUEUES,
     SKIPS,
     Topics,
 )
@@ -71,6 +75,8 @@ class KafkaState:
     topic_problems: tuple[str, ...] = ()
     groups: tuple[GroupLag, ...] = ()
     counts: dict[str, int] = field(default_factory=dict)
+    # Dead letters not requeued yet, oldest first: records waiting for a person.
+    open_dead_letters: tuple[DeadLetter, ...] = ()
     last_cursor_move: float | None = None  # newest record on odoo.cursors
     last_clientify_fact: float | None = None  # newest record on clientify.*
 
@@ -110,10 +116,15 @@ async def inspect_kafka(bootstrap: str, prefix: str, partitions: int | None) -> 
                 for topic in described
             }
             state = await _read_topics(bootstrap, topics, layout, committed)
+            waiting: list[DeadLetter] = []
+            if set(topics.names((DEAD_LETTERS, REQUEUES))) <= present:  # else: reported missing
+                async with asyncio.timeout(READ_TIMEOUT):
+                    waiting = [entry.letter for entry in await read_open(bootstrap, topics)]
         except (KafkaError, TimeoutError) as exc:
             return KafkaState(reachable=True, error=f"{type(exc).__name__}: {exc}")
     return replace(
         state,
+        open_dead_letters=tuple(waiting),
         missing_topics=tuple(sorted(set(specs) - present)),
         topic_problems=tuple(problems),
     )

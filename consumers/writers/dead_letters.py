@@ -171,6 +171,29 @@ class MissingTopics(Exception):
 
 async def read_book(bootstrap: str, topics: Topics) -> Book:
     """Every dead letter on the topics now, with its requeue and that one's outcome."""
+    letters, requeues = await _letters_and_requeues(bootstrap, topics)
+    outcomes = await _outcomes(bootstrap, topics, requeues.values()) if requeues else {}
+    return Book(
+        (
+            Entry(letter, requeues.get(dead_id), outcomes.get(dead_id))
+            for dead_id, letter in letters.items()
+        ),
+        await _written(bootstrap, topics[RESULTS]) if letters else {},
+    )
+
+
+async def read_open(bootstrap: str, topics: Topics) -> list[Entry]:
+    """The dead letters not requeued yet, oldest first. Reads only the dead-letter and
+    requeue topics (not the results and applied commands `read_book` reads for the
+    fates and plans), so `status` can ask on every run."""
+    letters, requeues = await _letters_and_requeues(bootstrap, topics)
+    return Book(Entry(letter, requeues.get(dead_id)) for dead_id, letter in letters.items()).open()
+
+
+async def _letters_and_requeues(
+    bootstrap: str, topics: Topics
+) -> tuple[dict[str, DeadLetter], dict[str, Requeue]]:
+    """Every dead letter by its command id, and the newest requeue of each."""
     names = topics.names((DEAD_LETTERS, REQUEUES))
     present = {tp.topic for tp in await partitions_of(bootstrap, *names)}
     missing = [name for name in names if name not in present]
@@ -193,14 +216,7 @@ async def read_book(bootstrap: str, topics: Topics) -> Book:
             continue
         if isinstance(envelope, DeadLetter):
             letters.setdefault(envelope.command.command_id, envelope)
-    outcomes = await _outcomes(bootstrap, topics, requeues.values()) if requeues else {}
-    return Book(
-        (
-            Entry(letter, requeues.get(dead_id), outcomes.get(dead_id))
-            for dead_id, letter in letters.items()
-        ),
-        await _written(bootstrap, topics[RESULTS]) if letters else {},
-    )
+    return letters, requeues
 
 
 async def _written(bootstrap: str, results: str) -> dict[tuple[Record, str], tuple[datetime, str]]:

@@ -109,6 +109,26 @@ async def test_connect_checks_both_systems_creates_the_field_and_saves_env(
         assert code == 0 and rotated != secret and f"/hooks/{rotated}" in out
 
 
+async def test_the_global_options_may_follow_the_command(tmp_path: Path) -> None:
+    """`connect --env-file F` reads its settings from F and saves there, not to ./.env;
+    `--log-level` after it is in force too."""
+    env_file = tmp_path / "sync.env"
+    async with systems() as (odoo, clientify, url):
+        settings = good_settings(odoo, clientify, url)
+        env_file.write_text("".join(f"{name}={value}\n" for name, value in settings.items()))
+        args = ("connect", "--public-url", "https://sync.example.com/", "--env-file", str(env_file))
+        code, _out, err = await run(*args, env=environment(), cwd=tmp_path)
+        assert code == 0, err
+        assert "connected to Odoo" not in err  # a DEBUG line of `connect`
+        saved = read_env(env_file)
+        assert {**saved, "WEBHOOK_SECRET": ""} == {**settings, "WEBHOOK_SECRET": ""}
+        assert not (tmp_path / ".env").exists()
+
+        code, _out, err = await run(*args, "--log-level", "DEBUG", env=environment(), cwd=tmp_path)
+        assert code == 0 and "connected to Odoo 17.0" in err, err
+        assert read_env(env_file)["WEBHOOK_SECRET"] == saved["WEBHOOK_SECRET"]
+
+
 async def test_every_wrong_setting_is_named_with_what_to_do_and_nothing_is_saved(
     tmp_path: Path,
 ) -> None:

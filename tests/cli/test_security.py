@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import http.client
 import json
@@ -35,6 +34,7 @@ from pydantic import SecretStr
 from clientify_odoo.cli import build_parser
 from producers.clientify.receiver import DEFAULT_MAX_BODY
 from schemas.topics import CLIENTIFY_PRODUCT, Topics
+from tests.support.cli_tree import commands
 from tests.support.clientify_fixtures import read_facts
 from tests.support.project import REPO
 from tests.support.secret_scan import SecretScan
@@ -206,21 +206,9 @@ def test_a_body_over_the_limit_is_refused_and_nothing_is_published(
 # ------------------------------------------------------------------ bound addresses
 
 
-def commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Iterator[
-    tuple[tuple[str, ...], argparse.ArgumentParser]
-]:  # fmt: skip
-    """Every leaf command of the CLI with its parser."""
-    subcommands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    if not subcommands:
-        yield path, parser
-    for action in subcommands:
-        for name, child in action.choices.items():
-            yield from commands(child, (*path, name))
-
-
 def test_every_server_listens_on_localhost_unless_told_otherwise() -> None:
     servers = {}
-    for path, parser in commands(build_parser()):
+    for path, parser in commands():
         hosts = [a for a in parser._actions if a.dest == "host" or a.dest.endswith("_host")]
         for action in hosts:
             servers[(*path, action.option_strings[0])] = action.default

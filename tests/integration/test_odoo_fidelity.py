@@ -147,6 +147,20 @@ async def test_the_fields_the_product_relies_on(
     await same(both, described)
 
 
+async def test_which_partner_fields_can_be_written(both: tuple[OdooClient, OdooClient]) -> None:
+    """`sandbox change odoo partner` refuses a field fields_get calls read-only (Odoo
+    would take it and drop it): computed ones are, unless written through an inverse
+    (company_type sets is_company)."""
+
+    async def read_only(client: OdooClient) -> dict[str, bool]:
+        fields = await client.call("res.partner", "fields_get", attributes=["readonly"])
+        names = (*PARTNER_FIELDS, "complete_name")
+        return {name: fields[name]["readonly"] for name in names if name in fields}
+
+    said = await same(both, read_only)
+    assert said["display_name"] and not said["company_type"] and not said["city"]
+
+
 async def test_the_fault_texts_the_product_reads(both: tuple[OdooClient, OdooClient]) -> None:
     for call in (
         lambda c: c.write("res.partner", [999_999], {"name": "x"}),

@@ -29,18 +29,15 @@ PHONES = ListOf(Nested({"phone": Text(30, required=True), "type": Choice(PHONE_T
 EMAILS = ListOf(
     Nested({"email": Email(254, required=True), "type": Choice(EMAIL_TYPES, default=1)})
 )
-ADDRESSES = ListOf(
-    Nested(
-        {
-            "street": Text(255),
-            "city": Text(100),
-            "state": Text(100),
-            "country": Text(100),
-            "postal_code": Text(20),
-            "type": Choice(ADDRESS_TYPES, default=1),
-        }
-    )
-)
+# The parts of an address, by Clientify's names; `type` says whose (Work, Home...).
+ADDRESS_PARTS: dict[str, Field] = {
+    "street": Text(255),
+    "city": Text(100),
+    "state": Text(100),
+    "country": Text(100),
+    "postal_code": Text(20),
+}
+ADDRESSES = ListOf(Nested({**ADDRESS_PARTS, "type": Choice(ADDRESS_TYPES, default=1)}))
 WEBSITES = ListOf(Nested({"website": Text(255, required=True), "type": Integer(default=1)}))
 TAGS = ListOf(Text(50))
 CUSTOM_FIELDS = ListOf(Nested({"field": Text(100, required=True), "value": Text(1000)}))

@@ -39,6 +39,9 @@ class Field:
     store: bool = True
     searchable: bool | None = None  # defaults to `store`
     compute: Compute | None = None  # non-stored (or derived stored) value
+    # A computed field with an inverse method: writable, the model's `prepare` turns
+    # its value into the stored fields it is computed from.
+    settable: bool = False
     delegate: str | None = None  # stored on the record this many2one points to
     translate: bool = False  # the value read depends on the context's lang
     size: int | None = None  # a Char column's length: values are cut to it
@@ -66,7 +69,8 @@ class Field:
             "type": self.type,
             "string": self.string,
             "required": self.required,
-            "readonly": self.readonly or (self.compute is not None and not self.store),
+            "readonly": self.readonly
+            or (self.compute is not None and not self.store and not self.settable),
             "store": self.store,
             "searchable": self.can_search,
             "sortable": self.can_sort,

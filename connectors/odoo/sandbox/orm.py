@@ -85,7 +85,9 @@ class Model:
         self.fields: dict[str, Field] = {}
         for declared in (
             Field("id", "integer", "ID", readonly=True),
-            Field("display_name", "char", "Display Name", store=False, searchable=True),
+            Field(
+                "display_name", "char", "Display Name", store=False, searchable=True, readonly=True
+            ),
             Field("create_date", "datetime", "Created on", readonly=True),
             Field("write_date", "datetime", "Last Updated on", readonly=True),
             Field("create_uid", "many2one", "Created by", relation="res.users", readonly=True),

@@ -42,7 +42,7 @@ class Partner(Model):
         fields = [
             Field(
                 "display_name", "char", "Display Name",
-                store=profile.display_name_stored, searchable=True,
+                store=profile.display_name_stored, searchable=True, readonly=True,
             ),
             Field("name", "char", "Name"),
             Field("ref", "char", "Reference"),
@@ -51,7 +51,7 @@ class Partner(Model):
             Field(
                 "company_type", "selection", "Company Type",
                 selection=(("person", "Individual"), ("company", "Company")),
-                store=False, compute=_company_type,
+                store=False, compute=_company_type, settable=True,
             ),
             Field("parent_id", "many2one", "Related Company", relation="res.partner"),
             Field(
@@ -91,7 +91,11 @@ class Partner(Model):
             Field("active", "boolean", "Active"),
         ]  # fmt: skip
         if not profile.display_name_stored:
-            fields.append(Field("complete_name", "char", "Complete Name", compute=_complete_name))
+            fields.append(
+                Field(
+                    "complete_name", "char", "Complete Name", compute=_complete_name, readonly=True
+                )
+            )
         if profile.partner_has_mobile_and_title:
             fields.append(Field("mobile", "char", "Mobile"))
             fields.append(Field("title", "many2one", "Title", relation="res.partner.title"))
