@@ -70,7 +70,8 @@ async def _run(plan: StackPlan, bootstrap: str, context: Context, args: argparse
                     await _wait_ready(plan.sandboxes[spec.name], spec.name, supervisor)
         context.console.print(
             f"[green]healthy[/green]: {len(plan.services)} services running; logs in "
-            f"{supervisor.log_dir}"
+            f"{supervisor.log_dir}\nThe report: clientify-odoo report --db {plan.report_db}",
+            highlight=False,
         )
         _how_to_change(plan, args, context)
         await _watch(bootstrap, plan, supervisor, counts, context, args.refresh, stop)
