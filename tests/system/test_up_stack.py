@@ -23,9 +23,11 @@ from clientify_odoo.stack.broker import LocalBroker, free_port_pair
 from clientify_odoo.stack.plan import STACK_ENV, read_env_file, reporting_db
 from connectors.clientify import ClientifyClient
 from connectors.odoo.client import OdooClient, OdooConfig
+from schemas.envelope import DeadLetter
 from schemas.keys import normalise_tax_id
+from schemas.topics import DEAD_LETTERS, RESULTS, Topics
 from tests.support.project import REPO
-from tests.support.stack_fixtures import eventually
+from tests.support.stack_fixtures import eventually, topic_messages
 
 pytestmark = pytest.mark.broker
 
@@ -125,9 +127,10 @@ async def test_up_runs_everything_on_the_sandboxes_both_ways_and_stops_on_ctrl_c
     }  # fmt: skip
     for name in ("ODOO_URL", "CLIENTIFY_API_KEY", "WEBHOOK_SECRET"):
         env.pop(name, None)
+    # The default seed, as `./dev up` runs it: every seeded record must sync.
     argv = [
         sys.executable, "-m", "clientify_odoo", "up", "--stack-dir", str(stack_dir),
-        "--seed", "3", "--poll-interval", "1", "--refresh", "1",
+        "--poll-interval", "1", "--refresh", "1",
         "--odoo-port", str(free_port_pair()), "--clientify-port", str(free_port_pair()),
         "--webhook-port", str(free_port_pair()), "--no-metrics",
     ]  # fmt: skip
@@ -138,19 +141,26 @@ async def test_up_runs_everything_on_the_sandboxes_both_ways_and_stops_on_ctrl_c
         assert (stack_dir / STACK_ENV).stat().st_mode & 0o777 == 0o600
         sandboxes = Sandboxes(stack_env)
 
-        # The seeds flow both ways: Odoo companies become Clientify companies, Clientify
-        # contacts become Odoo partners.
+        # Every seed flows, both ways: Odoo partners become Clientify contacts (companies
+        # Clientify companies too), Clientify contacts and companies become Odoo partners.
         odoo_seeded = await sandboxes.odoo_partners()
-        clientify_seeded = await sandboxes.clientify_records("contacts")
-        company_ref = next(k for k, p in odoo_seeded.items() if p["is_company"])
-        person_tax_id = next(k for k in clientify_seeded if k not in odoo_seeded)
+        clientify_contacts = await sandboxes.clientify_records("contacts")
+        clientify_seeded = clientify_contacts | await sandboxes.clientify_records("companies")
+        odoo_companies = {k for k, p in odoo_seeded.items() if p["is_company"]}
+        company_ref = min(odoo_companies)
+        person_tax_id = next(k for k in clientify_contacts if k not in odoo_seeded)
 
         async def seeds_arrived() -> bool:
             companies = await sandboxes.clientify_records("companies")
+            contacts = await sandboxes.clientify_records("contacts")
             partners = await sandboxes.odoo_partners()
-            return company_ref in companies and person_tax_id in partners
+            return (
+                odoo_companies <= companies.keys()
+                and odoo_seeded.keys() <= contacts.keys()
+                and clientify_seeded.keys() <= partners.keys()
+            )
 
-        await eventually(seeds_arrived, None, "the seeded records on the other side", within=90)
+        await eventually(seeds_arrived, None, "every seeded record on the other side", within=90)
 
         # A change in each sandbox, made as a user would, reaches the other side.
         change(stack_dir, "odoo", "partner", odoo_seeded[company_ref]["ref"], "city=Sevilla")
@@ -199,6 +209,16 @@ async def test_up_runs_everything_on_the_sandboxes_both_ways_and_stops_on_ctrl_c
     assert process.returncode == 0, rest
     assert "All services stopped" in rest
     assert not [pid for pid in services.values() if alive(pid)]
+    # Every seeded record was applied (the README shows 0 dead letters): the writers'
+    # results are there to read, and nothing went to the dead letters.
+    topics = Topics(topic_prefix)
+    assert await topic_messages(kafka_bootstrap, topics[RESULTS])
+    dead = await topic_messages(kafka_bootstrap, topics[DEAD_LETTERS])
+    assert not dead, [
+        f"{d.command.entity} {d.command.business_key}: {d.reason}"
+        for d in dead
+        if isinstance(d, DeadLetter)
+    ]
     # All of the stack's state is in its stack dir: nothing in the home or the cwd.
     assert not [*home.rglob("*"), *cwd.iterdir()]
 
