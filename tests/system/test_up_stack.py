@@ -219,6 +219,16 @@ async def test_up_runs_everything_on_the_sandboxes_both_ways_and_stops_on_ctrl_c
         for d in dead
         if isinstance(d, DeadLetter)
     ]
+    # The topics were fresh, yet no client library error was printed while their
+    # leaders were elected: not by `up`, not in any service's log.
+    logs = [path.read_text() for path in (stack_dir / "logs").iterdir()]
+    library_errors = [
+        line
+        for text in (*started, *logs)
+        for line in text.splitlines()
+        if "ERROR" in line and "aiokafka" in line
+    ]
+    assert not library_errors, library_errors
     # All of the stack's state is in its stack dir: nothing in the home or the cwd.
     assert not [*home.rglob("*"), *cwd.iterdir()]
 
