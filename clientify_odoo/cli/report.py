@@ -6,14 +6,12 @@ import argparse
 import asyncio
 import csv
 import json
-import re
 import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
 
 from aiokafka.errors import KafkaError
-from platformdirs import user_data_dir
 from rich.console import Console
 from rich.progress import (
     Progress,
@@ -29,6 +27,7 @@ from clientify_odoo.cli.options import (
 )
 from clientify_odoo.cli.progress import progress_bar
 from clientify_odoo.cli.service import kafka_quiet, stop_on_signals
+from clientify_odoo.stack.plan import DEFAULT_STACK_DIR, reporting_db
 from connectors.kafka.admin import reachable
 from consumers.base.sink import SinkConfig, SinkConsumer, SinkError, Store, open_read_only
 from consumers.reporting.sink import ReportingSink
@@ -37,15 +36,11 @@ from consumers.reporting.tables import TABLE_NAMES, TABLES, Table, freshness, re
 MONEY_COLUMNS = {"untaxed", "total", "amount"}
 
 
-def default_db(prefix: str) -> Path:
-    """One database per topic prefix: several syncs on one cluster keep apart."""
-    suffix = re.sub(r"[^A-Za-z0-9_-]+", "-", prefix).strip("-")
-    name = f"reporting-{suffix}.sqlite3" if suffix else "reporting.sqlite3"
-    return Path(user_data_dir("clientify-odoo")) / name
-
-
 def _db(args: argparse.Namespace, context: Context) -> Path:
-    return Path(args.db) if args.db else default_db(context.settings.topic_prefix)
+    if args.db:
+        return Path(args.db)
+    # The database `up`'s reporter keeps, as the worker's default --data-dir is `up`'s.
+    return reporting_db(DEFAULT_STACK_DIR, context.settings.topic_prefix)
 
 
 # ------------------------------------------------------------------ reading the topics
@@ -215,8 +210,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--db",
         type=Path,
         default=None,
-        help="the report database (default: reporting.sqlite3 in the user data dir, one "
-        "per TOPIC_PREFIX)",
+        help="the report database (default: the one `up` keeps, reporting.sqlite3 in "
+        f"{DEFAULT_STACK_DIR}, one per TOPIC_PREFIX)",
     )
     add_bootstrap_argument(parser)
 

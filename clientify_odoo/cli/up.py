@@ -33,7 +33,7 @@ from clientify_odoo.stack.plan import (
     plan_stack,
 )
 from clientify_odoo.stack.supervisor import Supervisor
-from clientify_odoo.stack.view import render
+from clientify_odoo.stack.view import StackView
 from clientify_odoo.status.flow_counts import FlowCounts, follow
 from clientify_odoo.status.kafka_state import inspect_kafka
 
@@ -70,7 +70,8 @@ async def _run(plan: StackPlan, bootstrap: str, context: Context, args: argparse
                     await _wait_ready(plan.sandboxes[spec.name], spec.name, supervisor)
         context.console.print(
             f"[green]healthy[/green]: {len(plan.services)} services running; logs in "
-            f"{supervisor.log_dir}"
+            f"{supervisor.log_dir}\nThe report: clientify-odoo report --db {plan.report_db}",
+            highlight=False,
         )
         _how_to_change(plan, args, context)
         await _watch(bootstrap, plan, supervisor, counts, context, args.refresh, stop)
@@ -120,7 +121,7 @@ async def _watch(
                 if kafka.reachable:
                     lag = {group.service: group.total for group in kafka.groups}
             statuses = list(supervisor.status.values())
-            view = render(bootstrap, lag is not None, lag, counts, statuses, started)
+            view = StackView(bootstrap, lag, counts, statuses, started)
             if context.console.is_terminal:
                 live.update(view, refresh=True)
             else:

@@ -11,6 +11,7 @@ and flags as docker-compose.yml, so both ways behave alike.
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,7 @@ class StackOptions:
 class StackPlan:
     services: tuple[ServiceSpec, ...]
     env: dict[str, str]  # settings every service gets
+    report_db: Path  # what `clientify-odoo report --db` reads
     sandboxes: dict[str, str]  # sandbox service name -> URL that answers once it is up
 
     @property
@@ -64,9 +66,17 @@ def read_env_file(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
 
 
+def reporting_db(stack_dir: Path, prefix: str) -> Path:
+    """The reporter's database in `stack_dir`, one per topic prefix: SQLite takes one
+    writer, and two syncs on one cluster must not count into one report."""
+    suffix = re.sub(r"[^A-Za-z0-9_-]+", "-", prefix).strip("-")
+    return stack_dir / (f"reporting-{suffix}.sqlite3" if suffix else "reporting.sqlite3")
+
+
 def plan_stack(settings: Settings, bootstrap: str, options: StackOptions) -> StackPlan:
     """The services to run; writes `stack.env` for the user's own commands."""
     data = options.data_dir
+    report_db = reporting_db(data, settings.topic_prefix)
     before = read_env_file(data / STACK_ENV)
     made = {
         "ODOO_API_KEY": secrets.token_hex(20),
@@ -114,8 +124,9 @@ def plan_stack(settings: Settings, bootstrap: str, options: StackOptions) -> Sta
         ServiceSpec("worker", ["worker", "--data-dir", str(data / "worker"), *off]),
         ServiceSpec("clientify-writer", ["write", "clientify", *off]),
         ServiceSpec("odoo-writer", ["write", "odoo", *off]),
-        # The reporting consumer, in its default database (`clientify-odoo report` reads it).
-        ServiceSpec("reporter", ["reporter"]),
+        # The reporting consumer; its database is in the stack dir like the rest of the
+        # stack's state, so stacks side by side never share it.
+        ServiceSpec("reporter", ["reporter", "--db", str(report_db)]),
         ServiceSpec(
             "odoo-poller", ["poll", "odoo", "--interval", f"{options.poll_interval:g}", *off]
         ),
@@ -125,4 +136,4 @@ def plan_stack(settings: Settings, bootstrap: str, options: StackOptions) -> Sta
     ]
     header = "written by `clientify-odoo up`: the sandboxes' settings"
     write_env_file(data / STACK_ENV, env, replace=True, header=header)
-    return StackPlan(tuple(services), env, sandboxes)
+    return StackPlan(tuple(services), env, report_db, sandboxes)

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -29,7 +30,9 @@ FIRST_BACKOFF = 1.0
 MAX_BACKOFF = 30.0
 HEALTHY_AFTER = 60.0  # a service up this long starts its backoff from scratch
 STOP_GRACE = 30.0  # seconds between SIGTERM and SIGKILL
-ERROR_MARKERS = ("ERROR", "CRITICAL", "Traceback", "error:")
+ERROR_MARKERS = ("ERROR", "CRITICAL", "error:")
+# The time `clientify_odoo.logs` starts each line with: the view has its own clock.
+LOG_TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} +")
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ class Supervisor:
         status, backoff = self.status[name], FIRST_BACKOFF
         while True:
             process = self._processes[name]
-            await self._copy_output(name, process)
+            cause = await self._copy_output(name, process)
             code = await process.wait()
             status.last_exit, status.pid = code, None
             if name in self._stopping:
@@ -110,7 +113,8 @@ class Supervisor:
             backoff = FIRST_BACKOFF if ran >= HEALTHY_AFTER else backoff
             status.state, status.restarts = ServiceState.RESTARTING, status.restarts + 1
             crash = f"exited with code {code} after {ran:.0f}s; restarting in {backoff:.0f}s"
-            status.last_error = f"{crash} ({status.last_error})" if status.last_error else crash
+            # This run's own error only: an earlier crash's text would nest in each new one.
+            status.last_error = f"{crash}: {cause}" if cause else crash
             log.warning("%s %s (log: %s)", name, crash, self.log_path(name))
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
@@ -119,18 +123,29 @@ class Supervisor:
                 return
             await self._spawn(name)
 
-    async def _copy_output(self, name: str, process: asyncio.subprocess.Process) -> None:
-        status = self.status[name]
+    async def _copy_output(self, name: str, process: asyncio.subprocess.Process) -> str | None:
+        """Copy the output to the log until the process ends, showing each error line as
+        the service's last error; returns the last one of this run."""
+        status, error, in_traceback = self.status[name], None, False
         assert process.stdout is not None
         with self.log_path(name).open("ab") as sink:
             async for raw in process.stdout:
                 sink.write(raw)
                 sink.flush()
                 line = raw.decode(errors="replace").rstrip()
-                if line:
-                    status.recent.append(line)
-                    if any(marker in line for marker in ERROR_MARKERS):
-                        status.last_error = line[-200:]
+                if not line:
+                    continue
+                status.recent.append(line)
+                if line.startswith("Traceback"):
+                    in_traceback = True
+                elif in_traceback and not line[0].isspace():
+                    # The first line after a traceback's indented frames names the
+                    # exception: more use than "Traceback (most recent call last):".
+                    in_traceback = False
+                    error = status.last_error = line
+                elif any(marker in line for marker in ERROR_MARKERS):
+                    error = status.last_error = " ".join(LOG_TIME.sub("", line).split())
+        return error
 
     async def stop(self, order: Sequence[str]) -> None:
         """Stop the services, each group of `order` fully before the next."""

@@ -1,16 +1,17 @@
 """The cluster's side of the topic contract, and the questions asked of it.
 
-`ensure_topics` creates the declared topics that are missing and checks the others
-(cleanup policy, partitions), safely at every start-up; `topic_problems` is the same
-check without creating anything (`status`). The rest answers what the product asks
-the cluster: which topics and partitions exist, whether it answers at all, and what a
-consumer group has committed.
+`ensure_topics` creates the declared topics that are missing (returning once each of
+their partitions is served) and checks the others (cleanup policy, partitions), safely
+at every start-up; `topic_problems` is the same check without creating anything
+(`status`). The rest answers what the product asks the cluster: which topics and
+partitions exist, whether it answers at all, and what a consumer group has committed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -18,20 +19,23 @@ from typing import Any
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 from aiokafka.structs import OffsetAndMetadata
 
 from connectors.kafka.clients import admin as admin_client
+from connectors.kafka.clients import consumer
 from schemas.topics import ALL_TOPICS, TopicSpec
 
 log = logging.getLogger(__name__)
 
 TOPIC_ALREADY_EXISTS = 36  # Kafka protocol error code
 COORDINATOR_TRIES = 20  # 0.5 s apart
+SERVED_WITHIN = 30.0  # seconds for every partition of a fresh topic to get a serving leader
 
 
 class TopicConfigError(Exception):
-    """An existing topic differs from its declaration in a way the product cannot fix."""
+    """The declared topics cannot be made ready: an existing one differs from its
+    declaration in a way the product cannot fix, or creating one failed."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,7 @@ async def ensure_topics(
         present = set(await admin.list_topics())
         missing = [spec for name, spec in wanted.items() if name not in present]
         created: list[str] = await _create(admin, missing) if missing else []
+        await _until_served(admin, bootstrap_servers, [wanted[name] for name in created])
         # A topic can exist yet be absent from a stale metadata answer: creating it then
         # says "already exists", and it is checked like the others.
         existing = sorted(name for name in wanted if name not in created)
@@ -85,6 +90,63 @@ async def _create(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> list[st
             raise TopicConfigError(f"could not create topic {name}: error {code}: {message}")
         created.append(name)
     return created
+
+
+async def _until_served(admin: AIOKafkaAdminClient, bootstrap: str, specs: list[TopicSpec]) -> None:
+    """Return once every partition of the fresh topics `specs` is served by its leader.
+
+    A created topic exists at once, but the broker learns of it, and each partition's
+    leader takes it up, a moment later. A client that asks meanwhile retries, yet
+    aiokafka logs "not found in cluster metadata" and NotLeaderForPartition at ERROR,
+    which read as failures. So: wait until the metadata shows a leader for every
+    partition (asked through the admin client, which logs nothing), then ask each
+    leader for its end offsets (retried at DEBUG until it answers).
+    """
+    if not specs:
+        return
+    deadline = time.monotonic() + SERVED_WITHIN
+    while not await _led(admin, specs):
+        if time.monotonic() > deadline:
+            raise _not_served(specs)
+        await asyncio.sleep(0.1)
+    left_ms = max(1, int((deadline - time.monotonic()) * 1000))
+    probe = consumer(bootstrap, request_timeout_ms=left_ms)
+    await probe.start()
+    try:
+        # A request per topic, all at once: the consumer learns of each topic on a
+        # retry 100 ms later, so one request for all would take 100 ms a topic.
+        ends = [
+            probe.end_offsets([TopicPartition(spec.name, n) for n in range(spec.partitions)])
+            for spec in specs
+        ]
+        await asyncio.gather(*ends)
+    except KafkaTimeoutError:
+        raise _not_served(specs) from None
+    finally:
+        await probe.stop()
+
+
+async def _led(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> bool:
+    """True when the metadata shows every partition of `specs` with a leader."""
+    described: Any = await admin.describe_topics([spec.name for spec in specs])
+    leaders = {
+        entry["topic"]: [p["leader"] for p in entry["partitions"]]
+        for entry in described
+        if not entry["error_code"]
+    }
+    return all(
+        len(leaders.get(spec.name, ())) == spec.partitions
+        and all(leader >= 0 for leader in leaders[spec.name])
+        for spec in specs
+    )
+
+
+def _not_served(specs: list[TopicSpec]) -> TopicConfigError:
+    return TopicConfigError(
+        f"created topics {', '.join(spec.name for spec in specs)}, but not every partition "
+        f"had a leader serving it within {SERVED_WITHIN:.0f}s: is the broker healthy? "
+        "(`clientify-odoo kafka status`, and the broker's log)"
+    )
 
 
 async def topic_problems(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> list[str]:

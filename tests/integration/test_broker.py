@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import subprocess
@@ -22,6 +23,7 @@ from clientify_odoo.stack.broker import (
     free_port_pair,
 )
 from connectors.kafka.admin import TopicConfigError, _topic_configs, ensure_topics
+from connectors.kafka.clients import consumer
 from connectors.kafka.publisher import Outgoing, Publisher
 from schemas import Fact, System, decode
 from schemas.topics import Cleanup, Topics, TopicSpec
@@ -101,6 +103,26 @@ async def test_topics_are_created_once_and_a_second_start_changes_nothing(
     }
     assert all(configs_before[name]["cleanup.policy"] == "compact" for name in compacted)
     assert configs_before[topic_prefix + "odoo.partner"]["cleanup.policy"] == "delete"
+
+
+async def test_fresh_topics_are_served_when_ensure_topics_returns(
+    kafka_bootstrap: str, topic_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Creating the topics, then what `up` does next (a consumer reads every fresh
+    topic from its end), logs no error: had a partition no leader serving it yet,
+    aiokafka would log NotLeaderForPartition at ERROR, read by a newcomer as a failure."""
+    specs = Topics(topic_prefix).declared(3)
+    reader = consumer(kafka_bootstrap, *(spec.name for spec in specs), auto_offset_reset="latest")
+    with caplog.at_level(logging.WARNING, logger="aiokafka"):
+        await ensure_topics(kafka_bootstrap, specs)
+        await reader.start()
+        try:
+            await reader.getmany(timeout_ms=3000)
+            positions = [await reader.position(tp) for tp in reader.assignment()]
+        finally:
+            await reader.stop()
+    assert len(positions) == sum(spec.partitions for spec in specs)
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def _describe(bootstrap: str, specs: tuple[TopicSpec, ...]) -> dict[str, dict[str, str]]:

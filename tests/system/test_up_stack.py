@@ -1,10 +1,12 @@
 """`clientify-odoo up` (what `./dev up` runs) brings the whole product up on the seeded
 sandboxes: it starts the local broker when no cluster is configured, records flow both
 ways, a change made in each sandbox reaches the other side, a crashed service is
-restarted and shown, and Ctrl-C stops everything cleanly, the broker last."""
+restarted and shown, the stack keeps all of its state in its stack dir, and Ctrl-C stops
+everything cleanly, the broker last."""
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
@@ -18,12 +20,14 @@ from typing import Any
 import pytest
 
 from clientify_odoo.stack.broker import LocalBroker, free_port_pair
-from clientify_odoo.stack.plan import STACK_ENV, read_env_file
+from clientify_odoo.stack.plan import STACK_ENV, read_env_file, reporting_db
 from connectors.clientify import ClientifyClient
 from connectors.odoo.client import OdooClient, OdooConfig
+from schemas.envelope import DeadLetter
 from schemas.keys import normalise_tax_id
+from schemas.topics import DEAD_LETTERS, RESULTS, Topics
 from tests.support.project import REPO
-from tests.support.stack_fixtures import eventually
+from tests.support.stack_fixtures import eventually, topic_messages
 
 pytestmark = pytest.mark.broker
 
@@ -71,6 +75,17 @@ def change(stack_dir: Path, *argv: str) -> None:
     assert "Changed" in done.stdout
 
 
+def report(db: Path) -> dict[str, list[dict[str, Any]]]:
+    """The report in `db`, as `clientify-odoo report --db <db>` prints it for tools."""
+    done = subprocess.run(
+        [sys.executable, "-m", "clientify_odoo", "report", "--db", str(db), "--format", "json"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    tables: dict[str, list[dict[str, Any]]] = json.loads(done.stdout)
+    return tables
+
+
 def children_of(pid: int) -> dict[str, int]:
     """The `clientify-odoo` services running under `pid`, by sub-command."""
     found = subprocess.run(["pgrep", "-a", "-P", str(pid)], capture_output=True, text=True)
@@ -100,38 +115,52 @@ async def test_up_runs_everything_on_the_sandboxes_both_ways_and_stops_on_ctrl_c
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
     stack_dir = tmp_path / "stack"
+    # A home and a working directory of its own: whatever the stack writes outside its
+    # stack dir lands there, where a second stack would meet it.
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir()
+    cwd.mkdir()
     env = {
-        **os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "TOPIC_PREFIX": topic_prefix,
+        **{k: v for k, v in os.environ.items() if not k.startswith("XDG_")}, "HOME": str(home),
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "TOPIC_PREFIX": topic_prefix,
         "COLUMNS": "240",
     }  # fmt: skip
     for name in ("ODOO_URL", "CLIENTIFY_API_KEY", "WEBHOOK_SECRET"):
         env.pop(name, None)
+    # The default seed, as `./dev up` runs it: every seeded record must sync.
     argv = [
         sys.executable, "-m", "clientify_odoo", "up", "--stack-dir", str(stack_dir),
-        "--seed", "3", "--poll-interval", "1", "--refresh", "1",
+        "--poll-interval", "1", "--refresh", "1",
         "--odoo-port", str(free_port_pair()), "--clientify-port", str(free_port_pair()),
         "--webhook-port", str(free_port_pair()), "--no-metrics",
     ]  # fmt: skip
-    process = run_up(argv, env)
+    process = run_up(argv, env, cwd)
     try:
-        wait_for_line(process, "healthy", within=120)
+        started = wait_for_line(process, "The report:", within=120)
         stack_env = read_env_file(stack_dir / STACK_ENV)
         assert (stack_dir / STACK_ENV).stat().st_mode & 0o777 == 0o600
         sandboxes = Sandboxes(stack_env)
 
-        # The seeds flow both ways: Odoo companies become Clientify companies, Clientify
-        # contacts become Odoo partners.
+        # Every seed flows, both ways: Odoo partners become Clientify contacts (companies
+        # Clientify companies too), Clientify contacts and companies become Odoo partners.
         odoo_seeded = await sandboxes.odoo_partners()
-        clientify_seeded = await sandboxes.clientify_records("contacts")
-        company_ref = next(k for k, p in odoo_seeded.items() if p["is_company"])
-        person_tax_id = next(k for k in clientify_seeded if k not in odoo_seeded)
+        clientify_contacts = await sandboxes.clientify_records("contacts")
+        clientify_seeded = clientify_contacts | await sandboxes.clientify_records("companies")
+        odoo_companies = {k for k, p in odoo_seeded.items() if p["is_company"]}
+        company_ref = min(odoo_companies)
+        person_tax_id = next(k for k in clientify_contacts if k not in odoo_seeded)
 
         async def seeds_arrived() -> bool:
             companies = await sandboxes.clientify_records("companies")
+            contacts = await sandboxes.clientify_records("contacts")
             partners = await sandboxes.odoo_partners()
-            return company_ref in companies and person_tax_id in partners
+            return (
+                odoo_companies <= companies.keys()
+                and odoo_seeded.keys() <= contacts.keys()
+                and clientify_seeded.keys() <= partners.keys()
+            )
 
-        await eventually(seeds_arrived, None, "the seeded records on the other side", within=90)
+        await eventually(seeds_arrived, None, "every seeded record on the other side", within=90)
 
         # A change in each sandbox, made as a user would, reaches the other side.
         change(stack_dir, "odoo", "partner", odoo_seeded[company_ref]["ref"], "city=Sevilla")
@@ -144,6 +173,15 @@ async def test_up_runs_everything_on_the_sandboxes_both_ways_and_stops_on_ctrl_c
             return city == "Sevilla" and partner["name"].startswith("Anabel")
 
         await eventually(changes_arrived, None, "both changes on the other side", within=90)
+
+        # The reporter counts into the database in the stack dir, the one `up` names.
+        report_db = reporting_db(stack_dir, topic_prefix)
+        assert f"report --db {report_db}" in "".join(started)
+
+        async def reported() -> bool:
+            return sum(int(day["writes"]) for day in report(report_db)["health"]) > 0
+
+        await eventually(reported, None, f"writes counted in {report_db}", within=60)
 
         # No secret on a command line, where every user of the machine can read it.
         services = children_of(process.pid)
@@ -171,6 +209,28 @@ async def test_up_runs_everything_on_the_sandboxes_both_ways_and_stops_on_ctrl_c
     assert process.returncode == 0, rest
     assert "All services stopped" in rest
     assert not [pid for pid in services.values() if alive(pid)]
+    # Every seeded record was applied (the README shows 0 dead letters): the writers'
+    # results are there to read, and nothing went to the dead letters.
+    topics = Topics(topic_prefix)
+    assert await topic_messages(kafka_bootstrap, topics[RESULTS])
+    dead = await topic_messages(kafka_bootstrap, topics[DEAD_LETTERS])
+    assert not dead, [
+        f"{d.command.entity} {d.command.business_key}: {d.reason}"
+        for d in dead
+        if isinstance(d, DeadLetter)
+    ]
+    # The topics were fresh, yet no client library error was printed while their
+    # leaders were elected: not by `up`, not in any service's log.
+    logs = [path.read_text() for path in (stack_dir / "logs").iterdir()]
+    library_errors = [
+        line
+        for text in (*started, *logs)
+        for line in text.splitlines()
+        if "ERROR" in line and "aiokafka" in line
+    ]
+    assert not library_errors, library_errors
+    # All of the stack's state is in its stack dir: nothing in the home or the cwd.
+    assert not [*home.rglob("*"), *cwd.iterdir()]
 
 
 def wait_for_line(process: subprocess.Popen[str], text: str, within: float) -> list[str]:
@@ -220,9 +280,9 @@ def rest_of_output(process: subprocess.Popen[str], within: float) -> str:
     return "".join(out)
 
 
-def run_up(argv: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+def run_up(argv: list[str], env: dict[str, str], cwd: Path = REPO) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        argv, cwd=REPO, env=env, text=True, stdout=subprocess.PIPE,
+        argv, cwd=cwd, env=env, text=True, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
 
