@@ -241,6 +241,9 @@ class Json2(Transport):
         status, reply, _type = await self.http.request(
             "POST", path, data=json.dumps(body).encode(), headers=self._headers()
         )
+        if status == 404 and b"No database is selected" in reply:
+            # Odoo's HTML page for a database it does not have (X-Odoo-Database).
+            raise OdooFault(f"the database {self.http.endpoint.db!r} does not exist")
         try:
             answer = json.loads(reply) if reply else None
         except ValueError as exc:

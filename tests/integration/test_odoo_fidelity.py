@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import pytest
 
 from connectors.odoo import OdooClient, OdooError
@@ -215,3 +216,16 @@ async def test_an_order_line_needs_a_product(both: tuple[OdooClient, OdooClient]
 
     said = await same(both, order)
     assert said[0] == "error", said
+
+
+async def test_json2_on_a_database_the_server_does_not_have() -> None:
+    """Odoo 19 answers with its HTML 404 page before it looks at the route or the key."""
+    answers = []
+    for name in ("sandbox-19", "real-19"):
+        async with odoo_peer(name) as peer, aiohttp.ClientSession() as http:
+            headers = {"Authorization": f"bearer {peer.api_key}", "X-Odoo-Database": "nope"}
+            url = f"{peer.url}/json/2/res.users/context_get"
+            async with http.post(url, json={}, headers=headers) as reply:
+                answers.append((reply.status, reply.content_type, await reply.text()))
+    assert answers[0] == answers[1]
+    assert answers[1][:2] == (404, "text/html") and "No database is selected" in answers[1][2]

@@ -18,7 +18,6 @@ from connectors.odoo.sandbox.database import BadArguments, Database, UnknownMeth
 from connectors.odoo.sandbox.errors import (
     AccessDenied,
     AccessError,
-    DatabaseNotFound,
     OdooServerError,
     error_name,
     fault_code,
@@ -188,10 +187,26 @@ def _json2_error(status: int, exc: BaseException, name: str | None = None) -> we
     return web.json_response(body, status=status)
 
 
+# What Odoo 19 answers for a database it does not have, before any route or key is
+# looked at: its HTML 404 page.
+NO_DATABASE_PAGE = """<!DOCTYPE html>
+<title>404 Not Found</title>
+<h1>Not Found</h1>
+<p>No database is selected and the requested URL was not found in the server-wide \
+controllers.</p>
+<p>Please verify the hostname, <a href=/web/login>login</a> and try again.</p>
+
+<!-- Alternatively, use the X-Odoo-Database header. -->
+"""
+
+
 def json2_handler(database: Database) -> Any:
     async def handle(request: web.Request) -> web.Response:
         model = request.match_info["model"]
         method = request.match_info["method"]
+        db = request.headers.get("X-Odoo-Database")
+        if db is not None and db != database.credentials.db:
+            return web.Response(status=404, text=NO_DATABASE_PAGE, content_type="text/html")
         authorization = request.headers.get("Authorization", "")
         scheme, _space, key = authorization.partition(" ")
         if scheme.lower() != "bearer" or not key:
@@ -205,9 +220,6 @@ def json2_handler(database: Database) -> Any:
             return _json2_error(
                 401, AccessDenied("Invalid apikey"), "werkzeug.exceptions.Unauthorized"
             )
-        db = request.headers.get("X-Odoo-Database")
-        if db is not None and db != database.credentials.db:
-            return _json2_error(404, DatabaseNotFound(db), "werkzeug.exceptions.NotFound")
         if method.startswith("_"):
             refusal = database.profile.private_method_refusal(model, method)
             return _json2_error(403, AccessError(refusal))
