@@ -4,6 +4,7 @@ below; `options` and `service` hold what they share."""
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import io
 import logging
 import sys
@@ -83,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument(
+        "--version", action="version",
+        version=f"%(prog)s {importlib.metadata.version('clientify-odoo')}",
+    )  # fmt: skip
     subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True)
     for group in COMMAND_GROUPS:
         group.register(subparsers)
