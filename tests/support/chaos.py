@@ -69,7 +69,7 @@ class Changes:
             return nif(n), {"name": f"Empresa {n} SL", "phone": f"+34 91{n:07d}", "city": "Madrid"}
         if kind == "product":
             return f"SKU-{n:05d}", {"name": f"Producto {n}", "list_price": float(n % 97 + 1)}
-        return person_nif(n), {"name": f"Persona {n}", "phone": f"+34 6{n:08d}"}
+        return person_nif(n), {"first_name": f"Persona {n}", "phone": f"+34 6{n:08d}"}
 
     @staticmethod
     def _update(kind: str, n: int) -> dict[str, Any]:
@@ -77,7 +77,7 @@ class Changes:
             return {"city": f"Ciudad {n}", "phone": f"+34 93{n:07d}"}
         if kind == "product":
             return {"list_price": float(n % 89 + 2)}
-        return {"name": f"Persona cambiada {n}"}
+        return {"first_name": f"Persona cambiada {n}"}
 
 
 async def _persist(
@@ -278,8 +278,8 @@ async def differences(stack: SyncStack, changes: Changes) -> list[str]:
     refs = _group(partners, "ref")
     for key, want in changes.contacts.items():
         found = refs.get(key, [])
-        if len(found) != 1 or found[0]["name"] != want["name"]:
-            problems.append(f"partner {key}: {[p['name'] for p in found]} != {want['name']}")
+        if len(found) != 1 or found[0]["name"] != want["first_name"]:
+            problems.append(f"partner {key}: {[p['name'] for p in found]} != {want['first_name']}")
     return problems
 
 
