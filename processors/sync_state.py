@@ -226,6 +226,11 @@ def _decide_edit(
     """An edit of `name` on `source`: the latest edit of a field wins everywhere."""
     target = _other(source)
     winner, winner_time = state.base.get(name, MISSING), state.base_times.get(name, "")
+    if value is None and winner is MISSING:
+        # Empty where no side has had a value yet: nothing to tell the other side, whose
+        # record may hold a value not seen yet (an empty must not erase it), or lack the
+        # field altogether (Odoo 19's `mobile`).
+        return
     if winner is not MISSING and when < winner_time:
         # A later edit already won: this one loses, and `source` gets the winner back
         # unless it is already on its way there.

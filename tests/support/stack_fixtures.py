@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
+import pytest
 from aiokafka import AIOKafkaConsumer
 
 from clientify_odoo.stack.broker import free_port_pair
@@ -25,7 +26,7 @@ from connectors.clientify import ClientifyClient
 from connectors.odoo.client import OdooClient, OdooConfig
 from schemas import AnyEnvelope, decode
 from tests.support.project import REPO
-from tests.support.real_odoo import RealOdoo
+from tests.support.real_odoo import REAL_VERSIONS, RealOdoo, real_odoo
 
 ODOO_KEY = secrets.token_hex(20)
 
@@ -233,16 +234,34 @@ async def topic_messages(bootstrap: str, topic: str, settle: float = 1.0) -> lis
         await consumer.stop()
 
 
-ACME_KEY = "B12345678"  # the tax id of the company `create_acme` makes
+# The Odoos a whole stack runs against: (sandbox or real, version, sandbox modules).
+OdooTarget = tuple[str, int, str]
+ODOO_TARGETS = [
+    pytest.param(("sandbox", 17, "account,sale_stock"), id="sandbox-17"),
+    pytest.param(("sandbox", 19, "account"), id="sandbox-19"),
+    *(pytest.param(("real", v, ""), id=f"real-{v}") for v in REAL_VERSIONS),
+]
 
 
-async def create_acme(stack: SyncStack) -> int:
+def stack_for(target: OdooTarget, bootstrap: str, prefix: str, tmp: Path) -> SyncStack:
+    """A stack on that Odoo (a real one is started if it is not running: call it in a
+    thread)."""
+    kind, version, modules = target
+    if kind == "real":
+        return SyncStack(bootstrap, prefix, tmp, real_odoo=real_odoo(version))
+    return SyncStack(bootstrap, prefix, tmp, odoo_profile=version, odoo_modules=modules)
+
+
+ACME_KEY = "B12345678"  # the tax id of the company `create_acme` makes by default
+
+
+async def create_acme(stack: SyncStack, key: str = "B-12.345.678") -> int:
     async with stack.odoo() as odoo:
         [spain] = await odoo.search("res.country", [("code", "=", "ES")])
         partner_id: int = await odoo.create(
             "res.partner",
             {
-                "name": "Acme Soluciones", "ref": "B-12.345.678", "is_company": True,
+                "name": "Acme Soluciones", "ref": key, "is_company": True,
                 "phone": "+34 911 111 111", "street": "Calle Mayor 1", "city": "Madrid",
                 "zip": "28001", "country_id": spain,
             },
@@ -250,7 +269,7 @@ async def create_acme(stack: SyncStack) -> int:
         return partner_id
 
 
-async def clientify_company(stack: SyncStack) -> dict[str, Any] | None:
+async def clientify_company(stack: SyncStack, key: str = ACME_KEY) -> dict[str, Any] | None:
     async with stack.clientify() as clientify:
-        found = await clientify.find_by_tax_id(clientify.companies, ACME_KEY)
+        found = await clientify.find_by_tax_id(clientify.companies, key)
         return found[0] if len(found) == 1 else None

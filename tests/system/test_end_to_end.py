@@ -1,22 +1,28 @@
-"""End to end, every service running as in production: a change made in one sandbox
-reaches the other once, and the sync's own write coming back is dropped (the loop test);
-concurrent edits of both sides. Every flow field by field is in test_flows.py.
+"""End to end, every service running as in production: a change made on one side
+reaches the other once, and the sync's own write coming back is dropped (the loop test,
+on the sandbox and on real Odoo 16-19); concurrent edits of both sides. Every flow field
+by field is in test_flows.py.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from connectors.spanish_tax_ids import cif
 from schemas import Command
 from tests.support.stack_fixtures import (
+    ODOO_TARGETS,
+    OdooTarget,
     SyncStack,
     clientify_company,
     create_acme,
     eventually,
+    stack_for,
     topic_messages,
 )
 
@@ -25,39 +31,47 @@ KEY = "B12345678"
 FIELDS = ["name", "phone", "street", "city", "zip", "country_id", "x_clientify_status"]
 
 
-async def commands_for(stack: SyncStack, target: str) -> list[Command]:
-    """The commands for KEY in the order they were issued (the topic's partitions hold
+async def commands_for(stack: SyncStack, target: str, key: str = KEY) -> list[Command]:
+    """The commands for `key` in the order they were issued (the topic's partitions hold
     the company and the contact separately, so reading order is not issue order)."""
     messages = await topic_messages(stack.bootstrap, f"{stack.prefix}sync.commands.{target}")
-    ours = [m for m in messages if isinstance(m, Command) and m.business_key == KEY]
+    ours = [m for m in messages if isinstance(m, Command) and m.business_key == key]
     return sorted(ours, key=lambda command: command.issued_at)
 
 
+@pytest.mark.parametrize("target", ODOO_TARGETS)
 async def test_changes_cross_once_both_ways_and_echoes_stop(
-    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+    target: OdooTarget, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    stack = SyncStack(kafka_bootstrap, topic_prefix, tmp_path)
+    stack = await asyncio.to_thread(stack_for, target, kafka_bootstrap, topic_prefix, tmp_path)
+    # A real server's database outlives the test: a key of its own.
+    key = cif("B", random.randrange(10**7))
     await stack.up()
     try:
-        partner_id = await create_acme(stack)
+        partner_id = await create_acme(stack, key)
         async with stack.odoo() as odoo:
             [before] = await odoo.read("res.partner", [partner_id], FIELDS)
 
+        async def commands(target: str) -> list[Command]:
+            return await commands_for(stack, target, key)
+
         # Odoo -> Clientify: the company and its contact are created, once.
-        company = await eventually(lambda: clientify_company(stack), stack, "company created")
+        company = await eventually(
+            lambda: clientify_company(stack, key), stack, "company created", within=180
+        )
         assert company["business_name"] == "Acme Soluciones"
         assert company["name"] == "Acme Soluciones"
         await asyncio.sleep(6)  # the webhooks of those saves come back meanwhile
-        to_clientify = await commands_for(stack, "clientify")
+        to_clientify = await commands("clientify")
         assert sorted(c.entity for c in to_clientify) == ["company", "contact"], stack.logs()
         # What came back to Odoo is only what Clientify owns: the status it gave the new
         # contact ("estado en Clientify"); none of the fields the sync wrote there.
-        back = await commands_for(stack, "odoo")
+        back = await commands("odoo")
         assert [(c.entity, c.fields) for c in back] == [
             ("contact", {"clientify_status": "cold-lead"})
         ], stack.logs()
         async with stack.clientify() as clientify:
-            assert len(await clientify.find_by_tax_id(clientify.contacts, KEY)) == 1
+            assert len(await clientify.find_by_tax_id(clientify.contacts, key)) == 1
 
         async def status_landed() -> dict[str, Any] | None:
             async with stack.odoo() as odoo:
@@ -67,8 +81,8 @@ async def test_changes_cross_once_both_ways_and_echoes_stop(
         after = await eventually(status_landed, stack, "status written to Odoo")
         assert {f: after[f] for f in FIELDS[:-1]} == {f: before[f] for f in FIELDS[:-1]}
         await asyncio.sleep(4)  # the poller sees that write; it must go no further
-        assert len(await commands_for(stack, "clientify")) == 2
-        assert len(await commands_for(stack, "odoo")) == 1
+        assert len(await commands("clientify")) == 2
+        assert len(await commands("odoo")) == 1
 
         # Clientify -> Odoo: a rename arrives by webhook, and its echo stops too.
         async with stack.clientify() as clientify:
@@ -81,17 +95,17 @@ async def test_changes_cross_once_both_ways_and_echoes_stop(
 
         await eventually(renamed, stack, "Odoo partner renamed")
         await asyncio.sleep(6)  # the poller sees the writer's change meanwhile
-        to_odoo = await commands_for(stack, "odoo")
+        to_odoo = await commands("odoo")
         assert [c.fields for c in to_odoo][1:] == [{"name": "Acme Group"}], stack.logs()
         # Odoo recomputed display_name from the new name, and display_name is Clientify's
         # company `name` (Odoo -> Clientify only): that goes across, and then it is quiet.
-        to_clientify = await commands_for(stack, "clientify")
+        to_clientify = await commands("clientify")
         assert [c.fields for c in to_clientify][2:] == [{"display_name": "Acme Group"}], (
             stack.logs()
         )
         await asyncio.sleep(4)
-        assert len(await commands_for(stack, "clientify")) == 3, stack.logs()
-        assert len(await commands_for(stack, "odoo")) == 2
+        assert len(await commands("clientify")) == 3, stack.logs()
+        assert len(await commands("odoo")) == 2
     finally:
         stack.down()
 

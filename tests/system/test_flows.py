@@ -23,23 +23,15 @@ import pytest
 from connectors.clientify import ClientifyClient
 from connectors.odoo import OdooClient
 from connectors.spanish_tax_ids import cif, nif
-from tests.support.real_odoo import REAL_VERSIONS, real_odoo
-from tests.support.stack_fixtures import SyncStack, eventually
+from tests.support.stack_fixtures import (
+    ODOO_TARGETS,
+    OdooTarget,
+    SyncStack,
+    eventually,
+    stack_for,
+)
 
 pytestmark = pytest.mark.broker
-TARGETS = [
-    pytest.param(("sandbox", 17, "account,sale_stock"), id="sandbox-17"),
-    pytest.param(("sandbox", 19, "account"), id="sandbox-19"),
-    *(pytest.param(("real", v, ""), id=f"real-{v}") for v in REAL_VERSIONS),
-]
-
-
-def stack_for(target: tuple[str, int, str], bootstrap: str, prefix: str, tmp: Path) -> SyncStack:
-    kind, version, modules = target
-    if kind == "real":
-        server = real_odoo(version)
-        return SyncStack(bootstrap, prefix, tmp, real_odoo=server)
-    return SyncStack(bootstrap, prefix, tmp, odoo_profile=version, odoo_modules=modules)
 
 
 async def one(probe: Any) -> Any:
@@ -52,9 +44,9 @@ async def id_of(odoo: OdooClient, model: str, domain: list[Any]) -> int:
     return int(found)
 
 
-@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("target", ODOO_TARGETS)
 async def test_every_flow_both_ways(
-    target: tuple[str, int, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+    target: OdooTarget, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
     kind, version, modules = target
     stack = await asyncio.to_thread(stack_for, target, kafka_bootstrap, topic_prefix, tmp_path)

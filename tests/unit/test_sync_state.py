@@ -124,6 +124,20 @@ def test_a_write_skipped_for_a_newer_target_edit_is_redone_only_if_it_still_wins
     assert redo.expected_for(CLIENTIFY) == {"name": "C"}
 
 
+def test_an_empty_field_no_side_had_a_value_for_is_no_edit() -> None:
+    """A new Clientify contact without a mobile: nothing to write to Odoo, whose partner
+    (not polled yet) may have one, or no `mobile` field at all (19). A value then goes
+    across as usual, and emptying it later is an edit like any other."""
+    state = RecordState()
+    first = apply_fact(state, CLIENTIFY, {"name": "Ana", "mobile": None}, at(0))
+    assert first.fields_for(ODOO) == {"name": "Ana"}
+    odoo = apply_fact(state, ODOO, {"name": "Ana", "mobile": "600"}, at(5))
+    assert odoo.fields_for(CLIENTIFY) == {"mobile": "600"}
+    assert apply_fact(state, CLIENTIFY, {"name": "Ana", "mobile": "600"}, at(7)).is_echo
+    emptied = apply_fact(state, CLIENTIFY, {"name": "Ana", "mobile": None}, at(9))
+    assert emptied.fields_for(ODOO) == {"mobile": None}
+
+
 def test_a_refused_value_stays_where_it_was_typed_and_is_not_sent_again() -> None:
     """Clientify says "Atlantis", Odoo has no such country: the Odoo writer creates the
     partner without one and refuses the country. Odoo's fact then showing no country is
