@@ -26,7 +26,14 @@ from rich.progress import Progress, TimeElapsedColumn
 from rich.table import Table
 
 from clientify_odoo.stack.broker import LocalBroker, free_port_pair
-from tests.support.chaos import EVERY_SERVICE, Changes, Chaos, ChaosReport, run_chaos
+from tests.support.chaos import (
+    EVERY_SERVICE,
+    Changes,
+    Chaos,
+    ChaosReport,
+    broker_restart,
+    run_chaos,
+)
 from tests.support.stack_fixtures import SyncStack
 
 PLAIN_PROGRESS_EVERY = 500  # changes between progress lines when the output is a file
@@ -48,7 +55,7 @@ async def chaos_run(args: argparse.Namespace, tmp: Path, progress: Progress) -> 
 
     try:
         return await run_chaos(
-            stack, Changes(args.changes, rng), chaos, rng, broker=broker,
+            stack, Changes(args.changes, rng), chaos, rng, broker_faults=broker_restart(broker),
             error_rate=args.error_rate, bursts=True, within=args.within, on_change=made,
         )  # fmt: skip
     finally:

@@ -73,6 +73,8 @@ class WorkerConfig:
     datadir: Path
     mapping: MappingFile
     partitions: int
+    # Copies of the topics Faust creates itself (its leader topic): as the declared ones.
+    replication: int = 1
     store: str = "rocksdb://"
     suppress_echoes: bool = True
     health: ServiceHealth | None = None  # what /health says; a fresh one when None
@@ -109,7 +111,7 @@ class SyncWorker:
             store=config.store,
             datadir=str(config.datadir),
             topic_partitions=config.partitions,
-            topic_replication_factor=1,
+            topic_replication_factor=config.replication,
             producer_acks=-1,
             web_enabled=False,
             autodiscover=False,

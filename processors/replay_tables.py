@@ -33,7 +33,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner
 
 from connectors.kafka import clients
-from connectors.kafka.admin import committed_offsets, partitions_of
+from connectors.kafka.admin import cluster_replication, committed_offsets, partitions_of
 from connectors.kafka.reader import read_to_end
 from processors.decide import OUTBOX, ROUTE_TABLES, DecideStep
 from processors.routing import LOOKUP_TABLES, Router, RouteStep
@@ -234,9 +234,11 @@ async def ensure_changelogs(bootstrap: str, prefix: str, partitions: int) -> Non
     missing = [name for name in names if name not in existing]
     if not missing:
         return
+    replication = await cluster_replication(bootstrap)
     async with clients.admin(bootstrap) as admin:
         for name in missing:
-            topic = NewTopic(name, partitions, 1, topic_configs={"cleanup.policy": "compact"})
+            configs = {"cleanup.policy": "compact", **replication.configs()}
+            topic = NewTopic(name, partitions, replication.factor, topic_configs=configs)
             # A changelog deleted a moment ago may still be on its way out.
             for _attempt in range(CREATE_ATTEMPTS):
                 try:

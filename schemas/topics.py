@@ -31,9 +31,10 @@ class TopicSpec:
     cleanup: Cleanup
     retention_ms: int = -1
     partitions: int = DEFAULT_PARTITIONS
-    replication: int = 1
 
     def configs(self) -> dict[str, str]:
+        """The topic-level configs it is created with (replication is the cluster's
+        choice: `connectors.kafka.admin.Replication`)."""
         configs = {"cleanup.policy": self.cleanup.value}
         if self.cleanup is Cleanup.DELETE:
             configs["retention.ms"] = str(self.retention_ms)

@@ -16,11 +16,11 @@ from clientify_odoo.stack.broker import (
     DEFAULT_PORT,
     BrokerError,
     KafkaJars,
-    LocalBroker,
+    LocalCluster,
     default_cache_dir,
     default_data_dir,
 )
-from connectors.kafka.admin import list_topics, reachable
+from connectors.kafka.admin import list_topics, reachable, replication_of
 from schemas.topics import Topics
 
 
@@ -31,6 +31,17 @@ def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=DEFAULT_PORT,
         help=f"client port on 127.0.0.1 (default {DEFAULT_PORT}; the controller uses port+1)",
+    )
+    parser.add_argument(
+        "--brokers",
+        type=int,
+        default=None,
+        metavar="N",
+        help=(
+            "run a cluster of N brokers (KRaft, each also a controller) on consecutive "
+            "port pairs from --port: 3 gives every topic three copies and keeps writing "
+            "with one broker down (default: the size the data dir was made with, else 1)"
+        ),
     )
     parser.add_argument(
         "--data-dir",
@@ -51,12 +62,16 @@ def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def local_broker(args: argparse.Namespace) -> LocalBroker:
-    return LocalBroker(
-        data_dir=args.data_dir,
-        port=args.port,
-        jars=KafkaJars(version=args.kafka_version, cache_dir=args.cache_dir),
-    )
+def local_broker(args: argparse.Namespace) -> LocalCluster:
+    try:
+        return LocalCluster(
+            data_dir=args.data_dir,
+            brokers=args.brokers,
+            port=args.port,
+            jars=KafkaJars(version=args.kafka_version, cache_dir=args.cache_dir),
+        )
+    except BrokerError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def start_broker(args: argparse.Namespace, context: Context) -> str:
@@ -81,14 +96,14 @@ def start_broker(args: argparse.Namespace, context: Context) -> str:
             seconds = broker.up(on_progress=lambda line: status.update(f"Fetching {line}"))
     except BrokerError as exc:
         raise CommandError(str(exc)) from None
-    if was_running:
-        context.console.print(f"Kafka is already running at {broker.bootstrap}")
+    what = f"Kafka {broker.jars.version}" + (f" ({broker.size} brokers)" if broker.size > 1 else "")
+    if was_running and seconds == 0.0:
+        context.console.print(f"{what} is already running at {broker.bootstrap}")
     else:
         context.console.print(
-            f"[green]Kafka {broker.jars.version} is up[/green] at {broker.bootstrap} "
-            f"(ready in {seconds:.1f}s)"
+            f"[green]{what} is up[/green] at {broker.bootstrap} (ready in {seconds:.1f}s)"
         )
-    context.console.print(f"  data: {broker.kraft_dir}\n  logs: {broker.log_dir}")
+    context.console.print(broker.describe())
     return broker.bootstrap
 
 
@@ -96,10 +111,23 @@ def create_topics(bootstrap: str, context: Context) -> None:
     """Create every declared topic that is missing, check the others, and say so."""
     topics = Topics(context.settings.topic_prefix)
     report = asyncio.run(ensure_declared_topics(bootstrap, topics))
+    cluster = f"{report.brokers} broker{'s' if report.brokers > 1 else ''}"
     if report.created:
-        context.console.print(f"Created {len(report.created)} topics: {', '.join(report.created)}")
+        context.console.print(
+            f"Created {len(report.created)} topics ({report.replication}, on {cluster}): "
+            + ", ".join(report.created)
+        )
     else:
-        context.console.print(f"All {len(report.existing)} topics exist with the right config")
+        context.console.print(
+            f"All {len(report.existing)} topics exist with the right config ({cluster})"
+        )
+    if report.under_replicated:
+        context.console.print(
+            f"[yellow]{len(report.under_replicated)} topics have fewer than "
+            f"{report.replication.factor} replicas[/yellow], the most {cluster} allow: "
+            f"{', '.join(report.under_replicated)}. They work, but losing a broker can stop "
+            "them; add replicas with kafka-reassign-partitions.sh (see `kafka status`)."
+        )
 
 
 def _up(args: argparse.Namespace, context: Context) -> int:
@@ -124,45 +152,43 @@ def _status(args: argparse.Namespace, context: Context) -> int:
     external = context.settings.kafka_bootstrap_servers
     if external:
         up = reachable(external)
-        topics = _topics(external) if up else []
-        _print_status(context, up, f"{external} (external)", None, topics)
+        context.console.print(f"Kafka at {external} (external): {_state(up)}")
+        if up:
+            _print_topics(context, external)
         return 0 if up else 1
     broker = local_broker(args)
     status = broker.status()
-    _print_status(
-        context, status.running, broker.bootstrap, status.pid, list(status.topics), broker
-    )
+    pid = f" (pid {broker.pid()})" if broker.size == 1 and status.running else ""
+    context.console.print(f"Kafka at {broker.bootstrap}: {_state(status.running > 0)}{pid}")
+    context.console.print(broker.describe())
+    if broker.size > 1:
+        for node_id, node_pid in status.pids.items():
+            state = f"running (pid {node_pid})" if node_pid else "[red]down[/red]"
+            where = broker.node(node_id).bootstrap
+            context.console.print(f"  broker {node_id} at {where}: {state}")
+    if status.running:
+        _print_topics(context, broker.bootstrap)
     return 0 if status.running else 1
 
 
-def _topics(bootstrap: str) -> list[str]:
-    return sorted(asyncio.run(list_topics(bootstrap)))
+def _state(running: bool) -> str:
+    return "[green]running[/green]" if running else "[red]not running[/red]"
 
 
-def _print_status(
-    context: Context,
-    running: bool,
-    where: str,
-    pid: int | None,
-    topics: list[str],
-    broker: LocalBroker | None = None,
-) -> None:
-    state = "[green]running[/green]" if running else "[red]not running[/red]"
-    context.console.print(f"Kafka at {where}: {state}" + (f" (pid {pid})" if pid else ""))
-    if broker is not None:
-        context.console.print(f"  data: {broker.kraft_dir}\n  logs: {broker.log_dir}")
-    if not running:
-        return
+def _print_topics(context: Context, bootstrap: str) -> None:
+    """The topics with their copies: the declared ones and any other but Kafka's own."""
+    topics = sorted(asyncio.run(list_topics(bootstrap)))
     declared = {spec.name: spec for spec in Topics(context.settings.topic_prefix).declared()}
-    table = Table("topic", "declared as", "purpose")
-    for name in topics:
+    shown = [name for name in topics if name in declared or not name.startswith("__")]
+    copies = asyncio.run(replication_of(bootstrap, shown)) if shown else {}
+    table = Table("topic", "declared as", "replicas", "min ISR", "purpose")
+    for name in shown:
+        factor, min_insync = copies.get(name, (0, ""))
         spec = declared.get(name)
-        if spec is not None:
-            table.add_row(name, spec.cleanup.value, spec.purpose)
-        elif not name.startswith("__"):
-            table.add_row(name, "-", "not declared by clientify-odoo")
-    missing = sorted(set(declared) - set(topics))
+        cleanup, purpose = (spec.cleanup.value, spec.purpose) if spec else ("-", "not declared")
+        table.add_row(name, cleanup, str(factor), min_insync, purpose)
     context.console.print(table if table.row_count else "  no topics yet")
+    missing = sorted(set(declared) - set(topics))
     if missing:
         context.console.print(
             f"  {len(missing)} declared topics not created yet (`clientify-odoo kafka topics`)"
@@ -180,7 +206,8 @@ def register(subparsers: Any) -> None:
         "kafka",
         help="run the local Kafka broker (up, down, status) and create the topics",
         description=(
-            "Run a real Apache Kafka broker (KRaft, one node) on 127.0.0.1 without Docker. "
+            "Run a real Apache Kafka broker (KRaft; one node, or a cluster with --brokers 3) "
+            "on 127.0.0.1 without Docker. "
             "The first `up` fetches the broker jars from Maven Central with `mvn` and caches "
             "them; later runs start in a few seconds. Data survives down/up. With "
             "KAFKA_BOOTSTRAP_SERVERS set, that cluster is used and nothing is started."

@@ -26,6 +26,7 @@ from clientify_odoo.cli.service import (
     no_kafka,
     service_health,
 )
+from connectors.kafka.admin import Replication
 from processors.app import WorkerConfig, create_app
 from processors.replay_tables import ensure_changelogs
 from schemas.topics import Topics
@@ -33,12 +34,15 @@ from schemas.topics import Topics
 FAUST_LOGGERS = ("faust", "mode", "aiokafka", "kafka")  # what --faust-log-level is for
 
 
-async def _ensure_all_topics(bootstrap: str, prefix: str, partitions: int) -> None:
-    await ensure_declared_topics(bootstrap, Topics(prefix), partitions)
+async def _ensure_all_topics(bootstrap: str, prefix: str, partitions: int) -> Replication:
+    """Every topic the worker reads and writes, its tables' changelogs included; returns
+    the replication the cluster allows, for the topics Faust creates itself."""
+    report = await ensure_declared_topics(bootstrap, Topics(prefix), partitions)
     try:
         await ensure_changelogs(bootstrap, prefix, partitions)
     except Exception as exc:  # noqa: BLE001 - any connection failure: say where and why
         raise no_kafka(bootstrap, exc) from None
+    return report.replication
 
 
 def _worker(args: argparse.Namespace, context: Context) -> int:
@@ -46,7 +50,7 @@ def _worker(args: argparse.Namespace, context: Context) -> int:
     mapping = load_mapping_for(args.mapping, context)
     bootstrap = bootstrap_servers(args, context)
     prefix = context.settings.topic_prefix
-    asyncio.run(_ensure_all_topics(bootstrap, prefix, args.partitions))
+    replication = asyncio.run(_ensure_all_topics(bootstrap, prefix, args.partitions))
     # Faust beats every 10 s (the worker's timer); two minutes without one: stuck.
     health = service_health("worker", stale_after=120.0)
     config = WorkerConfig(
@@ -55,6 +59,7 @@ def _worker(args: argparse.Namespace, context: Context) -> int:
         datadir=args.data_dir,
         mapping=mapping,
         partitions=args.partitions,
+        replication=replication.factor,
         suppress_echoes=not args.no_echo_suppression,
         health=health,
     )

@@ -3,8 +3,11 @@
 `ensure_topics` creates the declared topics that are missing (returning once each of
 their partitions is served) and checks the others (cleanup policy, partitions), safely
 at every start-up; `topic_problems` is the same check without creating anything
-(`status`). The rest answers what the product asks the cluster: which topics and
-partitions exist, whether it answers at all, and what a consumer group has committed.
+(`status`). Topics are replicated as the cluster allows (`Replication`): one broker
+holds the only copy, three or more hold three, and a write is acknowledged once two
+have it, so losing any one broker loses nothing and stops nothing. The rest answers
+what the product asks the cluster: which topics and partitions exist, whether it
+answers at all, and what a consumer group has committed.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ log = logging.getLogger(__name__)
 TOPIC_ALREADY_EXISTS = 36  # Kafka protocol error code
 COORDINATOR_TRIES = 20  # 0.5 s apart
 SERVED_WITHIN = 30.0  # seconds for every partition of a fresh topic to get a serving leader
+MAX_REPLICATION = 3  # copies of each partition on a cluster of three brokers or more
 
 
 class TopicConfigError(Exception):
@@ -39,9 +43,38 @@ class TopicConfigError(Exception):
 
 
 @dataclass(frozen=True)
+class Replication:
+    """How many copies of each partition, and how many must have a write before it is
+    acknowledged (`acks=all` waits for `min_insync`)."""
+
+    factor: int
+    min_insync: int
+
+    @classmethod
+    def for_brokers(cls, brokers: int) -> Replication:
+        """Three copies where three brokers exist (fewer on smaller clusters); a write
+        needs all but one of them, never fewer than one: on three brokers one may be
+        down and writes go on, on two one copy is enough to keep writing."""
+        factor = max(1, min(MAX_REPLICATION, brokers))
+        return cls(factor, max(1, min(MAX_REPLICATION - 1, factor - 1)))
+
+    def configs(self) -> dict[str, str]:
+        return {"min.insync.replicas": str(self.min_insync)}
+
+    def __str__(self) -> str:
+        return f"replication factor {self.factor}, min.insync.replicas {self.min_insync}"
+
+
+@dataclass(frozen=True)
 class EnsureReport:
     created: tuple[str, ...]
     existing: tuple[str, ...]
+    brokers: int
+    replication: Replication
+    # Existing topics with fewer copies than the cluster allows (created on a smaller
+    # cluster): they work, but losing a broker may lose or block them. Not fixed here:
+    # adding replicas moves data (kafka-reassign-partitions.sh), an operator's choice.
+    under_replicated: tuple[str, ...] = ()
 
 
 async def ensure_topics(
@@ -54,9 +87,11 @@ async def ensure_topics(
     """
     wanted = {spec.name: spec for spec in specs}
     async with admin_client(bootstrap_servers) as admin:
+        brokers = await broker_count(admin)
+        replication = Replication.for_brokers(brokers)
         present = set(await admin.list_topics())
         missing = [spec for name, spec in wanted.items() if name not in present]
-        created: list[str] = await _create(admin, missing) if missing else []
+        created: list[str] = await _create(admin, missing, replication) if missing else []
         await _until_served(admin, bootstrap_servers, [wanted[name] for name in created])
         # A topic can exist yet be absent from a stale metadata answer: creating it then
         # says "already exists", and it is checked like the others.
@@ -66,18 +101,41 @@ async def ensure_topics(
             raise TopicConfigError(
                 "existing topics differ from what the product needs:\n  " + "\n  ".join(problems)
             )
+        under = await _under_replicated(admin, existing, replication.factor)
         if created:
-            log.info("created topics: %s", ", ".join(created))
-        return EnsureReport(tuple(created), tuple(existing))
+            log.info("created topics (%s): %s", replication, ", ".join(created))
+        if under:
+            log.warning(
+                "%d topics have fewer than %d replicas, the most this %d-broker cluster "
+                "allows: %s. They work, but losing a broker may stop or lose them; add "
+                "replicas with kafka-reassign-partitions.sh",
+                len(under), replication.factor, brokers, ", ".join(under),
+            )  # fmt: skip
+        return EnsureReport(tuple(created), tuple(existing), brokers, replication, under)
 
 
-async def _create(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> list[str]:
+async def broker_count(admin: AIOKafkaAdminClient) -> int:
+    """The brokers the cluster lists as alive right now."""
+    cluster = await admin.describe_cluster()
+    return len(cluster["brokers"])
+
+
+async def cluster_replication(bootstrap: str) -> Replication:
+    """The replication this cluster allows, for topics created outside `ensure_topics`
+    (the worker's changelogs)."""
+    async with admin_client(bootstrap) as admin:
+        return Replication.for_brokers(await broker_count(admin))
+
+
+async def _create(
+    admin: AIOKafkaAdminClient, specs: list[TopicSpec], replication: Replication
+) -> list[str]:
     topics = [
         NewTopic(
             name=spec.name,
             num_partitions=spec.partitions,
-            replication_factor=spec.replication,
-            topic_configs=spec.configs(),
+            replication_factor=replication.factor,
+            topic_configs={**spec.configs(), **replication.configs()},
         )
         for spec in specs
     ]
@@ -174,6 +232,39 @@ async def topic_problems(admin: AIOKafkaAdminClient, specs: list[TopicSpec]) -> 
                 "do it while the stack is stopped)"
             )
     return problems
+
+
+async def _under_replicated(
+    admin: AIOKafkaAdminClient, names: list[str], factor: int
+) -> tuple[str, ...]:
+    """The topics among `names` with a partition of fewer than `factor` replicas."""
+    if not names:
+        return ()
+    described: Any = await admin.describe_topics(names)
+    return tuple(
+        sorted(
+            entry["topic"]
+            for entry in described
+            if not entry["error_code"]
+            and any(len(p["replicas"]) < factor for p in entry["partitions"])
+        )
+    )
+
+
+async def replication_of(bootstrap: str, names: list[str]) -> dict[str, tuple[int, str]]:
+    """Per topic: its replication factor (fewest replicas of any partition) and its
+    `min.insync.replicas` ("" when the cluster does not say)."""
+    async with admin_client(bootstrap) as admin:
+        described: Any = await admin.describe_topics(names)
+        configs = await _topic_configs(admin, names)
+    return {
+        entry["topic"]: (
+            min(len(p["replicas"]) for p in entry["partitions"]),
+            configs.get(entry["topic"], {}).get("min.insync.replicas", ""),
+        )
+        for entry in described
+        if not entry["error_code"] and entry["partitions"]
+    }
 
 
 async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:

@@ -19,14 +19,21 @@ from clientify_odoo.stack.broker import (
     BrokerError,
     KafkaJars,
     LocalBroker,
+    LocalCluster,
     check_java,
     free_port_pair,
 )
-from connectors.kafka.admin import TopicConfigError, _topic_configs, ensure_topics
+from connectors.kafka.admin import (
+    Replication,
+    TopicConfigError,
+    _topic_configs,
+    ensure_topics,
+    replication_of,
+)
 from connectors.kafka.clients import consumer
 from connectors.kafka.publisher import Outgoing, Publisher
 from schemas import Fact, System, decode
-from schemas.topics import Cleanup, Topics, TopicSpec
+from schemas.topics import ALL_TOPICS, Cleanup, Topics, TopicSpec
 
 pytestmark = pytest.mark.broker
 WHEN = datetime(2024, 1, 1, tzinfo=UTC)
@@ -249,3 +256,71 @@ def test_ports_drawn_before_anything_binds_them_never_meet() -> None:
     drawn = [free_port_pair() for _ in range(400)]
     taken = [port for p in drawn for port in (p, p + 1)]
     assert len(set(taken)) == len(taken)
+
+
+@pytest.mark.parametrize(
+    ("brokers", "factor", "min_insync"), [(1, 1, 1), (2, 2, 1), (3, 3, 2), (5, 3, 2)]
+)
+def test_replication_follows_the_cluster_size(brokers: int, factor: int, min_insync: int) -> None:
+    assert Replication.for_brokers(brokers) == Replication(factor, min_insync)
+
+
+async def test_on_one_broker_topics_have_one_copy_and_need_one(
+    kafka_bootstrap: str, topics: tuple[TopicSpec, ...]
+) -> None:
+    copies = await replication_of(kafka_bootstrap, [spec.name for spec in topics])
+    assert set(copies) == {spec.name for spec in topics}
+    assert set(copies.values()) == {(1, "1")}
+
+
+def test_a_data_dir_keeps_the_cluster_size_it_was_made_with(tmp_path: Path) -> None:
+    for node in (1, 2, 3):
+        (tmp_path / f"node-{node}").mkdir()
+        (tmp_path / f"node-{node}" / "server.properties").write_text("")
+    assert LocalCluster(tmp_path).size == 3  # down and status need no --brokers
+    with pytest.raises(BrokerError, match=r"holds a 3-broker cluster, not 1.*--data-dir"):
+        LocalCluster(tmp_path, brokers=1)
+
+
+async def publish_in_one_transaction(bootstrap: str, facts: list[Fact]) -> None:
+    publisher = Publisher(bootstrap, transactional_id="c.tx")
+    await publisher.start()
+    try:
+        await publisher.publish_all([Outgoing("c.odoo.partner", "k", f) for f in facts])
+    finally:
+        await publisher.stop()
+
+
+def test_kafka_up_brokers_3_replicates_three_times_and_transactions_survive_a_lost_broker(
+    tmp_path: Path,
+) -> None:
+    port = free_port_pair(brokers=3)
+    where = ["--port", str(port), "--data-dir", str(tmp_path / "kafka")]
+    up = cli("kafka", "up", "--brokers", "3", *where)
+    assert up.returncode == 0, up.stderr
+    cluster = LocalCluster(tmp_path / "kafka", port=port)
+    assert "3 brokers" in up.stdout and cluster.bootstrap in up.stdout.replace("\n", "")
+    try:
+        topics = cli("kafka", "topics", *where, env={"TOPIC_PREFIX": "c."})
+        assert topics.returncode == 0, topics.stderr
+        assert "replication factor 3, min.insync.replicas 2, on 3 brokers" in " ".join(
+            topics.stdout.split()
+        )
+        names = Topics("c.").names(ALL_TOPICS)
+        copies = asyncio.run(replication_of(cluster.bootstrap, names))
+        assert copies == {name: (3, "2") for name in names}
+        status = cli("kafka", "status", *where, env={"TOPIC_PREFIX": "c."})
+        assert status.returncode == 0
+        assert all(f"broker {n} at" in status.stdout for n in (1, 2, 3))
+
+        asyncio.run(publish_in_one_transaction(cluster.bootstrap, [fact(1), fact(2)]))
+        cluster.node(2).kill()  # kill -9: two of three copies remain, enough to write
+        asyncio.run(publish_in_one_transaction(cluster.bootstrap, [fact(3), fact(4)]))
+        down = cli("kafka", "status", *where)
+        assert "broker 2 at" in down.stdout and "down" in down.stdout
+        read = asyncio.run(read_all(cluster.bootstrap, "c.odoo.partner", 4))
+        assert sorted(int(f.source_id) for f in read) == [1, 2, 3, 4]
+    finally:
+        stopped = cli("kafka", "down", *where)
+    assert stopped.returncode == 0 and "Kafka stopped" in stopped.stdout
+    assert cluster.status().running == 0

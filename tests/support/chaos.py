@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from clientify_odoo.stack.broker import BrokerError, LocalBroker
+from clientify_odoo.stack.broker import BrokerError, LocalBroker, LocalCluster
 from connectors.clientify import AdaptiveRateLimiter, ClientifyClient
 from schemas import DeadLetter
 from schemas.keys import normalise_tax_id
@@ -174,11 +174,12 @@ class Chaos:
     bursts: int = 0
     broker_restarts: int = 0
     killed: dict[str, int] = field(default_factory=dict)
+    brokers_killed: list[str] = field(default_factory=list)  # "broker 2 (controller leader)"
 
     async def kill_randomly(
         self, stack: SyncStack, stop: asyncio.Event, rng: random.Random
     ) -> None:
-        while not await _wait(stop, rng.uniform(*self.kill_every)):
+        while self.victims and not await _wait(stop, rng.uniform(*self.kill_every)):
             victim = rng.choice(self.victims)
             process = stack.processes.get(victim)
             if process is None or process.poll() is not None:
@@ -313,10 +314,54 @@ async def converge(stack: SyncStack, changes: Changes, within: float) -> float:
     raise AssertionError(f"{len(problems)} differences, e.g. {problems[:10]}\n{stack.logs()}")
 
 
+# What happens to the brokers while the changes are made; awaited once, beside them.
+BrokerFaults = Callable[[Chaos, random.Random], Awaitable[None]]
+
+
+def broker_restart(broker: LocalBroker) -> BrokerFaults:
+    """The one broker stops cleanly and starts again, once."""
+
+    async def faults(chaos: Chaos, rng: random.Random) -> None:
+        await asyncio.sleep(rng.uniform(5.0, 15.0))
+        await asyncio.to_thread(restart, broker)
+        chaos.broker_restarts += 1
+
+    return faults
+
+
+def cluster_kills(cluster: LocalCluster) -> BrokerFaults:
+    """kill -9 a broker that does not lead the controller quorum, start it again a few
+    seconds later; then the same to the controller leader."""
+
+    async def faults(chaos: Chaos, rng: random.Random) -> None:
+        for leader in (False, True):
+            await asyncio.sleep(rng.uniform(5.0, 10.0))
+            leading = cluster.controller_leader()
+            assert leading is not None, "no node says which one leads the controllers"
+            pick = leading if leader else rng.choice(
+                [node.node_id for node in cluster.nodes if node.node_id != leading]
+            )  # fmt: skip
+            node = cluster.node(pick)
+            await asyncio.to_thread(node.kill)
+            chaos.brokers_killed.append(
+                f"broker {pick}" + (" (controller leader)" if leader else "")
+            )
+            await asyncio.sleep(rng.uniform(5.0, 10.0))  # down while changes go on
+            await asyncio.to_thread(_start_again, node)
+            chaos.broker_restarts += 1
+
+    return faults
+
+
 def restart(broker: LocalBroker) -> None:
-    """Stop the broker cleanly and start it again on the same ports, which the old
-    process may hold for a moment after it exits."""
+    """Stop the broker cleanly and start it again."""
     broker.down()
+    _start_again(broker)
+
+
+def _start_again(broker: LocalBroker) -> None:
+    """Start a stopped broker on its ports, which the old process may hold for a moment
+    after it exits."""
     for attempt in range(BROKER_START_TRIES):
         try:
             broker.up(on_progress=lambda _line: None)
@@ -344,7 +389,7 @@ async def run_chaos(
     chaos: Chaos,
     rng: random.Random,
     *,
-    broker: LocalBroker | None = None,
+    broker_faults: BrokerFaults | None = None,
     error_rate: float = 0.0,
     bursts: bool = False,
     within: float = 300.0,
@@ -365,10 +410,8 @@ async def run_chaos(
         tasks.append(asyncio.create_task(chaos.throttle_bursts(stack, stop, rng)))
     started = time.monotonic()
     changing = asyncio.create_task(apply_changes(stack, changes, on_change))
-    if broker is not None:  # restarted once, while the changes are being made
-        await asyncio.sleep(rng.uniform(5.0, 15.0))
-        await asyncio.to_thread(restart, broker)
-        chaos.broker_restarts += 1
+    if broker_faults is not None:  # while the changes are being made
+        await broker_faults(chaos, rng)
     await changing
     seconds_changing = time.monotonic() - started
     stop.set()

@@ -16,7 +16,14 @@ from pathlib import Path
 import pytest
 
 from clientify_odoo.stack.broker import LocalBroker, free_port_pair
-from tests.support.chaos import EVERY_SERVICE, WRITERS_AND_WORKER, Changes, Chaos, run_chaos
+from tests.support.chaos import (
+    EVERY_SERVICE,
+    WRITERS_AND_WORKER,
+    Changes,
+    Chaos,
+    broker_restart,
+    run_chaos,
+)
 from tests.support.stack_fixtures import SyncStack
 
 pytestmark = pytest.mark.broker
@@ -34,7 +41,7 @@ async def test_chaos_loses_and_duplicates_nothing(tmp_path: Path, topic_prefix: 
     try:
         report = await run_chaos(
             stack, Changes(CHANGES, rng), chaos, rng,
-            broker=broker, error_rate=0.05, bursts=True, within=300,
+            broker_faults=broker_restart(broker), error_rate=0.05, bursts=True, within=300,
         )  # fmt: skip
     finally:
         stack.down()
