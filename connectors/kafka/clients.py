@@ -13,14 +13,17 @@ writes the same way.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaConnectionError, NodeNotReadyError
 
 CLIENT_ID = "clientify-odoo"
+ANY_BROKER_TRIES = 30  # 0.5 s apart: the time a cluster takes to drop a dead broker
 
 
 def consumer(
@@ -64,12 +67,33 @@ def producer(
     )
 
 
+class _Admin(AIOKafkaAdminClient):  # type: ignore[misc]
+    """An admin client that asks another broker when the one it picked is down.
+
+    Questions for any broker (metadata, topic configs) go to one picked at random among
+    those the cluster lists; a broker killed a moment ago stays listed until the
+    controllers notice (seconds), and aiokafka fails the question at once. With one
+    broker of three down, a service starting then would say "cannot reach Kafka"."""
+
+    async def _send_request(self, request: Any, node_id: int | None = None) -> Any:
+        if node_id is not None:
+            return await super()._send_request(request, node_id)
+        for attempt in range(ANY_BROKER_TRIES):
+            try:
+                return await super()._send_request(request)
+            except (NodeNotReadyError, KafkaConnectionError):
+                if attempt == ANY_BROKER_TRIES - 1:
+                    raise
+                await asyncio.sleep(0.5)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+
 @asynccontextmanager
 async def admin(
     bootstrap: str, *, client_id: str = CLIENT_ID, **options: Any
 ) -> AsyncIterator[AIOKafkaAdminClient]:
     """A started admin client, closed on leaving the block."""
-    client = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id, **options)
+    client = _Admin(bootstrap_servers=bootstrap, client_id=client_id, **options)
     try:
         await client.start()
         yield client
