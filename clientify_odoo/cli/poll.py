@@ -14,6 +14,7 @@ from clientify_odoo.cli.kafka import add_broker_arguments, start_broker
 from clientify_odoo.cli.options import CommandError, Context, add_metrics_arguments
 from clientify_odoo.cli.progress import progress_bar
 from clientify_odoo.cli.service import (
+    lead_or_stand_by,
     metrics_served,
     require_topics,
     service_health,
@@ -70,7 +71,6 @@ async def _poll_odoo(
     health: ServiceHealth,
 ) -> None:
     topics = Topics(context.settings.topic_prefix)
-    options = PollerOptions(page_size=args.page_size, interval=args.interval, overlap=args.overlap)
     await require_topics(
         bootstrap, topics.names((ODOO_PARTNER, ODOO_PRODUCT, ODOO_SALE_ORDER, ODOO_CURSORS))
     )
@@ -80,29 +80,55 @@ async def _poll_odoo(
             f"{client.protocol})",
             highlight=False,
         )
-        publisher = Publisher(
-            bootstrap,
-            client_id="clientify-odoo-poller",
-            transactional_id=transactional_id(topics, config.db),
+        if args.once or args.backfill:
+            await _poll_as_leader(args, context, client, bootstrap, health, asyncio.Event())
+            return
+        stop = stop_on_signals()
+
+        async def poll(done: asyncio.Event) -> None:
+            await _poll_as_leader(args, context, client, bootstrap, health, done)
+
+        await lead_or_stand_by(
+            bootstrap, topics.scoped(f"clientify-odoo.odoo-poller.{config.db}"),
+            topics[ODOO_CURSORS], stop, poll, context=context, health=health,
+            standby="another copy polls this Odoo database; this one takes over when it stops",
+        )  # fmt: skip
+
+
+async def _poll_as_leader(
+    args: argparse.Namespace,
+    context: Context,
+    client: OdooClient,
+    bootstrap: str,
+    health: ServiceHealth,
+    stop: asyncio.Event,
+) -> None:
+    """Backfill, then poll until `stop`: the work of the one active copy. Its
+    transactional id fences any copy that still thinks it leads."""
+    topics = Topics(context.settings.topic_prefix)
+    options = PollerOptions(page_size=args.page_size, interval=args.interval, overlap=args.overlap)
+    publisher = Publisher(
+        bootstrap,
+        client_id="clientify-odoo-poller",
+        transactional_id=transactional_id(topics, client.config.db),
+    )
+    async with publisher:
+        poller = OdooPoller(
+            client, publisher, bootstrap, topics=topics, options=options, health=health
         )
-        async with publisher:
-            poller = OdooPoller(
-                client, publisher, bootstrap, topics=topics, options=options, health=health
-            )
-            await poller.start()
-            if args.once:
-                context.console.print(_summary(await poller.poll_once()))
-                return
-            with progress_bar(context.console) as bar:
-                report = await poller.backfill(_Bar(bar))
-            context.console.print(_summary(report))
-            if args.backfill:
-                return
-            stop = stop_on_signals()
-            context.console.print(
-                f"Polling every {args.interval:g}s (overlap {args.overlap:g}s); Ctrl-C stops"
-            )
-            await poller.run(stop)
+        await poller.start()
+        if args.once:
+            context.console.print(_summary(await poller.poll_once()))
+            return
+        with progress_bar(context.console) as bar:
+            report = await poller.backfill(_Bar(bar))
+        context.console.print(_summary(report))
+        if args.backfill:
+            return
+        context.console.print(
+            f"Polling every {args.interval:g}s (overlap {args.overlap:g}s); Ctrl-C stops"
+        )
+        await poller.run(stop)
 
 
 def _poll(args: argparse.Namespace, context: Context) -> int:

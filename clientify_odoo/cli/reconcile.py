@@ -18,6 +18,7 @@ from clientify_odoo.cli.options import (
 from clientify_odoo.cli.progress import progress_bar
 from clientify_odoo.cli.service import (
     ensure_declared_topics,
+    lead_or_stand_by,
     metrics_served,
     service_health,
     stop_on_signals,
@@ -26,7 +27,7 @@ from clientify_odoo.settings import SettingsError, clientify_client
 from connectors.clientify import ClientifyError
 from connectors.kafka.publisher import Publisher
 from producers.clientify.reconcile import DEFAULT_OVERLAP, Reconciler
-from schemas.topics import Topics
+from schemas.topics import CLIENTIFY_CURSORS, Topics
 
 # A reconciler quiet for this long (and at least 3 intervals) is reported stuck; each
 # batch of facts published counts as progress, so a long first pass is not.
@@ -46,14 +47,15 @@ def _reconcile(args: argparse.Namespace, context: Context) -> int:
     bootstrap = bootstrap_servers(args, context)
     health = service_health("reconciler", stale_after=max(RECONCILE_STALE_AFTER, 3 * args.interval))
 
-    async def run() -> None:
-        await ensure_declared_topics(bootstrap, Topics(settings.topic_prefix))
-        async with client, Publisher(bootstrap, client_id="clientify-reconcile") as publisher:
-            await client.check_key()
+    topics = Topics(settings.topic_prefix)
+
+    async def reconcile(done: asyncio.Event) -> None:
+        """A first pass with progress, then one pass per interval until `done`."""
+        async with Publisher(bootstrap, client_id="clientify-reconcile") as publisher:
             reconciler = Reconciler(
                 client,
                 publisher,
-                Topics(settings.topic_prefix),
+                topics,
                 bootstrap,
                 overlap=timedelta(seconds=args.overlap),
                 health=health,
@@ -61,10 +63,10 @@ def _reconcile(args: argparse.Namespace, context: Context) -> int:
             with progress_bar(context.console) as progress:
                 tasks: dict[str, Any] = {}
 
-                def advance(entity: str, done: int, total: int | None) -> None:
+                def advance(entity: str, count: int, total: int | None) -> None:
                     if entity not in tasks:
                         tasks[entity] = progress.add_task(f"Clientify {entity}s", total=total)
-                    progress.update(tasks[entity], completed=done)
+                    progress.update(tasks[entity], completed=count)
 
                 reconciler.progress = advance
                 report = await reconciler.run_once()
@@ -72,9 +74,23 @@ def _reconcile(args: argparse.Namespace, context: Context) -> int:
             if args.once:
                 return
             reconciler.progress = None
-            stop = stop_on_signals()
             context.console.print(f"Reconciling every {args.interval:.0f}s; Ctrl-C stops")
-            await reconciler.run(args.interval, stop)
+            await reconciler.run(args.interval, done)
+
+    async def run() -> None:
+        await ensure_declared_topics(bootstrap, topics)
+        async with client:
+            await client.check_key()
+            if args.once:
+                await reconcile(asyncio.Event())
+                return
+            # Two copies would read the same pages twice against one rate limit.
+            await lead_or_stand_by(
+                bootstrap, topics.scoped("clientify-odoo.reconciler"), topics[CLIENTIFY_CURSORS],
+                stop_on_signals(), reconcile, context=context, health=health,
+                standby="another copy reconciles this Clientify account; this one takes "
+                "over when it stops",
+            )  # fmt: skip
 
     # A single pass (--once) serves nothing: it would take the running service's port.
     with contextlib.nullcontext() if args.once else metrics_served(args, context, health):

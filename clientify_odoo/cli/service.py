@@ -17,6 +17,7 @@ from clientify_odoo.cli.options import CommandError, Context
 from clientify_odoo.logs import secret_filter
 from clientify_odoo.metrics_server import MetricsServer, serve_metrics
 from connectors.kafka.admin import EnsureReport, TopicConfigError, ensure_topics, list_topics
+from connectors.kafka.leadership import Leadership, leadership
 from schemas.health import ServiceHealth
 from schemas.topics import Topics
 
@@ -135,3 +136,65 @@ async def ensure_declared_topics(
         raise CommandError(str(exc), exit_code) from None
     except Exception as exc:  # noqa: BLE001 - any connection failure: say where and why
         raise no_kafka(bootstrap, exc, exit_code) from None
+
+
+# Seconds a copy waits to hear whether it leads before it says it stands by.
+ELECTION_WAIT = 5.0
+
+
+async def lead_or_stand_by(
+    bootstrap: str,
+    election: str,
+    topic: str,
+    stop: asyncio.Event,
+    work: Callable[[asyncio.Event], Awaitable[None]],
+    *,
+    context: Context,
+    health: ServiceHealth,
+    standby: str,
+) -> None:
+    """Run `work(done)` while this copy leads the `election` (a source that must not run
+    twice at once), and stand by while another copy does, until `stop`. `done` is set
+    on `stop`, or when the group hands the lead to another copy (this one missed its
+    heartbeats): the work then returns, and this copy stands by again."""
+    async with leadership(bootstrap, election, topic) as lead:
+        while await _until_leading(lead, stop, context, health, standby):
+            done = asyncio.Event()
+            watch = asyncio.create_task(_set_on_either(done, stop, lead.lost))
+            try:
+                await work(done)
+            finally:
+                watch.cancel()
+            if not lead.lost.is_set():
+                return  # the work ended by itself (stopped, or a one-shot run)
+
+
+async def _until_leading(
+    lead: Leadership, stop: asyncio.Event, context: Context, health: ServiceHealth, standby: str
+) -> bool:
+    """Wait while another copy leads; False when stopped meanwhile."""
+    said = False
+    while not lead.leading and not stop.is_set():
+        if lead.error is not None:
+            raise lead.error
+        if said:
+            health.succeeded(role="standby")  # waiting is this copy's work: not stuck
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(lead.gained.wait(), ELECTION_WAIT)
+        if not lead.leading and not said:
+            said = True
+            context.console.print(f"Standing by: {standby} (Ctrl-C stops)")
+    if lead.leading:
+        health.succeeded(role="active")
+    return not stop.is_set()
+
+
+async def _set_on_either(target: asyncio.Event, *events: asyncio.Event) -> None:
+    """Set `target` as soon as any of `events` is set."""
+    waits = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        target.set()
+    finally:
+        for wait in waits:
+            wait.cancel()

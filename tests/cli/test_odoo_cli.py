@@ -18,6 +18,7 @@ from pydantic import SecretStr
 
 from connectors.odoo import OdooClient, OdooConfig, OdooVersion
 from connectors.odoo.sandbox import seed
+from schemas import Fact
 from schemas.topics import TopicSpec
 from tests.support.odoo_fixtures import API_KEY, DB, LOGIN, facts_on, running_sandbox
 
@@ -225,3 +226,68 @@ async def test_sandbox_command_on_a_taken_port(tmp_path: Path) -> None:
         )  # fmt: skip
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and "choose another --port" in lines[0], err
+
+
+async def start(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        COMMAND, *args, env=env, cwd="/tmp", stdout=asyncio.subprocess.PIPE, stderr=sys.stderr
+    )
+
+
+async def printed_until(process: asyncio.subprocess.Process, text: str, within: float) -> str:
+    assert process.stdout is not None
+    printed = ""
+    async with asyncio.timeout(within):
+        while text not in printed:
+            line = await process.stdout.readline()
+            assert line, f"the command exited early: {printed}"
+            printed += line.decode()
+    return printed
+
+
+@pytest.mark.broker
+async def test_of_two_poller_copies_one_polls_and_the_other_takes_over_when_it_dies(
+    kafka_bootstrap: str, topics: tuple[TopicSpec, ...], topic_prefix: str
+) -> None:
+    partner_topic = next(spec.name for spec in topics if spec.name.endswith(".odoo.partner"))
+    async with running_sandbox(17) as sandbox, sandbox.client() as client:
+        env = environment(sandbox.url, kafka_bootstrap, topic_prefix)
+        argv = ("poll", "odoo", "--interval", "0.3", "--metrics-port", "0")
+        copies = [await start(*argv, env=env) for _ in range(2)]
+        try:
+            # Either may win the election; the other stands by.
+            said = [printed_until(copy, "Ctrl-C stops", within=60) for copy in copies]
+            outputs = await asyncio.gather(*said)
+            active = 0 if "Polling every" in outputs[0] else 1
+            standby = 1 - active
+            assert "Polling every" not in outputs[standby]
+            assert "Standing by: another copy polls this Odoo database" in outputs[standby]
+            await client.create("res.partner", {"name": "Una", "ref": "12345678Z"})
+            await eventually_published(kafka_bootstrap, partner_topic, "12345678Z")
+            copies[active].kill()  # kill -9: no goodbye to the group; its session runs out
+            await copies[active].wait()
+            await printed_until(copies[standby], "Polling every", within=60)
+            await client.create("res.partner", {"name": "Otra", "ref": "87654321X"})
+            facts = await eventually_published(kafka_bootstrap, partner_topic, "87654321X")
+            copies[standby].send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(copies[standby].wait(), 30) == 0
+        finally:
+            for copy in copies:
+                if copy.returncode is None:
+                    copy.kill()
+                    await copy.wait()
+    versions: defaultdict[str, set[str]] = defaultdict(set)
+    for fact in facts:
+        versions[fact.business_key or ""].add(fact.event_id)
+    # Each change published by one copy only (a re-scan repeats a fact's event id).
+    assert versions["12345678Z"] and len(versions["12345678Z"]) == 1
+    assert len(versions["87654321X"]) == 1
+
+
+async def eventually_published(bootstrap: str, topic: str, key: str) -> list[Fact]:
+    for _ in range(300):
+        facts = await facts_on(bootstrap, topic)
+        if any(fact.business_key == key for fact in facts):
+            return facts
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no fact for {key} on {topic}")
