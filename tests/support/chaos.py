@@ -398,7 +398,8 @@ async def run_chaos(
     """Make `changes` under `chaos`, then wait until both sides hold the expected state
     (dead letters, all explained, are requeued once the faults stop, as a user would)."""
     await stack.up()
-    stack.start("reconciler")
+    for copy in stack.copies["reconciler"]:
+        stack.start(copy)
     await odoo_faults(stack, error_rate)
     await clientify_knobs(stack, error_rate=error_rate)
     stop, alive = asyncio.Event(), asyncio.Event()

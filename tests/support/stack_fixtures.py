@@ -29,6 +29,10 @@ from tests.support.project import REPO
 from tests.support.real_odoo import REAL_VERSIONS, RealOdoo, real_odoo
 
 ODOO_KEY = secrets.token_hex(20)
+# The services a scaled-out deployment runs several copies of.
+COPIED = (
+    "webhook-receiver", "worker", "clientify-writer", "odoo-writer", "odoo-poller", "reconciler"
+)  # fmt: skip
 
 
 class SyncStack:
@@ -42,8 +46,11 @@ class SyncStack:
         odoo_profile: int = 17,
         odoo_modules: str = "account,sale_stock",
         real_odoo: RealOdoo | None = None,
+        copies: int = 1,
     ) -> None:
-        """`real_odoo`: sync with that server instead of starting an Odoo sandbox."""
+        """`real_odoo`: sync with that server instead of starting an Odoo sandbox.
+        `copies`: run that many copies of every service (as a scaled-out deployment
+        does), the webhook receivers behind a balancer on the webhook port."""
         self.bootstrap, self.prefix, self.tmp = bootstrap, prefix, tmp
         self.odoo_port, self.clientify_port, self.hook_port = (
             free_port_pair(), free_port_pair(), free_port_pair(),
@@ -98,7 +105,39 @@ class SyncStack:
         for name in ("odoo-poller", "reconciler", "worker", "clientify-writer", "odoo-writer"):
             self.metrics_ports[name] = free_port_pair()
             self.commands[name] += ["--metrics-port", str(self.metrics_ports[name])]
+        self.copies: dict[str, list[str]] = {name: [name] for name in COPIED}
+        if copies > 1:
+            self._add_copies(copies, tmp, worker_flags)
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def _add_copies(self, copies: int, tmp: Path, worker_flags: tuple[str, ...]) -> None:
+        """Copies 2.. of every service, each with its own ports, state dir and (for the
+        writers) instance name, which is their transactional id."""
+        for n in range(2, copies + 1):
+            port = free_port_pair()
+            commands = {
+                "webhook-receiver": ["webhooks", "serve", "--port", str(port)],
+                "worker": ["worker", "--data-dir", str(tmp / f"worker-{n}"), *worker_flags],
+                "clientify-writer": ["write", "clientify", "--instance", f"copy-{n}"],
+                "odoo-writer": ["write", "odoo", "--instance", f"copy-{n}"],
+                "odoo-poller": ["poll", "odoo", "--interval", "1"],
+                "reconciler": ["reconcile", "--interval", "5"],
+            }
+            for name, command in commands.items():
+                copy = f"{name}-{n}"
+                self.metrics_ports[copy] = port if name == "webhook-receiver" else free_port_pair()
+                if name != "webhook-receiver":
+                    command += ["--metrics-port", str(self.metrics_ports[copy])]
+                self.commands[copy] = command
+                self.copies[name].append(copy)
+        # The webhook port is the balancer's; the first receiver moves to a port of its own.
+        first = free_port_pair()
+        self.commands["webhook-receiver"] = ["webhooks", "serve", "--port", str(first)]
+        self.metrics_ports["webhook-receiver"] = first
+        receivers = [self.metrics_ports[name] for name in self.copies["webhook-receiver"]]
+        self.commands["balancer"] = [
+            "--port", str(self.hook_port), *(f"--upstream={port}" for port in receivers),
+        ]  # fmt: skip
 
     def metrics_url(self, name: str) -> str:
         """Where service `name` serves /metrics and /health."""
@@ -115,8 +154,9 @@ class SyncStack:
 
     def start(self, name: str) -> None:
         log = (self.tmp / f"{name}.log").open("ab")
+        module = "tests.support.balancer" if name == "balancer" else "clientify_odoo"
         self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", "clientify_odoo", *self.commands[name]],
+            [sys.executable, "-m", module, *self.commands[name]],
             cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
 
@@ -144,10 +184,16 @@ class SyncStack:
         await wait_http(
             f"{self.clientify_admin_url}/stats/", self, "clientify-sandbox", self.clientify_key
         )
+        if "balancer" in self.commands:
+            self.start("balancer")
         for name in ("webhook-receiver", "worker", "clientify-writer", "odoo-writer"):
-            self.start(name)
+            for copy in self.copies[name]:
+                self.start(copy)
+        for receiver in self.copies["webhook-receiver"]:
+            await wait_http(f"{self.metrics_url(receiver)}/health", self, receiver)
         await wait_http(f"http://127.0.0.1:{self.hook_port}/health", self, "webhook-receiver")
-        self.start("odoo-poller")
+        for copy in self.copies["odoo-poller"]:
+            self.start(copy)
 
     def down(self) -> None:
         for name in reversed(list(self.processes)):
