@@ -1,0 +1,77 @@
+"""The compose stack on three brokers (docker-compose.cluster.yml): a three-node KRaft
+cluster, each broker reachable from the host on its own port, every topic replicated
+three times and the product's topics refusing writes that fewer than two replicas hold,
+and records flowing both ways on it."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from connectors.kafka.clients import admin
+from tests.support.chaos import Changes, apply_changes
+from tests.support.compose_stack import ComposeStack, converge, no_dead_letters, running
+
+CHANGES = 30
+FIRST_CHANGE = 2000  # past the sandboxes' seeded records
+CONVERGE_WITHIN = 240.0
+BROKERS = 3
+MIN_INSYNC = "2"
+
+
+async def brokers(bootstrap: str) -> dict[int, str]:
+    """The cluster's brokers by node id, each with the address it gives the host."""
+    async with admin(bootstrap) as client:
+        cluster: dict[str, Any] = await client.describe_cluster()
+    return {b["node_id"]: f"{b['host']}:{b['port']}" for b in cluster["brokers"]}
+
+
+async def replication(bootstrap: str) -> dict[str, tuple[int, str]]:
+    """Every topic's replication factor (its smallest partition's replica count) and
+    min.insync.replicas."""
+    async with admin(bootstrap) as client:
+        names: list[str] = await client.list_topics()
+        described: Any = await client.describe_topics(names)
+        resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+        responses: Any = await client.describe_configs(resources)
+    factors = {
+        topic["topic"]: min(len(p["replicas"]) for p in topic["partitions"]) for topic in described
+    }
+    min_insync: dict[str, str] = {}
+    for response in responses:
+        for resource in response.resources:
+            _code, _message, _type, name, entries = resource[:5]
+            configs = {entry[0]: entry[1] for entry in entries}
+            min_insync[name] = configs.get("min.insync.replicas", "?")
+    return {name: (factors[name], min_insync.get(name, "?")) for name in names}
+
+
+async def test_compose_cluster_has_three_brokers_replicates_every_topic_and_syncs(
+    tmp_path: Path,
+) -> None:
+    stack = ComposeStack(tmp_path, cluster=True)
+    changes = Changes(CHANGES, random.Random(23), first=FIRST_CHANGE)
+    with running(stack):
+        # Three nodes, each advertised to the host on its own published port.
+        published = {node: f"127.0.0.1:{port}" for node, port in enumerate(stack.kafka_ports, 1)}
+        assert len(published) == BROKERS
+        assert await brokers(stack.bootstrap) == published
+
+        await apply_changes(stack, changes)
+        stack.seconds["converge"] = round(await converge(stack, changes, CONVERGE_WITHIN), 1)
+        await no_dead_letters(stack.bootstrap)
+
+        # Now every topic exists: the declared ones (`topics`), the worker's tables'
+        # changelogs (Faust), Kafka's own (consumer offsets, transactions). Each must
+        # survive the loss of a broker; the product's must also refuse a write only one
+        # broker holds. Kafka's own take their min.insync.replicas from the broker.
+        found = await replication(stack.bootstrap)
+        short = {
+            name: (factor, min_insync)
+            for name, (factor, min_insync) in found.items()
+            if factor != BROKERS or (not name.startswith("__") and min_insync != MIN_INSYNC)
+        }
+        assert not short, f"topics without RF {BROKERS} / min.insync.replicas {MIN_INSYNC}: {short}"
