@@ -1,7 +1,7 @@
 """The compose stack on three brokers (docker-compose.cluster.yml): a three-node KRaft
 cluster, each broker reachable from the host on its own port, every topic replicated
-three times and the product's topics refusing writes that fewer than two replicas hold,
-and records flowing both ways on it."""
+three times and refusing writes that fewer than two replicas hold, and records flowing
+both ways on it."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from connectors.kafka.clients import admin
+from schemas.topics import ALL_TOPICS, Topics
 from tests.support.chaos import Changes, apply_changes
 from tests.support.compose_stack import ComposeStack, converge, no_dead_letters, running
 
@@ -60,18 +61,16 @@ async def test_compose_cluster_has_three_brokers_replicates_every_topic_and_sync
         assert len(published) == BROKERS
         assert await brokers(stack.bootstrap) == published
 
+        # Every topic is there once the worker answers: the declared ones (`topics`),
+        # the changelogs of the worker's tables and Faust's leader election, Kafka's
+        # consumer offsets. Each must survive the loss of a broker and take no write
+        # that only one broker holds.
+        found = await replication(stack.bootstrap)
+        assert {"__consumer_offsets", *Topics().names(ALL_TOPICS)} <= found.keys()
+        assert [name for name in found if name.endswith("-changelog")]
+        short = {name: rf_isr for name, rf_isr in found.items() if rf_isr != (BROKERS, MIN_INSYNC)}
+        assert not short, f"topics without RF {BROKERS} / min.insync.replicas {MIN_INSYNC}: {short}"
+
         await apply_changes(stack, changes)
         stack.seconds["converge"] = round(await converge(stack, changes, CONVERGE_WITHIN), 1)
         await no_dead_letters(stack.bootstrap)
-
-        # Now every topic exists: the declared ones (`topics`), the worker's tables'
-        # changelogs (Faust), Kafka's own (consumer offsets, transactions). Each must
-        # survive the loss of a broker; the product's must also refuse a write only one
-        # broker holds. Kafka's own take their min.insync.replicas from the broker.
-        found = await replication(stack.bootstrap)
-        short = {
-            name: (factor, min_insync)
-            for name, (factor, min_insync) in found.items()
-            if factor != BROKERS or (not name.startswith("__") and min_insync != MIN_INSYNC)
-        }
-        assert not short, f"topics without RF {BROKERS} / min.insync.replicas {MIN_INSYNC}: {short}"

@@ -134,7 +134,8 @@ class ComposeStack:
     def down(self) -> None:
         """Containers, network and volumes, then the project's image tag (its layers stay
         cached for the next build)."""
-        self.compose("down", "--volumes", "--remove-orphans", "--timeout", "20", timeout=180)
+        self.timed("down -v", "down", "--volumes", "--remove-orphans", "--timeout", "20",
+                   timeout=180)  # fmt: skip
         subprocess.run(["docker", "image", "rm", self.image], capture_output=True, timeout=60)
 
     def logs(self) -> str:

@@ -72,6 +72,7 @@ def test_the_cluster_file_makes_three_voters_of_three_brokers() -> None:
         assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == voters
         assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == 3
         assert env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == 2
+        assert env["KAFKA_MIN_INSYNC_REPLICAS"] == 2
         assert env["KAFKA_ADVERTISED_LISTENERS"].startswith(f"INTERNAL://{name}:19092,")
     # Each broker is advertised to the host on its own port.
     hosts = [env["KAFKA_ADVERTISED_LISTENERS"].split(",HOST://")[1] for env in brokers.values()]
