@@ -127,7 +127,6 @@ class ComposeStack:
     def up(self) -> None:
         """What the README says, timed: the image is built (once: only `topics` builds
         it), then everything starts and `--wait` returns once each service is healthy."""
-        require_docker()
         self.timed("up --build --wait", "up", "--build", "--wait",
                    "--wait-timeout", str(UP_WITHIN), timeout=UP_WITHIN + 60)  # fmt: skip
 
@@ -188,6 +187,7 @@ class ComposeStack:
 def running(stack: ComposeStack) -> Iterator[ComposeStack]:
     """The stack up for the block; down with its volumes after it, failed or not, with
     the last lines of each service's log printed first when something failed."""
+    require_docker()
     try:
         stack.up()
         yield stack
