@@ -14,14 +14,16 @@ import random
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 
 from clientify_odoo.stack.broker import BrokerError, LocalBroker, LocalCluster
 from connectors.clientify import AdaptiveRateLimiter, ClientifyClient
+from connectors.odoo.client import OdooClient
 from schemas import DeadLetter
 from schemas.keys import normalise_tax_id
 from tests.support.stack_fixtures import ODOO_KEY, SyncStack, topic_messages
@@ -44,12 +46,14 @@ def person_nif(n: int) -> str:
 class Changes:
     """The changes to make, and the state they must lead to."""
 
-    def __init__(self, count: int, rng: random.Random) -> None:
+    def __init__(self, count: int, rng: random.Random, first: int = 0) -> None:
+        """`first`: the number of the first change, which names its records (nif(n),
+        SKU-n): a sandbox seeded with SKU-00001.. needs changes numbered past its seed."""
         self.partners: dict[str, dict[str, Any]] = {}  # Odoo companies by ref
         self.products: dict[str, dict[str, Any]] = {}  # by SKU
         self.contacts: dict[str, dict[str, Any]] = {}  # Clientify persons by tax id
         self.steps: list[tuple[str, str, dict[str, Any]]] = []
-        for n in range(count):
+        for n in range(first, first + count):
             kind = rng.choice(("partner", "product", "contact"))
             pool = {"partner": self.partners, "product": self.products, "contact": self.contacts}[
                 kind
@@ -115,8 +119,23 @@ def driver_limiter() -> AdaptiveRateLimiter:
     )  # fmt: skip
 
 
+class Systems(Protocol):
+    """Where the changes are made and checked: the two systems' APIs (a `SyncStack`'s
+    sandboxes, or the compose stack's)."""
+
+    @property
+    def clientify_url(self) -> str: ...
+
+    @property
+    def clientify_key(self) -> str: ...
+
+    def odoo(self) -> AbstractAsyncContextManager[OdooClient]: ...
+
+    def clientify(self) -> AbstractAsyncContextManager[ClientifyClient]: ...
+
+
 async def apply_changes(
-    stack: SyncStack, changes: Changes, on_change: Callable[[int], None] | None = None
+    stack: Systems, changes: Changes, on_change: Callable[[int], None] | None = None
 ) -> None:
     """Make every change as a user would in each system (Odoo: companies, products;
     Clientify: contacts), in order; `on_change(n)` as the n-th one starts."""
@@ -234,7 +253,7 @@ async def odoo_faults(stack: SyncStack, error_rate: float) -> None:
         answer.raise_for_status()
 
 
-async def differences(stack: SyncStack, changes: Changes) -> list[str]:
+async def differences(stack: Systems, changes: Changes) -> list[str]:
     """What still differs from the expected state (empty when all is in place)."""
     problems: list[str] = []
     async with stack.clientify() as clientify:
