@@ -5,6 +5,11 @@ killed -9 every few seconds, the broker is restarted once, and the sandboxes ans
 Run from the repository root (it uses the test harness, tests/support/chaos.py):
 
     python -m bench.chaos --changes 10000
+    python -m bench.chaos --changes 5000 --brokers 3 --copies 2
+
+With `--brokers 3` Kafka is a three-node cluster and, instead of the clean restart, one
+broker is killed -9 and started again, then the controller leader; `--copies 2` runs
+two copies of every service, any of which may be the one killed.
 
 CI runs the small version (tests/system/test_chaos.py, 1,000 changes). It starts its own
 broker on free ports, shows the changes' progress, and prints a table of what happened;
@@ -25,13 +30,13 @@ from rich.console import Console
 from rich.progress import Progress, TimeElapsedColumn
 from rich.table import Table
 
-from clientify_odoo.stack.broker import LocalBroker, free_port_pair
+from clientify_odoo.stack.broker import LocalCluster, free_port_pair
 from tests.support.chaos import (
-    EVERY_SERVICE,
     Changes,
     Chaos,
     ChaosReport,
     broker_restart,
+    cluster_kills,
     run_chaos,
 )
 from tests.support.stack_fixtures import SyncStack
@@ -40,11 +45,13 @@ PLAIN_PROGRESS_EVERY = 500  # changes between progress lines when the output is 
 
 
 async def chaos_run(args: argparse.Namespace, tmp: Path, progress: Progress) -> ChaosReport:
-    broker = LocalBroker(data_dir=tmp / "kafka", port=free_port_pair())
-    await asyncio.to_thread(broker.up, on_progress=lambda _line: None)
+    cluster = LocalCluster(tmp / "kafka", brokers=args.brokers, port=free_port_pair(args.brokers))
+    await asyncio.to_thread(cluster.up, on_progress=lambda _line: None)
     rng = random.Random(args.seed)
-    stack = SyncStack(broker.bootstrap, f"chaos{uuid.uuid4().hex[:6]}.", tmp)
-    chaos = Chaos(victims=EVERY_SERVICE, kill_every=(args.kill_min, args.kill_max))
+    stack = SyncStack(cluster.bootstrap, f"chaos{uuid.uuid4().hex[:6]}.", tmp, copies=args.copies)
+    victims = tuple(copy for copies in stack.copies.values() for copy in copies)
+    chaos = Chaos(victims=victims, kill_every=(args.kill_min, args.kill_max))
+    faults = cluster_kills(cluster) if args.brokers >= 3 else broker_restart(cluster.nodes[0])
 
     changing = progress.add_task("changes made", total=args.changes)
 
@@ -55,12 +62,12 @@ async def chaos_run(args: argparse.Namespace, tmp: Path, progress: Progress) -> 
 
     try:
         return await run_chaos(
-            stack, Changes(args.changes, rng), chaos, rng, broker_faults=broker_restart(broker),
+            stack, Changes(args.changes, rng), chaos, rng, broker_faults=faults,
             error_rate=args.error_rate, bursts=True, within=args.within, on_change=made,
         )  # fmt: skip
     finally:
         stack.down()
-        await asyncio.to_thread(broker.down)
+        await asyncio.to_thread(cluster.down)
 
 
 def show(report: ChaosReport, console: Console) -> None:
@@ -75,6 +82,7 @@ def show(report: ChaosReport, console: Console) -> None:
         ("kill -9", ", ".join(f"{n} x{k}" for n, k in sorted(chaos.killed.items()))),
         ("services restarted (killed or crashed)", str(chaos.restarts)),
         ("broker restarts", str(chaos.broker_restarts)),
+        ("brokers killed -9", ", ".join(chaos.brokers_killed) or "none"),
         ("Clientify 429 bursts / requests throttled", f"{chaos.bursts} / {report.throttled}"),
         ("Clientify 5xx injected", str(report.faults_injected)),
         ("dead letters (all explained, requeued)", str(len(report.dead_letters))),
@@ -93,6 +101,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--changes", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--brokers", type=int, default=1, help="Kafka nodes (3: kill -9 brokers, not restart)"
+    )
+    parser.add_argument("--copies", type=int, default=1, help="copies of every service")
     parser.add_argument("--error-rate", type=float, default=0.05, help="share of 5xx (0.05)")
     parser.add_argument("--kill-min", type=float, default=3.0, help="seconds between kills")
     parser.add_argument("--kill-max", type=float, default=6.0)
