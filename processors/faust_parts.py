@@ -1,5 +1,6 @@
 """What the worker adds to Faust: an app whose producer buffer a commit really drains,
-a store for the global lookup tables, and the envelope codec its agents read with.
+whose offset commits cover only what it processed, a store for the global lookup
+tables, and the envelope codec its agents read with.
 
 Table writes (`states[key] = ...`) are synchronous, so Faust queues their changelog
 records in a buffer that a background task hands to the Kafka producer. Before it
@@ -11,6 +12,15 @@ commands in Kafka whose table state is lost for good: the restarted worker resto
 an older state and never sees those inputs again, and decides later inputs against it.
 Here the flush waits until every queued record has reached the producer, which then
 flushes it to Kafka.
+
+On a rebalance, Faust drops the messages it had fetched before it (another generation
+of the group) but acks them as it drops them; the partition's acked offsets, forgotten
+at the revocation, then start with them. With the partition assigned again, the
+consumer reads from the committed offset once more, yet the next commit already covers
+the dropped offsets: a worker that dies, or loses the partition, before it reached them
+again never processes them (two workers killed at random lost 18 to 224 of 1,000
+changes this way). `CurrentGenerationConsumer` acks only messages of the current
+generation; the dropped ones are read again and processed, as after any restart.
 
 The global tables get a store of their own, `KeyPartitionedStore` (see there).
 
@@ -35,7 +45,9 @@ from aiokafka.partitioner import DefaultPartitioner
 from faust import stores
 from faust.serializers import codecs
 from faust.stores.rocksdb import Store as RocksDBStore
+from faust.transport.drivers import aiokafka as aiokafka_transport
 from faust.transport.producer import ProducerBuffer
+from faust.types import Message
 
 from schemas.envelope import AnyEnvelope, EnvelopeError, decode, encode
 
@@ -78,8 +90,27 @@ class DrainingBuffer(ProducerBuffer):
                 )
 
 
+class CurrentGenerationConsumer(aiokafka_transport.Consumer):
+    """Faust's consumer, acking only messages fetched in the group's current generation
+    (see the module's text)."""
+
+    def ack(self, message: Message) -> bool:
+        if message.generation_id != self.app.consumer_generation_id:
+            return False
+        acked: bool = super().ack(message)
+        return acked
+
+
+class SyncTransport(aiokafka_transport.Transport):
+    Consumer = CurrentGenerationConsumer
+
+
 class SyncApp(faust.App):
-    """faust.App whose producer buffers table writes in a `DrainingBuffer`."""
+    """faust.App whose producer buffers table writes in a `DrainingBuffer` and whose
+    consumer acks only the current generation's messages."""
+
+    def _new_transport(self) -> Any:
+        return SyncTransport(self.conf.broker_consumer, self)
 
     def _new_producer(self) -> Any:
         producer = super()._new_producer()
