@@ -57,9 +57,36 @@ UP_WITHIN = 300  # seconds for the build and every service's first healthy /heal
 LOG_LINES = 60  # per service, printed when a test fails
 
 
+def local_images() -> Path | None:
+    """`local-images` (LOCAL_IMAGES, else the nearest shared/docker/ above the checkout,
+    as `.ci/run` finds it): it makes Docker work on machines without an image registry."""
+    given = os.environ.get("LOCAL_IMAGES")
+    if given:
+        return Path(given)
+    found = (folder / "shared" / "docker" / "local-images" for folder in REPO.parents)
+    return next((candidate for candidate in found if candidate.is_file()), None)
+
+
+def start_docker(script: Path) -> None:
+    """`local-images up`, as `.ci/run` does, so that `./dev test` alone works on these
+    machines: it starts dockerd and builds the stand-in images when missing (minutes
+    the first time, a fraction of a second after), and names the images to use."""
+    done = subprocess.run([str(script), "up"], capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        pytest.fail(f"`{script} up` failed (it must run as root):\n{done.stderr[-2000:]}")
+    for line in done.stdout.splitlines():
+        name, _, value = line.partition("=")
+        if name in IMAGE_VARIABLES and value:
+            os.environ.setdefault(name, value)
+
+
 def require_docker() -> None:
-    """Fail (never skip) without a Docker engine and compose v2: CI must run these."""
+    """Fail (never skip) without a Docker engine and compose v2: CI must run these.
+    Where `local-images` is found and the images are not named, it is run first."""
     how = "run `local-images up` (shared/docker/) as root, or install Docker and compose v2"
+    script = local_images()
+    if script is not None and not all(os.environ.get(name) for name in IMAGE_VARIABLES):
+        start_docker(script)
     if shutil.which("docker") is None:
         pytest.fail(f"no `docker` command: {how}")
     for check in (["docker", "info"], ["docker", "compose", "version"]):
