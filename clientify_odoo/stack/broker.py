@@ -197,15 +197,6 @@ def _pom(version: str) -> str:
 
 
 @dataclass(frozen=True)
-class BrokerStatus:
-    running: bool
-    pid: int | None
-    bootstrap: str
-    data_dir: Path
-    topics: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
 class Quorum:
     """The cluster a node belongs to: its size and the controller voters."""
 
@@ -327,13 +318,6 @@ class LocalBroker:
         if cmdline is not None and str(self.data_dir) not in cmdline:
             return None  # the pid was reused by an unrelated process
         return pid
-
-    def status(self) -> BrokerStatus:
-        pid = self.pid()
-        topics: tuple[str, ...] = ()
-        if pid is not None:
-            topics = tuple(sorted(asyncio.run(list_topics(self.bootstrap))))
-        return BrokerStatus(pid is not None, pid, self.bootstrap, self.data_dir, topics)
 
     # -- internals
 

@@ -38,7 +38,6 @@ class Leadership(ConsumerRebalanceListener):  # type: ignore[misc]
         self.topic = topic
         self.gained = asyncio.Event()
         self.lost = asyncio.Event()
-        self.changes = 0  # times leadership was gained or lost, for logs and tests
         self.error: Exception | None = None  # why this copy left the election, if it did
 
     @property
@@ -55,14 +54,12 @@ class Leadership(ConsumerRebalanceListener):  # type: ignore[misc]
         if holds and not self.leading:
             self.lost.clear()
             self.gained.set()
-            self.changes += 1
             log.info("this copy is the active one (it holds partition 0 of %s)", self.topic)
         elif self.leading and not holds:
             # The other copy may have started a moment ago: its transactional id
             # fenced this one's producer, so nothing this copy still sends can land.
             self.gained.clear()
             self.lost.set()
-            self.changes += 1
             log.warning("no longer the active copy (the group moved partition 0 of %s)", self.topic)
 
 
