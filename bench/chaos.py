@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import random
 import tempfile
@@ -111,16 +112,29 @@ def main() -> None:
     parser.add_argument(
         "--within", type=float, default=900.0, help="seconds allowed to converge at the end"
     )
+    parser.add_argument(
+        "--keep", type=Path, metavar="DIR",
+        help="run in DIR and leave it afterwards: the broker's data (start it again with "
+        "`clientify-odoo kafka up --data-dir DIR/kafka`) and every service's log, to trace "
+        "a run that ended short",
+    )  # fmt: skip
     args = parser.parse_args()
     # The driver's own retries against the faults it injects are expected, not news.
     logging.getLogger("connectors").setLevel(logging.ERROR)
     console = Console()
-    with (
-        tempfile.TemporaryDirectory(prefix="chaos-") as tmp,
-        Progress(*Progress.get_default_columns(), TimeElapsedColumn(), console=console) as bar,
-    ):
-        report = asyncio.run(chaos_run(args, Path(tmp), bar))
+    with contextlib.ExitStack() as stack:
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            tmp = args.keep
+        else:
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chaos-")))
+        bar = stack.enter_context(
+            Progress(*Progress.get_default_columns(), TimeElapsedColumn(), console=console)
+        )
+        report = asyncio.run(chaos_run(args, tmp, bar))
     show(report, console)
+    if args.keep:
+        console.print(f"kept in {args.keep}: the broker's data in kafka/, the logs beside it")
 
 
 if __name__ == "__main__":

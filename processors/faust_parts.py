@@ -13,18 +13,22 @@ an older state and never sees those inputs again, and decides later inputs again
 Here the flush waits until every queued record has reached the producer, which then
 flushes it to Kafka.
 
-Faust commits, per partition, the offsets after the longest run of acked messages, and
-holds the commit while the run does not start right after the committed offset. But it
-keeps that offset as None when it is 0 or unknown (a fresh topic, a partition no one has
-committed yet): the hold is then off. During and after a rebalance, a stream drops the
-messages it takes from the queue, unprocessed and unacked, and the consumer reads them
-again from the committed offset; if the messages after them were processed first, their
-acks made the next commit skip the dropped ones, and a worker that died or lost the
-partition before it reached them again never processed them (two workers killed at
-random lost 18 to 224 of 1,000 changes, all early, on partitions without a commit
-yet). `HeadHoldingConsumer` keeps the hold for those partitions too: it remembers the
-first offset delivered since the assignment and commits nothing while that one is not
-acked.
+Faust's offset commits needed three fixes, found by killing two copies at random:
+- After a rebalance, Faust seeks each partition to its committed offset, but aiokafka
+  seeks only to one above 0. A partition nobody had committed yet went on from where
+  this consumer's fetching had got to, past messages it had fetched and never
+  delivered (dropped with the old assignment): they were never read (2,000-3,000
+  messages, two copies, 1 to 7 lost in 3 of 5 runs). Such partitions are now read
+  from their beginning.
+- Faust commits after the longest run of acked offsets, holding while the run does not
+  start right after the committed offset; with no commit yet (None, also for 0) the
+  hold was off, and the acks of later messages committed past unprocessed ones. The
+  run must now start where reading started: the committed offset, or the beginning.
+- Transaction markers leave gaps, which Faust fills in as done; its filling added
+  offsets already acked twice, and a run stops at a repeated offset, so commits
+  advanced one transaction per commit interval (hundreds of messages behind after a
+  burst, all read again after any restart). The offsets are now counted once.
+`HeadHoldingConsumer` does all three.
 
 The global tables get a store of their own, `KeyPartitionedStore` (see there).
 
@@ -40,7 +44,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +61,7 @@ from schemas.envelope import AnyEnvelope, EnvelopeError, decode, encode
 
 log = logging.getLogger(__name__)
 
+SESSION_TIMEOUT = 10.0  # seconds without a heartbeat before a copy counts as gone
 WAIT_LOGGED_AFTER = 5.0  # seconds a flush waits before saying so
 KEY_PARTITIONED = "rocksdb-by-key"  # the store URL scheme of `KeyPartitionedStore`
 
@@ -95,32 +100,53 @@ class DrainingBuffer(ProducerBuffer):
 
 
 class HeadHoldingConsumer(aiokafka_transport.Consumer):
-    """Faust's consumer, never committing past a message it has not processed, also
-    where no offset was committed before (see the module's text)."""
+    """Faust's consumer, reading a partition nobody committed from its beginning and
+    committing only a run of processed offsets that starts where reading started (see
+    the module's text)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._first_delivered: dict[TP, int] = {}  # since the partition's assignment
+        self._start: dict[TP, int] = {}  # where reading began, for partitions never committed
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         for tp in revoked:
-            self._first_delivered.pop(tp, None)
+            self._start.pop(tp, None)
         await super().on_partitions_revoked(revoked)
 
-    async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
-        self._first_delivered.clear()  # read again from the committed offsets
-        await super().on_partitions_assigned(assigned, generation_id)
-
-    def _to_message(self, tp: TP, record: Any) -> Any:
-        self._first_delivered.setdefault(tp, record.offset)
-        return super()._to_message(tp, record)
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        committed: Mapping[TP, int] = await super().seek_to_committed()
+        # aiokafka seeks only to a committed offset above 0, so without one the
+        # partition goes on from wherever this consumer's fetching had got to.
+        unread = [tp for tp, offset in committed.items()
+                  if not offset and not self._is_changelog_tp(tp)]  # fmt: skip
+        if unread:
+            await self._thread.seek_to_beginning(*unread)
+            beginnings = await self._thread.earliest_offsets(*unread)
+            self._start.update({TP(tp.topic, tp.partition): o for tp, o in beginnings.items()})
+        return committed
 
     def _new_offset(self, tp: TP) -> int | None:
-        acked, first = self._acked[tp], self._first_delivered.get(tp)
-        unknown = self._committed_offset[tp] is None  # Faust's own hold is off
-        if acked and unknown and first is not None and min(acked) > first:
-            return None  # the first message delivered is not processed yet: hold
-        offset: int | None = super()._new_offset(tp)
+        acked = self._acked[tp]
+        # Faust keeps a committed 0 as None, hence `or`.
+        start = self._committed_offset[tp] or self._start.get(tp)
+        if not acked or start is None:
+            return None
+        done = set(acked)
+        for gap in self._gap[tp]:
+            # A gap runs from after the message read before it to the message that
+            # ended it: the offsets before that message hold none (transaction markers,
+            # aborted records); the message itself is done once it is acked.
+            done.update(range(gap.begin, gap.end - 1))
+        if start not in done:
+            start += 1  # a committed offset may point at a marker, which is never read
+        offset = start
+        while offset in done:
+            offset += 1
+        if offset == start:
+            return None
+        acked[:] = [o for o in acked if o >= offset]
+        self._acked_index[tp].intersection_update(acked)
+        self._gap[tp].chop(0, offset)
         return offset
 
 
@@ -131,6 +157,12 @@ class SyncTransport(aiokafka_transport.Transport):
 class SyncApp(faust.App):
     """faust.App whose producer buffers table writes in a `DrainingBuffer` and whose
     consumer never commits past a message it has not processed."""
+
+    def __init__(self, id: str, **options: Any) -> None:
+        # A copy killed -9 keeps its partitions until its session times out: Faust's
+        # 60 s left them unread that long; 10 s, as the services' leadership group.
+        options.setdefault("broker_session_timeout", SESSION_TIMEOUT)
+        super().__init__(id, **options)
 
     def _new_transport(self) -> Any:
         return SyncTransport(self.conf.broker_consumer, self)
