@@ -38,7 +38,7 @@ from connectors.clientify.sandbox.app import ClientifySandbox, SandboxOptions
 from connectors.kafka.admin import ensure_topics, partitions_of
 from connectors.kafka.publisher import Publisher
 from producers.clientify.facts import to_fact
-from producers.clientify.receiver import ReceiverConfig, WebhookReceiver
+from producers.receiver import ReceiverConfig, WebhookReceiver
 from schemas.topics import CLIENTIFY_CONTACT, Topics
 
 SECRET = "bench-secret-" + "x" * 20

@@ -16,13 +16,15 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
+from clientify_odoo.odoo_hooks import HOOK_RULES
 from connectors.clientify import ClientifyClient
 from connectors.clientify.errors import ClientifyAuthError, ClientifyError
 from connectors.odoo import OdooClient, OdooConfig
+from connectors.odoo.automation import AutomationUnavailable, install_rules
 from connectors.odoo.errors import OdooError
 from consumers.writers.odoo import OdooTarget
 from producers.clientify.body import Event
-from producers.clientify.receiver import HOOK_PATH
+from producers.receiver import HOOK_PATH
 from schemas.mapping import MappingFile
 
 # What to do to find each setting: the card's own steps, in the terms Odoo's UI uses.
@@ -130,14 +132,17 @@ def _problem(text: str, default: str) -> Problem:
     return Problem(tuple(name for name in named if name in SETTING_HELP) or (default,), text)
 
 
-async def _check_odoo(settings: ConnectionSettings, mapping: MappingFile) -> Connection | Problem:
-    config = OdooConfig(
+def _odoo_config(settings: ConnectionSettings) -> OdooConfig:
+    return OdooConfig(
         url=settings.odoo_url,
         db=settings.odoo_db,
         login=settings.odoo_user,
         api_key=settings.odoo_api_key,
     )
-    client = OdooClient(config)
+
+
+async def _check_odoo(settings: ConnectionSettings, mapping: MappingFile) -> Connection | Problem:
+    client = OdooClient(_odoo_config(settings))
     try:
         await client.connect()
     except OdooError as exc:
@@ -177,6 +182,18 @@ async def check(settings: ConnectionSettings, mapping: MappingFile) -> Connectio
         raise ConnectFailed([found for found in (odoo, clientify) if isinstance(found, Problem)])
     odoo.clientify_account = clientify
     return odoo
+
+
+async def install_odoo_hooks(settings: ConnectionSettings, url: str) -> list[str] | str:
+    """Make Odoo push its changes to `url`: the rules installed (their names), or why it
+    cannot (it is then polled only)."""
+    try:
+        async with OdooClient(_odoo_config(settings)) as client:
+            return await install_rules(client, url, HOOK_RULES)
+    except AutomationUnavailable as exc:
+        return str(exc)
+    except OdooError as exc:
+        return f"Odoo refused the automation rules ({exc}); the sync polls it"
 
 
 def webhook_events() -> list[str]:

@@ -59,6 +59,11 @@ class Settings(BaseSettings):
         description="Secret path segment of the Clientify webhook URL "
         "(`clientify-odoo webhooks secret` creates it)",
     )
+    odoo_hook_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret path segment of the URL Odoo's automation rules post to "
+        "(`clientify-odoo odoo hooks install` creates it); unset: Odoo is polled only",
+    )
     kafka_bootstrap_servers: str | None = Field(
         default=None,
         description="Use this Kafka cluster instead of starting the local broker",
@@ -82,7 +87,12 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "odoo_api_key", "clientify_api_key", "webhook_secret", "odoo_url", mode="before"
+        "odoo_api_key",
+        "clientify_api_key",
+        "webhook_secret",
+        "odoo_hook_secret",
+        "odoo_url",
+        mode="before",
     )
     @classmethod
     def _blank_secret_is_unset(cls, value: object) -> object:
@@ -110,7 +120,12 @@ class Settings(BaseSettings):
         """The raw secret strings, for the log redaction filter; never for display."""
         return [
             secret.get_secret_value()
-            for secret in (self.odoo_api_key, self.clientify_api_key, self.webhook_secret)
+            for secret in (
+                self.odoo_api_key,
+                self.clientify_api_key,
+                self.webhook_secret,
+                self.odoo_hook_secret,
+            )
             if secret is not None and secret.get_secret_value()
         ]
 

@@ -276,15 +276,39 @@ class Requeue(_Envelope):
     at: datetime
 
 
+class Hint(_Envelope):
+    """Odoo saying a record changed (an automation rule's webhook), on `odoo.hints`, keyed
+    by `model:id`. Only a nudge: Odoo posts it inside the transaction that made the
+    change, before the commit, and a change that rolls back was announced anyway; the
+    poller reads the record from committed state, and the fact is what it reads."""
+
+    kind: Literal["hint"] = "hint"
+    schema_version: Literal[1] = 1
+    system: System = System.ODOO
+    model: str
+    record_id: int = Field(gt=0)
+    action: str = Field(default="", description="the rule that fired, as Odoo names it")
+    received_at: datetime
+
+
 AnyEnvelope = (
-    Fact | Routed | Command | Result | Skip | ConflictReport | DeadLetter | EchoNotice | Requeue
+    Fact
+    | Routed
+    | Command
+    | Result
+    | Skip
+    | ConflictReport
+    | DeadLetter
+    | EchoNotice
+    | Requeue
+    | Hint
 )
 Envelope = Annotated[AnyEnvelope, Field(discriminator="kind")]
 _ENVELOPE: TypeAdapter[AnyEnvelope] = TypeAdapter(Envelope)
 
 CURRENT_VERSIONS = {
     "fact": 2, "routed": 1, "command": 1, "result": 1, "skip": 1, "conflict": 1,
-    "dead_letter": 1, "echo": 1, "requeue": 1,
+    "dead_letter": 1, "echo": 1, "requeue": 1, "hint": 1,
 }  # fmt: skip
 
 

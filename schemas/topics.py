@@ -53,6 +53,12 @@ CLIENTIFY_CONTACT = _fact("clientify.contact", "Clientify contacts from webhooks
 CLIENTIFY_COMPANY = _fact("clientify.company", "Clientify companies from webhooks/reconciliation")
 CLIENTIFY_PRODUCT = _fact("clientify.product", "Clientify products from webhooks/reconciliation")
 
+# Odoo's pushed hints (automation-rule webhooks): which record to read now. Only the
+# poller reads them, as they come; a lost one is caught by the next poll.
+ODOO_HINTS = TopicSpec(
+    "odoo.hints", "records Odoo said changed, for the poller to read now", Cleanup.DELETE, DAY_MS
+)
+
 # What the processors read, per system.
 ODOO_SOURCES = (ODOO_PARTNER, ODOO_PRODUCT, ODOO_SALE_ORDER)
 CLIENTIFY_SOURCES = (CLIENTIFY_CONTACT, CLIENTIFY_COMPANY, CLIENTIFY_PRODUCT)
@@ -107,6 +113,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     ODOO_CURSORS,
     CLIENTIFY_CURSORS,
     APPLIED_COMMANDS,
+    ODOO_HINTS,
 )
 
 

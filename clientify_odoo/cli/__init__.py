@@ -16,6 +16,7 @@ from clientify_odoo.cli import (
     connect,
     dlq,
     kafka,
+    odoo_hooks,
     poll,
     reconcile,
     replay,
@@ -38,6 +39,7 @@ COMMAND_GROUPS = (
     sandbox,
     poll,
     webhooks,
+    odoo_hooks,
     reconcile,
     worker,
     write,
@@ -60,6 +62,7 @@ Settings come from the environment or a .env file in the current directory:
   ODOO_URL, ODOO_USER, ODOO_API_KEY, ODOO_DB   the four Odoo connection settings
   CLIENTIFY_API_KEY, CLIENTIFY_URL             Clientify (URL defaults to the public API)
   WEBHOOK_SECRET                               secret path of the webhook URL
+  ODOO_HOOK_SECRET                             secret path of Odoo's hook URL (odoo-hooks)
   KAFKA_BOOTSTRAP_SERVERS                      use this cluster; nothing is started
   MAPPING_FILE                                 what syncs (default: built-in mapping)
   TOPIC_PREFIX                                 several syncs on one cluster

@@ -28,12 +28,14 @@ from clientify_odoo.connect import (
     Connection,
     ConnectionSettings,
     check,
+    install_odoo_hooks,
     webhook_events,
     webhook_url,
 )
 from clientify_odoo.logs import secret_filter
+from clientify_odoo.odoo_hooks import odoo_hook_url
 from clientify_odoo.settings import write_env_file
-from producers.clientify.receiver import new_secret
+from producers.receiver import new_secret
 from schemas.mapping import DEFAULT_MAPPING, MappingError, load_mapping
 
 DEFAULT_PUBLIC_URL = f"http://127.0.0.1:{DEFAULT_WEBHOOK_PORT}"
@@ -183,8 +185,24 @@ def _connect(args: argparse.Namespace, context: Context) -> int:
     hooks = {event: webhook_url(public_url, shown) for event in webhook_events()}
     path: Path = args.env_file or Path(".env")
     values = {**settings.env(), "WEBHOOK_SECRET": secret}
+    kept = context.settings.odoo_hook_secret
+    odoo_secret = kept.get_secret_value() if kept else new_secret()
+    secret_filter().add(odoo_secret)
+    with context.console.status("Installing Odoo's automation rules..."):
+        pushed = asyncio.run(install_odoo_hooks(settings, odoo_hook_url(public_url, odoo_secret)))
+    if isinstance(pushed, list):
+        values["ODOO_HOOK_SECRET"] = odoo_secret
     write_env_file(path, values)
     _report(context, settings, found, hooks)
+    if isinstance(pushed, list):
+        context.console.print(
+            f"[green]ok[/green] Odoo pushes its changes: {len(pushed)} automation rules post "
+            f"to {escape(public_url)}/hooks/odoo/<ODOO_HOOK_SECRET> (`clientify-odoo "
+            "odoo-hooks check` checks them)",
+            highlight=False, soft_wrap=True,
+        )  # fmt: skip
+    else:
+        context.console.print(f"[yellow]note[/yellow] {escape(pushed)}", highlight=False)
     context.console.print(
         (
             "The webhook secret is new: these URLs are shown only now.\n"

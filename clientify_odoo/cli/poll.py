@@ -32,8 +32,16 @@ from producers.odoo import (
     transactional_id,
 )
 from producers.odoo.cursor import CursorError
+from producers.odoo.hints import HintFollower
 from schemas.health import ServiceHealth
-from schemas.topics import ODOO_CURSORS, ODOO_PARTNER, ODOO_PRODUCT, ODOO_SALE_ORDER, Topics
+from schemas.topics import (
+    ODOO_CURSORS,
+    ODOO_HINTS,
+    ODOO_PARTNER,
+    ODOO_PRODUCT,
+    ODOO_SALE_ORDER,
+    Topics,
+)
 
 # A poller quiet for this long (and at least 4 intervals) is reported stuck on /health;
 # every page read counts as progress, so only a hung request or loop gets there.
@@ -72,7 +80,8 @@ async def _poll_odoo(
 ) -> None:
     topics = Topics(context.settings.topic_prefix)
     await require_topics(
-        bootstrap, topics.names((ODOO_PARTNER, ODOO_PRODUCT, ODOO_SALE_ORDER, ODOO_CURSORS))
+        bootstrap,
+        topics.names((ODOO_PARTNER, ODOO_PRODUCT, ODOO_SALE_ORDER, ODOO_CURSORS, ODOO_HINTS)),
     )
     async with OdooClient(config) as client:
         context.console.print(
@@ -120,15 +129,29 @@ async def _poll_as_leader(
         if args.once:
             context.console.print(_summary(await poller.poll_once()))
             return
-        with progress_bar(context.console) as bar:
-            report = await poller.backfill(_Bar(bar))
-        context.console.print(_summary(report))
         if args.backfill:
+            with progress_bar(context.console) as bar:
+                context.console.print(_summary(await poller.backfill(_Bar(bar))))
             return
-        context.console.print(
-            f"Polling every {args.interval:g}s (overlap {args.overlap:g}s); Ctrl-C stops"
-        )
-        await poller.run(stop)
+        # Odoo's hints are followed from before the backfill: a live change made while
+        # it runs is read at once, not when the backfill reaches it.
+        follower = HintFollower(bootstrap, topics[ODOO_HINTS], poller.read_hinted)
+        following = asyncio.create_task(follower.run(stop))
+        try:
+            with progress_bar(context.console) as bar:
+                report = await poller.backfill(_Bar(bar))
+            context.console.print(_summary(report))
+            context.console.print(
+                f"Polling every {args.interval:g}s (every {options.interval_with_pushes:g}s "
+                f"while Odoo pushes its changes to {topics[ODOO_HINTS]}; overlap "
+                f"{args.overlap:g}s); Ctrl-C stops",
+                highlight=False,
+            )
+            await asyncio.gather(poller.run(stop), following)
+        finally:
+            following.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await following
 
 
 def _poll(args: argparse.Namespace, context: Context) -> int:

@@ -1,4 +1,5 @@
-"""`clientify-odoo webhooks serve|secret`: Clientify's webhooks in, facts on Kafka out."""
+"""`clientify-odoo webhooks serve|secret`: Clientify's webhooks in as facts, and Odoo's
+as hints (when ODOO_HOOK_SECRET is set), on Kafka."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from clientify_odoo.cli.service import ensure_declared_topics, serve_until_stopp
 from clientify_odoo.services import SERVICE_BY_NAME
 from clientify_odoo.settings import write_env_file
 from connectors.kafka.publisher import Publisher
-from producers.clientify.receiver import (
+from producers.receiver import (
     DEFAULT_MAX_BODY,
     ReceiverConfig,
     WebhookReceiver,
@@ -35,9 +36,11 @@ def _webhooks_serve(args: argparse.Namespace, context: Context) -> int:
             "WEBHOOK_SECRET is not set. Run `clientify-odoo webhooks secret` once, then "
             "register the URL it prints in Clientify (settings -> webhooks)."
         )
+    odoo_secret = context.settings.odoo_hook_secret
     try:
         config = ReceiverConfig(
             secret=secret.get_secret_value(),
+            odoo_secret=odoo_secret.get_secret_value() if odoo_secret else None,
             topics=Topics(context.settings.topic_prefix),
             allowed_networks=ReceiverConfig.networks(args.allow_ip),
             trusted_proxies=ReceiverConfig.networks(args.trust_proxy),
@@ -54,9 +57,13 @@ def _webhooks_serve(args: argparse.Namespace, context: Context) -> int:
             receiver = WebhookReceiver(config, publisher, health=health)
 
             def started(port: int) -> None:
+                odoo = (
+                    " and Odoo's on /hooks/odoo/<odoo secret>" if odoo_secret else
+                    " (Odoo's hook is off: ODOO_HOOK_SECRET is not set)"
+                )  # fmt: skip
                 context.console.print(
-                    f"Receiving Clientify webhooks on http://{args.host}:{port}/hooks/<secret> "
-                    f"(health: /health, metrics: /metrics); facts go to {bootstrap}",
+                    f"Receiving Clientify webhooks on http://{args.host}:{port}/hooks/<secret>"
+                    f"{odoo} (health: /health, metrics: /metrics); to Kafka at {bootstrap}",
                     highlight=False,
                 )
 

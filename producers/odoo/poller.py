@@ -28,7 +28,7 @@ from aiokafka.errors import KafkaError
 from connectors.kafka.publisher import Outgoing, Publisher
 from connectors.kafka.reader import read_to_end
 from connectors.odoo import OdooClient, OdooError
-from producers.metrics import FACTS_PUBLISHED, POLLS
+from producers.metrics import FACTS_PUBLISHED, HINTED_FACTS, POLLS
 from producers.odoo.cursor import (
     EPOCH,
     READ_TIMEOUT,
@@ -73,6 +73,10 @@ class PollerOptions:
     # ago can still commit rows with its old write_date (odoo-api.md section 4).
     overlap: float = 240.0
     seen_limit: int = 200_000
+    # While Odoo pushes hints (they came within `pushes_recent` seconds), changes arrive
+    # by them and the poll is only the safety net for lost ones: it runs this often.
+    interval_with_pushes: float = 30.0
+    pushes_recent: float = 600.0
     # A page's transaction not committed by then means Kafka is gone or stuck: stop
     # loudly rather than hang (the cursor moves only with a commit, so nothing is lost).
     publish_timeout: float = 120.0
@@ -126,6 +130,7 @@ class OdooPoller:
         # polled side by side, their transactions one at a time (one producer).
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._publishing = asyncio.Lock()
+        self.last_hint_at: float | None = None  # time.monotonic() of the latest hint read
 
     def _key(self, stream: Stream) -> str:
         return cursor_key(self.client.config.db, stream.model)
@@ -258,7 +263,17 @@ class OdooPoller:
                 self.health.failed(exc)
                 log.warning("poll failed, retrying in %.0fs: %s", self.options.interval, exc)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.options.interval)
+                await asyncio.wait_for(stop.wait(), self.interval())
+
+    def interval(self) -> float:
+        """Seconds to the next poll: longer while Odoo pushes its changes."""
+        pushing = (
+            self.last_hint_at is not None
+            and time.monotonic() - self.last_hint_at < self.options.pushes_recent
+        )
+        if pushing:
+            return max(self.options.interval, self.options.interval_with_pushes)
+        return self.options.interval
 
     async def _drain(
         self,
@@ -334,16 +349,61 @@ class OdooPoller:
         background: the next page is read while Kafka commits this one. Transactions
         stay in order, one at a time."""
         entity = stream.entity
-        records = rows if not stream.indirect else await self._load(entity, _targets(stream, rows))
-        if entity.lines is not None:
-            await self._attach_lines(entity, records)
-        parents = await self._parent_stamps(entity, records)
-        observed = [observe(entity, record, parents.get(record["id"])) for record in records]
+        observed = await self._observe(stream, rows)
         await self._settle(entity)  # the previous page is in Kafka: `_seen` is up to date
         facts = [fact for fact in observed if self._new(fact)]
         self._inflight[entity.name] = asyncio.create_task(
             self._publish(stream, len(rows), facts, cursor, report, progress)
         )
+
+    async def _observe(self, stream: Stream, rows: list[Record]) -> list[Fact]:
+        """The facts of a stream's rows: the records themselves, or for a stream that
+        only points at them (a template's variants, an order's lines) the records read."""
+        entity = stream.entity
+        records = rows if not stream.indirect else await self._load(entity, _targets(stream, rows))
+        if entity.lines is not None:
+            await self._attach_lines(entity, records)
+        parents = await self._parent_stamps(entity, records)
+        return [observe(entity, record, parents.get(record["id"])) for record in records]
+
+    async def read_hinted(self, hinted: set[tuple[str, int]]) -> set[tuple[str, int]]:
+        """Publish the current version of each hinted (model, id) read from committed
+        state, without moving the cursors (the poll skips the versions published here).
+        Returns the pairs that showed no new version: not committed yet, rolled back, or
+        already published."""
+        self.last_hint_at = time.monotonic()
+        unchanged: set[tuple[str, int]] = set()
+        for stream in self.streams:
+            ids = sorted(rid for model, rid in hinted if model == stream.model)
+            if not ids:
+                continue
+            rows = await self._scan(stream, [("id", "in", ids)], "id asc")
+            # A version older than the cursor was read by a poll already, even when the
+            # seen cache no longer holds it: the change hinted at is not committed yet.
+            polled_until = self.cursors[stream.model].second
+            facts: list[Fact] = []
+            for row in rows:
+                new = [
+                    fact for fact in await self._observe(stream, [row])
+                    if self._new(fact) and fact.occurred_at.replace(tzinfo=None) >= polled_until
+                ]  # fmt: skip
+                if not new:
+                    unchanged.add((stream.model, row["id"]))
+                facts += new
+            unchanged |= {(stream.model, rid) for rid in set(ids) - {row["id"] for row in rows}}
+            facts = list({fact.event_id: fact for fact in facts}.values())
+            if facts:
+                await self._publish_facts(stream.entity, facts)
+        return unchanged
+
+    async def _publish_facts(self, entity: Entity, facts: list[Fact]) -> None:
+        outgoing = [Outgoing(self.topics[entity.topic], fact.source_id, fact) for fact in facts]
+        async with self._publishing, asyncio.timeout(self.options.publish_timeout):
+            await self.publisher.publish_all(outgoing)
+        for fact in facts:
+            self._remember(fact)
+        FACTS_PUBLISHED.labels("odoo", entity.name).inc(len(facts))
+        HINTED_FACTS.labels(entity.name).inc(len(facts))
 
     async def _settle(self, entity: Entity) -> None:
         task = self._inflight.pop(entity.name, None)

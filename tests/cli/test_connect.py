@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from clientify_odoo.odoo_hooks import HOOK_RULES
 from connectors.clientify.sandbox.app import ClientifySandbox
+from connectors.odoo.automation import check_rules, remove_rules
 from tests.support.clientify_fixtures import sandbox_at
 from tests.support.odoo_fixtures import OdooPeer, odoo_peer, peers
 
@@ -89,6 +91,17 @@ async def test_connect_checks_both_systems_creates_the_field_and_saves_env(
         assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
         saved = read_env(env_file)
         secret = saved.pop("WEBHOOK_SECRET")
+        # Odoo 17+ with the Automation Rules app pushes its changes (the real servers
+        # have it); 16 and the sandbox are polled, and say so.
+        pushes = odoo.real and odoo.version >= 17
+        odoo_secret = saved.pop("ODOO_HOOK_SECRET", None)
+        assert (odoo_secret is not None) == pushes, out
+        if pushes:
+            assert "Odoo pushes its changes: 3 automation rules post to" in out
+            async with odoo.client() as client:
+                assert await check_rules(client, f"/hooks/odoo/{odoo_secret}", HOOK_RULES) == []
+        else:
+            assert "the sync polls" in out, out
         assert saved == {
             "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:29092",  # other lines are kept
             **good_settings(odoo, clientify, url),
@@ -110,10 +123,16 @@ async def test_connect_checks_both_systems_creates_the_field_and_saves_env(
         assert read_env(env_file)["WEBHOOK_SECRET"] == secret
         assert secret not in out and "hooks/<WEBHOOK_SECRET>" in out
         assert "created: none needed" in out
+        # (The rules post to sync.example.com: removed at the end, else they would post
+        # every later test's writes to nowhere.)
 
         code, out, err = await run(*args, "--rotate-webhook-secret", env=env, cwd=tmp_path)
         rotated = read_env(env_file)["WEBHOOK_SECRET"]
         assert code == 0 and rotated != secret and f"/hooks/{rotated}" in out
+        if pushes:  # the Odoo hook's secret is kept: the rules still post to us
+            assert read_env(env_file)["ODOO_HOOK_SECRET"] == odoo_secret
+            async with odoo.client() as client:
+                await remove_rules(client)
 
 
 async def test_the_global_options_may_follow_the_command(tmp_path: Path) -> None:

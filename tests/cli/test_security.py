@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from clientify_odoo.cli import build_parser
-from producers.clientify.receiver import DEFAULT_MAX_BODY
+from producers.receiver import DEFAULT_MAX_BODY
 from schemas.topics import CLIENTIFY_PRODUCT, Topics
 from tests.support.cli_tree import commands
 from tests.support.clientify_fixtures import read_facts

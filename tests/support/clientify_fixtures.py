@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer
 from connectors.clientify.sandbox.app import ClientifySandbox, SandboxOptions
 from connectors.kafka.admin import partitions_of
 from connectors.kafka.publisher import Publisher
-from producers.clientify.receiver import ReceiverConfig, WebhookReceiver
+from producers.receiver import ReceiverConfig, WebhookReceiver
 from schemas import Fact, decode
 from schemas.topics import Topics
 

@@ -29,7 +29,7 @@ from pydantic import SecretStr
 from connectors.clientify import ClientifyClient
 from connectors.clientify.sandbox.app import SandboxOptions
 from connectors.odoo.sandbox import Credentials
-from producers.clientify.receiver import ReceiverConfig
+from producers.receiver import ReceiverConfig
 
 SECRET_SETTINGS = ("ODOO_API_KEY", "CLIENTIFY_API_KEY", "WEBHOOK_SECRET")
 # Shorter values would match ordinary text; every key the product accepts is longer.

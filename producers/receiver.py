@@ -1,6 +1,9 @@
-"""The webhook receiver: Clientify webhooks in, facts on Kafka out.
+"""The webhook receiver: Clientify's webhooks in as facts, Odoo's as hints, on Kafka.
 
-Clientify signs nothing and retries nothing, so:
+Clientify's webhooks carry the record (`/hooks/<secret>`): each becomes a fact. Odoo's
+automation rules (17+) only say which record changed (`/hooks/odoo/<odoo secret>`): each
+becomes a hint for the poller, which reads the record itself (`producers.odoo.hints`).
+Neither side signs anything or retries, so, for both:
 - the URL path carries a secret (`/hooks/<secret>`), compared in constant time, and an
   optional IP allow-list comes first (behind a reverse proxy, X-Forwarded-For counts
   only when the peer is a trusted proxy); failures get 401 (IP) or 404 (secret, any
@@ -37,8 +40,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from connectors.kafka.publisher import Outgoing, Publisher
 from producers.clientify.body import BadBody, parse
 from producers.clientify.facts import SOURCE_OF, to_fact
+from producers.odoo.hints import BadHint, hint_key, parse_hint
 from schemas.health import ServiceHealth, exposition, health_answer, iso
-from schemas.topics import Topics
+from schemas.topics import ODOO_HINTS, Topics
 
 log = logging.getLogger(__name__)
 HOOK_IN_TEXT = re.compile(r"/hooks/[^\s\"?]+")
@@ -72,6 +76,9 @@ def hide_in_access_log(secret: str) -> None:
 
 
 HOOK_PATH = "/hooks/{secret}"
+ODOO_HOOK_PATH = "/hooks/odoo/{secret}"
+# Odoo gives up on a webhook after 1 s: answer well within it, or say 503.
+ODOO_PUBLISH_TIMEOUT = 0.8
 MIN_SECRET_CHARS = re.compile(r"[A-Za-z0-9_\-]+")
 DEFAULT_MAX_BODY = 256 * 1024
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -92,12 +99,23 @@ class ReceiverConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY
     publish_timeout: float = 10.0
 
+    # The secret of Odoo's hook URL (`/hooks/odoo/<it>`); None: Odoo's hook is off.
+    # Not WEBHOOK_SECRET: an Odoo administrator sees it in the automation rules.
+    odoo_secret: str | None = None
+
     def __post_init__(self) -> None:
-        # A short secret in a URL can be guessed; `webhooks secret` makes 43 characters.
-        if len(self.secret) < 16 or not MIN_SECRET_CHARS.fullmatch(self.secret):
+        named = (("WEBHOOK_SECRET", self.secret), ("ODOO_HOOK_SECRET", self.odoo_secret))
+        for name, secret in named:
+            # A short secret in a URL can be guessed; `webhooks secret` makes 43 characters.
+            if secret is not None and (len(secret) < 16 or not MIN_SECRET_CHARS.fullmatch(secret)):
+                raise ValueError(
+                    f"{name} must be at least 16 URL-safe characters (letters, digits, "
+                    "'-', '_'); run `clientify-odoo webhooks secret --rotate` for a new one"
+                )
+        if self.odoo_secret is not None and self.odoo_secret == self.secret:
             raise ValueError(
-                "WEBHOOK_SECRET must be at least 16 URL-safe characters (letters, digits, "
-                "'-', '_'); run `clientify-odoo webhooks secret --rotate` for a new one"
+                "ODOO_HOOK_SECRET must differ from WEBHOOK_SECRET: Odoo's administrators "
+                "can read it in the automation rules"
             )
         if self.max_body_bytes < 1024:
             raise ValueError(
@@ -128,7 +146,8 @@ class ReceiverMetrics:
         )
         self.accepted = Counter(
             "clientify_webhooks_accepted",
-            "Webhooks turned into facts acknowledged by Kafka",
+            "Webhooks stored on Kafka (acknowledged): Clientify's as facts, by entity, "
+            "Odoo's as hints, by model",
             ["entity"],
             registry=self.registry,
         )
@@ -167,10 +186,14 @@ class WebhookReceiver:
         # An idle receiver is healthy: Clientify may simply have nothing to say.
         self.health = health or ServiceHealth("webhook-receiver")
         hide_in_access_log(config.secret)
+        if config.odoo_secret is not None:
+            hide_in_access_log(config.odoo_secret)
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._observe])
         app.router.add_route("*", HOOK_PATH, self.hook)
+        if self.config.odoo_secret is not None:
+            app.router.add_route("*", ODOO_HOOK_PATH, self.odoo_hook)
         app.router.add_get("/health", self.health_check)
         app.router.add_get("/metrics", self.prometheus)
         return app
@@ -195,19 +218,7 @@ class WebhookReceiver:
             self.metrics.latency.observe(time.perf_counter() - started)
 
     async def hook(self, request: web.Request) -> web.Response:
-        sender = self._sender(request)
-        if self.config.allowed_networks and not self._in(sender, self.config.allowed_networks):
-            log.warning("webhook from %s refused: not in the IP allow-list", sender)
-            return self._reject(401, "ip_not_allowed", "this address may not send webhooks")
-        secret = request.match_info["secret"]
-        if not hmac.compare_digest(secret.encode(), self.config.secret.encode()):
-            log.warning("webhook with a wrong secret in its URL refused (from %s)", request.remote)
-            return self._reject(404, "bad_secret", "not found")
-        if request.method != "POST":
-            return self._reject(
-                405, "method", f"webhooks are POSTed, not sent with {request.method}"
-            )
-        raw = await self._read(request)
+        raw = await self._admit(request, self.config.secret)
         if isinstance(raw, web.Response):
             return raw
         try:
@@ -220,6 +231,38 @@ class WebhookReceiver:
             self.metrics.ignored.labels(body.hook.event).inc()
             return web.json_response({"status": "ignored", "reason": "deletes are not synced"})
         return await self._publish(body.entity, body.record())
+
+    async def odoo_hook(self, request: web.Request) -> web.Response:
+        assert self.config.odoo_secret is not None  # the route exists only with one
+        raw = await self._admit(request, self.config.odoo_secret)
+        if isinstance(raw, web.Response):
+            return raw
+        try:
+            hint = parse_hint(raw, datetime.now(UTC))
+        except BadHint as exc:
+            log.warning("Odoo hint refused: %s", exc)
+            return self._reject(400, "malformed", str(exc))
+        outgoing = Outgoing(self.config.topics[ODOO_HINTS], hint_key(hint), hint)
+        return await self._store(
+            outgoing, f"hint for {hint_key(hint)}", ODOO_PUBLISH_TIMEOUT, hint.model,
+            {"status": "accepted"},
+        )  # fmt: skip
+
+    async def _admit(self, request: web.Request, secret: str) -> bytes | web.Response:
+        """The body of a request from an allowed address with the right secret, or the
+        refusal to answer."""
+        sender = self._sender(request)
+        if self.config.allowed_networks and not self._in(sender, self.config.allowed_networks):
+            log.warning("webhook from %s refused: not in the IP allow-list", sender)
+            return self._reject(401, "ip_not_allowed", "this address may not send webhooks")
+        if not hmac.compare_digest(request.match_info["secret"].encode(), secret.encode()):
+            log.warning("webhook with a wrong secret in its URL refused (from %s)", request.remote)
+            return self._reject(404, "bad_secret", "not found")
+        if request.method != "POST":
+            return self._reject(
+                405, "method", f"webhooks are POSTed, not sent with {request.method}"
+            )
+        return await self._read(request)
 
     async def _read(self, request: web.Request) -> bytes | web.Response:
         limit = self.config.max_body_bytes
@@ -240,17 +283,26 @@ class WebhookReceiver:
     async def _publish(self, entity: str, record: dict[str, Any]) -> web.Response:
         fact = to_fact(entity, record, occurred_at=datetime.now(UTC))
         outgoing = Outgoing(self.config.topics[SOURCE_OF[entity]], fact.source_id, fact)
+        return await self._store(
+            outgoing, f"fact for {entity} {fact.source_id}", self.config.publish_timeout,
+            entity, {"status": "accepted", "event_id": fact.event_id},
+        )  # fmt: skip
+
+    async def _store(
+        self, outgoing: Outgoing, what: str, within: float, label: str, answer: dict[str, str]
+    ) -> web.Response:
+        """2xx once Kafka has acknowledged the message, 503 when it cannot take it."""
         try:
-            await asyncio.wait_for(self.publisher.publish(outgoing), self.config.publish_timeout)
+            await asyncio.wait_for(self.publisher.publish(outgoing), within)
         except (KafkaError, TimeoutError) as exc:
-            self.health.failed(f"Kafka did not take a fact: {type(exc).__name__}: {exc}")
-            log.error("fact for %s %s not stored, answering 503: %s", entity, fact.source_id, exc)
+            self.health.failed(f"Kafka did not take a message: {type(exc).__name__}: {exc}")
+            log.error("%s not stored, answering 503: %r", what, exc)
             response = self._reject(503, "kafka_unavailable", "cannot store the webhook now")
             response.headers["Retry-After"] = "5"
             return response
         self.health.succeeded(last_webhook=iso(time.time()))
-        self.metrics.accepted.labels(entity).inc()
-        return web.json_response({"status": "accepted", "event_id": fact.event_id})
+        self.metrics.accepted.labels(label).inc()
+        return web.json_response(answer)
 
     def _sender(self, request: web.Request) -> str:
         """The sending address: the peer, or, when the peer is a trusted proxy, the last
