@@ -61,7 +61,6 @@ from schemas.envelope import AnyEnvelope, EnvelopeError, decode, encode
 
 log = logging.getLogger(__name__)
 
-SESSION_TIMEOUT = 10.0  # seconds without a heartbeat before a copy counts as gone
 WAIT_LOGGED_AFTER = 5.0  # seconds a flush waits before saying so
 KEY_PARTITIONED = "rocksdb-by-key"  # the store URL scheme of `KeyPartitionedStore`
 
@@ -157,12 +156,6 @@ class SyncTransport(aiokafka_transport.Transport):
 class SyncApp(faust.App):
     """faust.App whose producer buffers table writes in a `DrainingBuffer` and whose
     consumer never commits past a message it has not processed."""
-
-    def __init__(self, id: str, **options: Any) -> None:
-        # A copy killed -9 keeps its partitions until its session times out: Faust's
-        # 60 s left them unread that long; 10 s, as the services' leadership group.
-        options.setdefault("broker_session_timeout", SESSION_TIMEOUT)
-        super().__init__(id, **options)
 
     def _new_transport(self) -> Any:
         return SyncTransport(self.conf.broker_consumer, self)

@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaConsumer
 from clientify_odoo.stack.broker import free_port_pair
 from connectors.clientify import ClientifyClient
 from connectors.odoo.client import OdooClient, OdooConfig
+from connectors.odoo.errors import OdooConfigError
 from schemas import AnyEnvelope, decode
 from tests.support.project import REPO
 from tests.support.real_odoo import REAL_VERSIONS, RealOdoo, real_odoo
@@ -205,8 +206,22 @@ class SyncStack:
             url=self.env["ODOO_URL"], db=self.env["ODOO_DB"], login=self.env["ODOO_USER"],
             api_key=self.env["ODOO_API_KEY"],  # type: ignore[arg-type]
         )  # fmt: skip
-        async with OdooClient(config) as client:
+        # A client's start-up check tries once, so that a wrong URL fails fast; the
+        # chaos runs inject 5xx, which a user would simply try again.
+        for attempt in range(5):
+            client = OdooClient(config)
+            try:
+                await client.connect()
+                break
+            except OdooConfigError:
+                await client.close()
+                if attempt == 4:
+                    raise
+                await asyncio.sleep(0.5)
+        try:
             yield client
+        finally:
+            await client.close()
 
     @asynccontextmanager
     async def clientify(self) -> AsyncIterator[ClientifyClient]:
