@@ -93,7 +93,19 @@ async def records_to_end(
                     if message.offset < ends.get(tp, 0):
                         yield message
     finally:
+        await stop_quietly(consumer)
+
+
+async def stop_quietly(consumer: AIOKafkaConsumer) -> None:
+    """Stop a consumer. aiokafka cancels a fetch that is waiting to retry (a broker just
+    died) and awaits it, so `stop()` raises CancelledError in a task nobody cancelled;
+    that one is swallowed, a real cancellation of this task is not."""
+    try:
         await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
 
 
 async def _partitions(
