@@ -120,11 +120,10 @@ def _settings(args: argparse.Namespace, context: Context) -> ConnectionSettings:
         raise CommandError("; ".join(problems), exit_code=2) from None
 
 
-def _public_url(text: str) -> str:
+def public_url(text: str, name: str = "--public-url") -> str:
+    """Where the systems reach the receiver, without a trailing slash."""
     if not text.startswith(("http://", "https://")):
-        raise CommandError(
-            f"--public-url must start with http:// or https://, got {text!r}", exit_code=2
-        )
+        raise CommandError(f"{name} must start with http:// or https://, got {text!r}", exit_code=2)
     return text.rstrip("/")
 
 
@@ -165,7 +164,7 @@ def _report(
 
 
 def _connect(args: argparse.Namespace, context: Context) -> int:
-    public_url = _public_url(args.public_url)
+    base_url = public_url(args.public_url)
     settings = _settings(args, context)
     try:
         mapping = load_mapping(context.settings.mapping_file or DEFAULT_MAPPING)
@@ -182,14 +181,14 @@ def _connect(args: argparse.Namespace, context: Context) -> int:
     secret, new = _webhook_secret(args, context)
     # A kept secret was shown when it was made; it stays out of the output.
     shown = secret if new else "<WEBHOOK_SECRET>"
-    hooks = {event: webhook_url(public_url, shown) for event in webhook_events()}
+    hooks = {event: webhook_url(base_url, shown) for event in webhook_events()}
     path: Path = args.env_file or Path(".env")
     values = {**settings.env(), "WEBHOOK_SECRET": secret}
     kept = context.settings.odoo_hook_secret
     odoo_secret = kept.get_secret_value() if kept else new_secret()
     secret_filter().add(odoo_secret)
     with context.console.status("Installing Odoo's automation rules..."):
-        pushed = asyncio.run(install_odoo_hooks(settings, odoo_hook_url(public_url, odoo_secret)))
+        pushed = asyncio.run(install_odoo_hooks(settings, odoo_hook_url(base_url, odoo_secret)))
     if isinstance(pushed, list):
         values["ODOO_HOOK_SECRET"] = odoo_secret
     write_env_file(path, values)
@@ -197,7 +196,7 @@ def _connect(args: argparse.Namespace, context: Context) -> int:
     if isinstance(pushed, list):
         context.console.print(
             f"[green]ok[/green] Odoo pushes its changes: {len(pushed)} automation rules post "
-            f"to {escape(public_url)}/hooks/odoo/<ODOO_HOOK_SECRET> (`clientify-odoo "
+            f"to {escape(base_url)}/hooks/odoo/<ODOO_HOOK_SECRET> (`clientify-odoo "
             "odoo-hooks check` checks them)",
             highlight=False, soft_wrap=True,
         )  # fmt: skip

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import secrets
 from pathlib import Path
 from typing import Any
 
+from clientify_odoo.cli.connect import public_url
 from clientify_odoo.cli.options import CommandError, Context
 from clientify_odoo.logs import secret_filter
 from clientify_odoo.odoo_hooks import HOOK_RULES, ODOO_HOOK_PATH, odoo_hook_url
@@ -21,14 +21,7 @@ from connectors.odoo.automation import (
     install_rules,
     remove_rules,
 )
-
-
-def public_url(text: str) -> str:
-    if not text.startswith(("http://", "https://")):
-        raise CommandError(
-            f"the public URL must start with http:// or https://, got {text!r}", exit_code=2
-        )
-    return text.rstrip("/")
+from producers.receiver import new_secret
 
 
 def hook_secret(context: Context, env_file: Path) -> str:
@@ -36,15 +29,10 @@ def hook_secret(context: Context, env_file: Path) -> str:
     existing = context.settings.odoo_hook_secret
     if existing is not None:
         return existing.get_secret_value()
-    secret = secrets.token_urlsafe(32)
+    secret = new_secret()
     secret_filter().add(secret)
     write_env_file(env_file, {"ODOO_HOOK_SECRET": secret})
     return secret
-
-
-async def install(client: OdooClient, url: str) -> list[str]:
-    """Install the rules; `AutomationUnavailable` says why Odoo cannot post."""
-    return await install_rules(client, url, HOOK_RULES)
 
 
 def _run(args: argparse.Namespace, context: Context) -> int:
@@ -59,10 +47,11 @@ def _run(args: argparse.Namespace, context: Context) -> int:
         async with OdooClient(config) as client:
             if args.action == "install":
                 secret = hook_secret(context, env_file)
-                names = await install(client, odoo_hook_url(public_url(args.public_url), secret))
+                base_url = public_url(args.public_url, "PUBLIC_URL")
+                names = await install_rules(client, odoo_hook_url(base_url, secret), HOOK_RULES)
                 say(
                     f"Installed {len(names)} automation rules in Odoo {client.version}: "
-                    f"{', '.join(names)}; they post to {public_url(args.public_url)}"
+                    f"{', '.join(names)}; they post to {base_url}"
                     f"{ODOO_HOOK_PATH}<ODOO_HOOK_SECRET> (saved in {env_file}). Restart the "
                     "webhook receiver if it runs, so it serves that path.",
                     highlight=False,
