@@ -91,10 +91,11 @@ async def ensure_topics(
         replication = Replication.for_brokers(brokers)
         present = set(await admin.list_topics())
         missing = [spec for name, spec in wanted.items() if name not in present]
-        created: list[str] = await _create(admin, missing, replication) if missing else []
-        await _until_served(admin, bootstrap_servers, [wanted[name] for name in created])
-        # A topic can exist yet be absent from a stale metadata answer: creating it then
-        # says "already exists", and it is checked like the others.
+        created, raced = await _create(admin, missing, replication) if missing else ([], [])
+        # A topic another copy created a moment ago ("already exists") may not be served
+        # yet either: its metadata then shows no partitions, which is no mismatch.
+        fresh = [wanted[name] for name in (*created, *raced)]
+        await _until_served(admin, bootstrap_servers, fresh)
         existing = sorted(name for name in wanted if name not in created)
         problems = await topic_problems(admin, [wanted[name] for name in existing])
         if problems:
@@ -129,7 +130,9 @@ async def cluster_replication(bootstrap: str) -> Replication:
 
 async def _create(
     admin: AIOKafkaAdminClient, specs: list[TopicSpec], replication: Replication
-) -> list[str]:
+) -> tuple[list[str], list[str]]:
+    """The topics this call created, and those that already existed (another process
+    won the race, or the metadata listing them was stale)."""
     topics = [
         NewTopic(
             name=spec.name,
@@ -141,13 +144,15 @@ async def _create(
     ]
     response = await admin.create_topics(topics)
     created: list[str] = []
+    raced: list[str] = []
     for name, code, message in response.topic_errors:
         if code == TOPIC_ALREADY_EXISTS:
-            continue  # another process won the race, or stale metadata: checked below
-        if code != 0:
+            raced.append(name)
+        elif code != 0:
             raise TopicConfigError(f"could not create topic {name}: error {code}: {message}")
-        created.append(name)
-    return created
+        else:
+            created.append(name)
+    return created, raced
 
 
 async def _until_served(admin: AIOKafkaAdminClient, bootstrap: str, specs: list[TopicSpec]) -> None:

@@ -193,6 +193,8 @@ class Chaos:
     bursts: int = 0
     broker_restarts: int = 0
     killed: dict[str, int] = field(default_factory=dict)
+    # Why each restarted service had stopped: its exit code and the end of its log.
+    deaths: list[str] = field(default_factory=list)
     brokers_killed: list[str] = field(default_factory=list)  # "broker 2 (controller leader)"
 
     async def kill_randomly(
@@ -214,6 +216,9 @@ class Chaos:
         while not await _wait(stop, 0.5):
             for name, process in list(stack.processes.items()):
                 if process.poll() is not None:
+                    self.deaths.append(
+                        f"{name} exited with {process.returncode}:\n{stack.log_tail(name)}"
+                    )
                     stack.start(name)
                     self.restarts += 1
 

@@ -170,6 +170,11 @@ class SyncStack:
             process.kill()
             process.wait()
 
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        """The last `lines` lines service `name` wrote."""
+        text = (self.tmp / f"{name}.log").read_text(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
     def logs(self) -> str:
         return "\n".join(
             f"--- {path.stem}\n{path.read_text(errors='replace')[-2500:]}"
