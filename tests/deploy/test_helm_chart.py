@@ -49,11 +49,12 @@ SECRETS = {
     "secrets.odooApiKey": "odoo-key-5b1f0c9e7d2a4c6b",
     "secrets.clientifyApiKey": "clientify-key-8e3d6a1f4b7c",
     "secrets.webhookSecret": "webhook-secret-2c9f7e4a1d6b",
+    "secrets.odooHookSecret": "odoo-hook-secret-7a4e1c9b3f",
 }
 # The keys each service reads from the Secret, and no others.
 SECRET_KEYS = {
     "odoo-poller": ["ODOO_API_KEY"],
-    "webhook-receiver": ["WEBHOOK_SECRET"],
+    "webhook-receiver": ["WEBHOOK_SECRET", "ODOO_HOOK_SECRET"],
     "reconciler": ["CLIENTIFY_API_KEY"],
     "worker": [],
     "clientify-writer": ["CLIENTIFY_API_KEY"],
@@ -199,6 +200,25 @@ def test_each_service_reads_only_its_own_keys_from_an_existing_secret(helm: str)
         ]
         assert [ref["name"] for ref in refs] == ["acme-keys"] * len(refs), name
         assert [ref["key"] for ref in refs] == SECRET_KEYS[name], name
+
+
+def test_odoos_hook_secret_is_optional(helm: str) -> None:
+    """Odoo 16, or a database without automation rules, is polled only: the receiver
+    starts without ODOO_HOOK_SECRET, from the chart's Secret or one of the user's."""
+    for flags in ([], ["--set", "secrets.existingSecret=acme-keys"]):
+        manifests = render(helm, *flags)
+        receiver = containers(workloads(manifests)["webhook-receiver"])[0]
+        refs = {
+            env["name"]: env["valueFrom"]["secretKeyRef"]
+            for env in receiver["env"]
+            if "valueFrom" in env
+        }
+        assert refs["ODOO_HOOK_SECRET"].get("optional") is True, flags
+        assert "optional" not in refs["WEBHOOK_SECRET"], flags
+    [secret] = [m for m in render(helm) if m["kind"] == "Secret"]
+    assert "ODOO_HOOK_SECRET" not in secret["data"]
+    [secret] = [m for m in render(helm, *secret_flags()) if m["kind"] == "Secret"]
+    assert "ODOO_HOOK_SECRET" in secret["data"]
 
 
 def test_an_existing_secret_with_inline_keys_is_refused(helm: str) -> None:

@@ -89,7 +89,8 @@ A pod template. Arguments (a dict):
   args       the `clientify-odoo` sub-command and its flags (the image's entry point
              is `clientify-odoo`, so these are the compose file's `command:`)
   port       the port of its /health and /metrics; 0 for none (the reporter)
-  secrets    the keys of the Secret this service uses, and only those
+  secrets    the keys of the Secret this service uses, and only those; a key ending in
+             "?" may be absent from the Secret (the variable is then unset)
   data       where its volume (named "data") is mounted; "" for none
 */}}
 {{- define "clientify-odoo.podTemplate" -}}
@@ -137,11 +138,15 @@ spec:
       env:
         {{- include "clientify-odoo.env" $root | nindent 8 }}
         {{- range .secrets }}
-        - name: {{ . }}
+        {{- $key := trimSuffix "?" . }}
+        - name: {{ $key }}
           valueFrom:
             secretKeyRef:
               name: {{ include "clientify-odoo.secretName" $root }}
-              key: {{ . }}
+              key: {{ $key }}
+              {{- if hasSuffix "?" . }}
+              optional: true
+              {{- end }}
         {{- end }}
       {{- if .port }}
       ports:
