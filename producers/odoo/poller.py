@@ -381,15 +381,17 @@ class OdooPoller:
             # A version older than the cursor was read by a poll already, even when the
             # seen cache no longer holds it: the change hinted at is not committed yet.
             polled_until = self.cursors[stream.model].second
-            facts: list[Fact] = []
+            # One read for the whole burst (a template's variants, lines, parents), then
+            # each hinted row is answered by the records it stands for.
+            facts = [
+                fact for fact in await self._observe(stream, rows)
+                if self._new(fact) and fact.occurred_at.replace(tzinfo=None) >= polled_until
+            ]  # fmt: skip
+            changed = {fact.source_id for fact in facts}
             for row in rows:
-                new = [
-                    fact for fact in await self._observe(stream, [row])
-                    if self._new(fact) and fact.occurred_at.replace(tzinfo=None) >= polled_until
-                ]  # fmt: skip
-                if not new:
+                records = _targets(stream, [row]) if stream.indirect else [row["id"]]
+                if not changed.intersection(str(rid) for rid in records):
                     unchanged.add((stream.model, row["id"]))
-                facts += new
             unchanged |= {(stream.model, rid) for rid in set(ids) - {row["id"] for row in rows}}
             facts = list({fact.event_id: fact for fact in facts}.values())
             if facts:
