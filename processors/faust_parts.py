@@ -30,6 +30,12 @@ Faust's offset commits needed three fixes, found by killing two copies at random
   burst, all read again after any restart). The offsets are now counted once.
 `HeadHoldingConsumer` does all three.
 
+A record the producer fails to send (the broker refused it, or the delivery timed out
+through a long outage) is only a warning to Faust, which had acked the input that made
+it and commits past it: the routed fact, command or table write is lost for good. Here
+`SendFailures` remembers the first such failure, and the consumer then commits nothing
+more and stops the worker, which starts again from the last commit, before the input.
+
 The global tables get a store of their own, `KeyPartitionedStore` (see there).
 
 The agents read envelopes, decoded once by the `envelope` codec (`schemas.decode`, with
@@ -46,11 +52,12 @@ import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import faust
 from aiokafka.partitioner import DefaultPartitioner
 from faust import stores
+from faust.sensors import Sensor
 from faust.serializers import codecs
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.transport.drivers import aiokafka as aiokafka_transport
@@ -98,6 +105,33 @@ class DrainingBuffer(ProducerBuffer):
                 )
 
 
+class SendFailed(Exception):
+    """A record the worker made could not be sent to Kafka: the input behind it must be
+    processed again, so no offset may be committed any more."""
+
+
+class SendFailures(Sensor):
+    """Faust's sensor for the records the producer failed to send: the first is kept."""
+
+    def __post_init__(self) -> None:
+        self.first: str | None = None
+
+    def on_send_initiated(
+        self, producer: Any, topic: str, message: Any, keysize: int, valsize: int
+    ) -> str:
+        return topic  # handed back to on_send_error as its `state`
+
+    def on_send_error(self, producer: Any, exc: BaseException, state: Any) -> None:
+        if self.first is None:
+            self.first = f"a record for {state}: {exc!r}"
+            log.error(
+                "Kafka refused %s; committing stops here and the worker stops, to read "
+                "the input again when it starts (if this repeats, the broker's log says "
+                "why: a record larger than the topic's max.message.bytes, a topic gone)",
+                self.first,
+            )
+
+
 class HeadHoldingConsumer(aiokafka_transport.Consumer):
     """Faust's consumer, reading a partition nobody committed from its beginning and
     committing only a run of processed offsets that starts where reading started (see
@@ -122,6 +156,14 @@ class HeadHoldingConsumer(aiokafka_transport.Consumer):
             await self._thread.seek_to_beginning(*unread)
             beginnings = await self._thread.earliest_offsets(*unread)
             self._start.update({TP(tp.topic, tp.partition): o for tp, o in beginnings.items()})
+        return committed
+
+    async def _commit(self, offsets: Mapping[TP, int]) -> bool:
+        lost = cast(SyncApp, self.app).send_failures.first
+        if lost is not None:
+            await self.crash(SendFailed(f"not committing: Kafka refused {lost}"))
+            return False
+        committed: bool = await super()._commit(offsets)
         return committed
 
     def _new_offset(self, tp: TP) -> int | None:
@@ -155,7 +197,13 @@ class SyncTransport(aiokafka_transport.Transport):
 
 class SyncApp(faust.App):
     """faust.App whose producer buffers table writes in a `DrainingBuffer` and whose
-    consumer never commits past a message it has not processed."""
+    consumer never commits past a message it has not processed, nor after a record it
+    made was lost."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.send_failures = SendFailures()
+        self.sensors.add(self.send_failures)
 
     def _new_transport(self) -> Any:
         return SyncTransport(self.conf.broker_consumer, self)

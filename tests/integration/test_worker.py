@@ -17,11 +17,14 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from clientify_odoo.stack.broker import LocalBroker, free_port_pair
 from clientify_odoo.status.kafka_state import inspect_kafka
-from connectors.kafka.admin import partitions_of
+from connectors.kafka.admin import committed_offsets, partitions_of
+from connectors.kafka.clients import admin as admin_client
 from connectors.kafka.publisher import Outgoing, Publisher
 from connectors.kafka.reader import read_to_end
 from processors.app import WorkerConfig, create_app
@@ -239,11 +242,36 @@ async def test_a_redelivered_message_emits_the_same_commands_again_never_new_one
             assert len(await commands.quiet_for(5)) == 4
 
 
+async def test_a_record_kafka_refuses_stops_the_worker_before_it_commits_past_its_input(
+    kafka_bootstrap: str, topics: tuple[TopicSpec, ...], topic_prefix: str, tmp_path: Path
+) -> None:
+    """Faust only warns when a record it sends is refused, and commits past the input
+    that made it: the routed fact would be lost for good. Here sync.routed takes no
+    record of that size: the worker stops without committing, to read the fact again."""
+    routed = topic_prefix + "sync.routed"
+    async with admin_client(kafka_bootstrap) as admin:
+        await admin.alter_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, routed, {"max.message.bytes": "200"})]
+        )
+    worker = Worker(kafka_bootstrap, topic_prefix, tmp_path)
+    with worker.running():
+        async with Publisher(kafka_bootstrap) as publisher:
+            await publisher.publish(acme(topic_prefix))
+        for _ in range(120):
+            if worker.exited():
+                break
+            await asyncio.sleep(0.5)
+        assert worker.exited(), f"the worker went on after losing a record\n{worker.tail()}"
+    assert worker.process is not None and worker.process.returncode != 0
+    assert "Kafka refused a record for " + routed in worker.log.read_text(errors="replace")
+    async with admin_client(kafka_bootstrap) as admin:
+        committed = await committed_offsets(admin, f"{topic_prefix}clientify-odoo-sync")
+    source = TopicPartition(topic_prefix + "odoo.partner", 0)
+    assert committed.get(source, OffsetAndMetadata(0, "")).offset == 0, committed
+
+
 async def rewind(bootstrap: str, group: str, topic: str) -> None:
     """Move `group`'s committed offset on `topic` back to the start (worker stopped)."""
-    from aiokafka import TopicPartition
-    from aiokafka.structs import OffsetAndMetadata
-
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
     )

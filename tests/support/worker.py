@@ -33,6 +33,8 @@ class Worker:
 
     def stop(self) -> None:
         assert self.process is not None
+        if self.exited():
+            return
         self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout=60)
@@ -48,6 +50,9 @@ class Worker:
             yield self
         finally:
             self.stop()
+
+    def exited(self) -> bool:
+        return self.process is not None and self.process.poll() is not None
 
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
