@@ -13,6 +13,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -63,3 +64,22 @@ def tmp_data_dir(tmp_path: Path) -> Path:
 
 # Fails any test (or the run) whose output or logs show a configured secret.
 pytest_plugins = ("tests.support.secret_scan",)
+
+
+FAILURE_LINES = 8  # of each failed test's message, repeated at the very end of the run
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The start of each failure's message once more, last: a failure's own report ends
+    in pages of service logs, and a CI page that shows only the end of the output
+    then shows no reason at all."""
+    failed = terminalreporter.stats.get("failed", []) + terminalreporter.stats.get("error", [])
+    if not failed:
+        return
+    terminalreporter.section("why each test failed (the start of its message)")
+    for report in failed:
+        crash = getattr(report.longrepr, "reprcrash", None)
+        message = crash.message if crash is not None else str(report.longrepr)
+        terminalreporter.write_line(f"{report.nodeid} ({report.when}):")
+        for line in message.splitlines()[:FAILURE_LINES]:
+            terminalreporter.write_line(f"    {line[:240]}")
