@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from pydantic import SecretStr
 from rich.live import Live
 
 from clientify_odoo.cli.kafka import (
@@ -25,6 +26,7 @@ from clientify_odoo.cli.kafka import (
 )
 from clientify_odoo.cli.options import CommandError, Context
 from clientify_odoo.cli.service import stop_on_signals
+from clientify_odoo.odoo_hooks import HOOK_RULES
 from clientify_odoo.stack.plan import (
     DEFAULT_STACK_DIR,
     STACK_ENV,
@@ -36,6 +38,8 @@ from clientify_odoo.stack.supervisor import Supervisor
 from clientify_odoo.stack.view import StackView
 from clientify_odoo.status.flow_counts import FlowCounts, follow
 from clientify_odoo.status.kafka_state import inspect_kafka
+from connectors.odoo import OdooClient, OdooConfig
+from connectors.odoo.automation import install_rules
 
 SANDBOX_READY_WITHIN = 60.0
 
@@ -68,6 +72,8 @@ async def _run(plan: StackPlan, bootstrap: str, context: Context, args: argparse
                 await supervisor.start(spec.name)
                 if spec.name in plan.sandboxes:
                     await _wait_ready(plan.sandboxes[spec.name], spec.name, supervisor)
+                if spec.name == "odoo-sandbox" and plan.odoo_hook_url is not None:
+                    await _install_hooks(plan, context)
         context.console.print(
             f"[green]healthy[/green]: {len(plan.services)} services running; logs in "
             f"{supervisor.log_dir}\nThe report: clientify-odoo report --db {plan.report_db}",
@@ -81,6 +87,18 @@ async def _run(plan: StackPlan, bootstrap: str, context: Context, args: argparse
         stop.set()
         await follower
         context.console.print("All services stopped; nothing in flight is lost (it waits in Kafka)")
+
+
+async def _install_hooks(plan: StackPlan, context: Context) -> None:
+    """The Odoo sandbox's automation rules, posting to the receiver (replaced at every
+    start: the receiver's port may have changed)."""
+    config = OdooConfig(
+        url=plan.env["ODOO_URL"], db=plan.env["ODOO_DB"], login=plan.env["ODOO_USER"],
+        api_key=SecretStr(plan.env["ODOO_API_KEY"]),
+    )  # fmt: skip
+    assert plan.odoo_hook_url is not None
+    async with OdooClient(config) as client:
+        await install_rules(client, plan.odoo_hook_url, HOOK_RULES)
 
 
 def _how_to_change(plan: StackPlan, args: argparse.Namespace, context: Context) -> None:

@@ -49,6 +49,9 @@ class StackPlan:
     env: dict[str, str]  # settings every service gets
     report_db: Path  # what `clientify-odoo report --db` reads
     sandboxes: dict[str, str]  # sandbox service name -> URL that answers once it is up
+    # Where the Odoo sandbox's automation rules post (installed once it answers), so
+    # its changes arrive in about a second; None with a real Odoo (`odoo-hooks`).
+    odoo_hook_url: str | None = None
 
     @property
     def stop_order(self) -> list[str]:
@@ -82,6 +85,7 @@ def plan_stack(settings: Settings, bootstrap: str, options: StackOptions) -> Sta
         "ODOO_API_KEY": secrets.token_hex(20),
         "CLIENTIFY_API_KEY": secrets.token_hex(20),
         "WEBHOOK_SECRET": secrets.token_urlsafe(24),
+        "ODOO_HOOK_SECRET": secrets.token_urlsafe(24),
     }
     credentials = {name: before.get(name) or value for name, value in made.items()}
     env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "TOPIC_PREFIX": settings.topic_prefix}
@@ -95,13 +99,19 @@ def plan_stack(settings: Settings, bootstrap: str, options: StackOptions) -> Sta
     services.append(
         ServiceSpec("webhook-receiver", ["webhooks", "serve", "--port", str(options.webhook_port)])
     )
+    odoo_hook_url = None
     if settings.odoo_url is None:
         url = f"http://127.0.0.1:{options.odoo_port}"
         env |= {"ODOO_URL": url, "ODOO_USER": "admin", "ODOO_DB": "odoo",
                 "ODOO_API_KEY": credentials["ODOO_API_KEY"]}  # fmt: skip
+        # The sandbox pushes its changes as a real Odoo 17 with the Automation Rules
+        # app does; the poll stays as the safety net.
+        odoo_secret = env["ODOO_HOOK_SECRET"] = credentials["ODOO_HOOK_SECRET"]
+        odoo_hook_url = f"http://127.0.0.1:{options.webhook_port}/hooks/odoo/{odoo_secret}"
         argv = [
             "sandbox", "odoo", "--port", str(options.odoo_port), "--data-dir", str(data / "odoo"),
             "--seed", str(options.seed), "--db", "odoo", "--login", "admin",
+            "--modules", "account,base_automation",
         ]  # fmt: skip
         # Secrets go in the environment: a command line is readable by anyone (`ps`).
         key = {SANDBOX_API_KEY: credentials["ODOO_API_KEY"]}
@@ -136,4 +146,4 @@ def plan_stack(settings: Settings, bootstrap: str, options: StackOptions) -> Sta
     ]
     header = "written by `clientify-odoo up`: the sandboxes' settings"
     write_env_file(data / STACK_ENV, env, replace=True, header=header)
-    return StackPlan(tuple(services), env, report_db, sandboxes)
+    return StackPlan(tuple(services), env, report_db, sandboxes, odoo_hook_url)

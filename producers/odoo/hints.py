@@ -96,6 +96,7 @@ class HintFollower:
         self._waiting: list[_Waiting] = []
         self.last_hint_at: float | None = None  # on `clock`
         self.hints = 0
+        self.retries = 0  # reads again of a hinted record that showed nothing new yet
         self.gave_up = 0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -143,6 +144,7 @@ class HintFollower:
         attempts = {w.pair: w.attempt for w in due} | dict.fromkeys(fresh, 0)
         if not attempts:
             return
+        self.retries += len(due)
         unchanged = await self._read(set(attempts))
         for pair in unchanged:
             attempt = attempts.get(pair, 0)

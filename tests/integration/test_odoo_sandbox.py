@@ -497,6 +497,28 @@ async def test_persisted_on_disk(tmp_path: Path) -> None:
             pass
 
 
+async def test_the_automation_app_installs_into_a_database_made_without_it(
+    tmp_path: Path,
+) -> None:
+    """`up` now starts its Odoo sandbox with base_automation: a data dir an earlier
+    release made without it opens, with the app installed; dropping a module does not."""
+    modules = frozenset({"account"})
+    async with running_sandbox(17, modules, data_dir=tmp_path) as sandbox:
+        pid = await sandbox.execute("res.partner", "create", {"name": "Antes"})
+    async with running_sandbox(17, modules | {"base_automation"}, data_dir=tmp_path) as sandbox:
+        installed = await sandbox.execute(
+            "ir.module.module", "search_read", [["state", "=", "installed"]], fields=["name"]
+        )
+        assert {row["name"] for row in installed} == {"base", "account", "base_automation"}
+        assert await sandbox.execute("res.partner", "read", [pid], fields=["name"]) == [
+            {"id": pid, "name": "Antes"}
+        ]
+        assert await sandbox.execute("base.automation", "search_count", []) == 0
+    with pytest.raises(DataDirError, match="profile"):
+        async with running_sandbox(17, frozenset({"base_automation"}), data_dir=tmp_path):
+            pass
+
+
 async def test_seed_is_realistic() -> None:
     async with running_sandbox(17) as sandbox:
         report = seed(sandbox.database, partners=40, products=10, orders=15)

@@ -178,14 +178,15 @@ def peers(sandboxes: tuple[int, ...]) -> list[str]:
 
 
 @asynccontextmanager
-async def odoo_peer(name: str) -> AsyncIterator[OdooPeer]:
+async def odoo_peer(name: str, modules: frozenset[str] = ALL_MODULES) -> AsyncIterator[OdooPeer]:
+    """`modules`: of a sandbox (a real server has what its database has)."""
     kind, _, number = name.partition("-")
     version = int(number)
     if kind == "real":
         server = await asyncio.to_thread(real_odoo, version)
         yield OdooPeer(name, version, server.url, server.db, server.login, server.api_key)
         return
-    async with running_sandbox(version) as sandbox:
+    async with running_sandbox(version, modules) as sandbox:
         yield OdooPeer(name, version, sandbox.url, DB, LOGIN, API_KEY, sandbox)
 
 

@@ -19,13 +19,14 @@ from typing import Any
 
 import pytest
 
+from clientify_odoo.odoo_hooks import HOOK_RULES
 from clientify_odoo.stack.broker import LocalBroker, free_port_pair
 from clientify_odoo.stack.plan import STACK_ENV, read_env_file, reporting_db
 from connectors.clientify import ClientifyClient
 from connectors.odoo.client import OdooClient, OdooConfig
-from schemas.envelope import DeadLetter
+from schemas.envelope import DeadLetter, Hint
 from schemas.keys import normalise_tax_id
-from schemas.topics import DEAD_LETTERS, RESULTS, Topics
+from schemas.topics import DEAD_LETTERS, ODOO_HINTS, RESULTS, Topics
 from tests.support.project import REPO
 from tests.support.stack_fixtures import eventually, topic_messages
 
@@ -174,6 +175,21 @@ async def test_up_runs_everything_on_the_sandboxes_both_ways_and_stops_on_ctrl_c
 
         await eventually(changes_arrived, None, "both changes on the other side", within=90)
 
+        # The Odoo sandbox pushed that change, as a real Odoo with the product's
+        # automation rules does: its post is a hint on Kafka.
+        async with sandboxes.odoo() as odoo:
+            assert await odoo.search_count("base.automation", []) == len(HOOK_RULES)
+        changed_id = odoo_seeded[company_ref]["id"]
+
+        async def pushed() -> bool:
+            hints = await topic_messages(kafka_bootstrap, Topics(topic_prefix)[ODOO_HINTS])
+            return any(
+                isinstance(h, Hint) and (h.model, h.record_id) == ("res.partner", changed_id)
+                for h in hints
+            )
+
+        await eventually(pushed, None, "the Odoo sandbox's hint on Kafka", within=30)
+
         # The reporter counts into the database in the stack dir, the one `up` names.
         report_db = reporting_db(stack_dir, topic_prefix)
         assert f"report --db {report_db}" in "".join(started)
@@ -186,7 +202,7 @@ async def test_up_runs_everything_on_the_sandboxes_both_ways_and_stops_on_ctrl_c
         # No secret on a command line, where every user of the machine can read it.
         services = children_of(process.pid)
         secrets = [stack_env[name] for name in ("ODOO_API_KEY", "CLIENTIFY_API_KEY",
-                                                "WEBHOOK_SECRET")]  # fmt: skip
+                                                "WEBHOOK_SECRET", "ODOO_HOOK_SECRET")]  # fmt: skip
         for pid in services.values():
             shown = command_line(pid)
             assert not [secret for secret in secrets if secret in shown], shown

@@ -155,6 +155,7 @@ def register(kinds: Any) -> None:
     parser.add_argument(
         "--modules",
         default="account",
-        help="optional modules installed, comma-separated: account, sale_stock (default: account)",
+        help="optional modules installed, comma-separated: account, sale_stock, "
+        "base_automation (automation rules that post webhooks, 17+) (default: account)",
     )
     parser.set_defaults(handler=_sandbox)

@@ -114,6 +114,7 @@ def create_app(database: Database, faults: Faults | None = None) -> web.Applicat
 
 
 async def _close(app: web.Application) -> None:
+    await app[DATABASE].poster.close()
     app[DATABASE].close()
 
 
@@ -145,17 +146,24 @@ async def _set_faults(request: web.Request) -> web.Response:
         rate = float(body.get("error_rate", faults.error_rate))
         status = int(body.get("error_status", faults.error_status))
         collisions = int(body.get("serialization_failures", database.serialization_failures))
+        delay = float(body.get("commit_delay_ms", database.commit_delay * 1000))
+        drops = float(body.get("webhook_drop_rate", database.poster.drop_rate))
     except (TypeError, ValueError, AttributeError):
         return web.json_response({"error": "numbers expected"}, status=400)
-    if latency < 0 or not 0 <= rate <= 1 or not 500 <= status <= 599 or collisions < 0:
+    if (
+        latency < 0 or not 0 <= rate <= 1 or not 500 <= status <= 599 or collisions < 0
+        or delay < 0 or not 0 <= drops <= 1
+    ):  # fmt: skip
         return web.json_response(
             {"error": "latency_ms >= 0, 0 <= error_rate <= 1, error_status 5xx, "
-             "serialization_failures >= 0"},
+             "serialization_failures >= 0, commit_delay_ms >= 0, 0 <= webhook_drop_rate <= 1"},
             status=400,
         )  # fmt: skip
     faults.latency_ms, faults.error_rate, faults.error_status = latency, rate, status
     database.serialization_failures = collisions
+    database.commit_delay, database.poster.drop_rate = delay / 1000, drops
     return web.json_response(
         {"latency_ms": latency, "error_rate": rate, "error_status": status,
-         "serialization_failures": collisions}
+         "serialization_failures": collisions, "commit_delay_ms": delay,
+         "webhook_drop_rate": drops}
     )  # fmt: skip

@@ -7,28 +7,67 @@ its own transaction with one transaction time, as Odoo does (odoo-api.md 1.1).
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from connectors.odoo.sandbox import refdata
+from connectors.odoo.sandbox.automation import Changes, Post, Poster, due_posts
 from connectors.odoo.sandbox.errors import (
     AccessDenied,
     AccessError,
     DatabaseNotFound,
     SerializationFailure,
 )
-from connectors.odoo.sandbox.models.base import context_lang
+from connectors.odoo.sandbox.models.base import base_field_rows, context_lang
 from connectors.odoo.sandbox.orm import Env, rpc_kind
-from connectors.odoo.sandbox.profiles import Profile
+from connectors.odoo.sandbox.profiles import KNOWN_MODULES, Profile
 from connectors.odoo.sandbox.registry import Registry
 from connectors.odoo.sandbox.store import Store
 
 ADMIN_UID = 2
 API_KEY_BYTES = 20  # Odoo's API_KEY_SIZE: 40 hex characters
+
+
+# Methods that never write: they run at once, also while a write's commit is held.
+READ_ONLY = frozenset({
+    "search", "search_read", "read", "search_count", "fields_get", "name_search",
+    "context_get", "check_access_rights", "read_group",
+})  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: Any
+    posts: list[Post] = field(default_factory=list)
+    # Rows of a call rolled back to be committed after its posts: (before, after).
+    held: Changes | None = None
+
+
+class _Held(Exception):
+    """Ends a transaction whose commit waits for its posts (rolled back meanwhile)."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__()
+        self.outcome = outcome
+
+
+# Modules a database made without them can take later (they add models, and change no
+# record the database already holds).
+APPS = frozenset({"base_automation"})
+
+
+def _installs_apps_only(stored: str, profile: Profile) -> bool:
+    """Whether a data dir made with profile `stored` ("17:account") becomes `profile` by
+    installing apps only."""
+    version, _, modules = stored.partition(":")
+    had = frozenset(filter(None, modules.split(",")))
+    added = profile.modules - had
+    return version == str(profile.version) and had <= profile.modules and added <= APPS
 
 
 class BadArguments(TypeError):
@@ -73,9 +112,17 @@ class Database:
         # The next this-many calls collide with a concurrent transaction: they run,
         # then roll back and fail as Odoo does once its own retries are exhausted.
         self.serialization_failures = 0
+        # Seconds a held commit (17, 18) waits after its posts: a slow commit, for tests
+        # of what a receiver sees when it reads back at once.
+        self.commit_delay = 0.0
+        self.poster = Poster()
+        self._writing = asyncio.Lock()
         self.store = Store(path)
         stored = self.store.meta("profile")
         wanted = f"{profile.version}:{','.join(sorted(profile.modules))}"
+        if stored is not None and _installs_apps_only(stored, profile):
+            stored = wanted  # an app added later, as Odoo installs one into a database
+            self.store.set_meta("profile", wanted)
         if stored is not None and stored != wanted:
             raise DataDirError(
                 f"the data dir {path} holds an Odoo database made with profile {stored} "
@@ -89,9 +136,8 @@ class Database:
         if stored is None:
             self._initialize()
             self.store.set_meta("profile", wanted)
-        elif not self.store.table("res.lang"):  # made before the sandbox knew languages
-            with self.store.transaction():
-                self._add_languages(self.env())
+        else:
+            self._add_what_older_sandboxes_lacked()
         self.registry.sync_custom_fields(self.store)
 
     def close(self) -> None:
@@ -141,6 +187,24 @@ class Database:
         *,
         ids_given: bool = False,
     ) -> Any:
+        """Run one call in its own transaction; its result. (Posts of automation rules
+        go out only for calls made through `call`.)"""
+        return self.run(uid, model, method, args, kwargs, ids_given=ids_given).result
+
+    def run(
+        self,
+        uid: int,
+        model: str,
+        method: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        *,
+        ids_given: bool = False,
+        hold: bool = False,
+    ) -> Outcome:
+        """One call in its own transaction: its result and the posts the rules owe. With
+        `hold`, a call that owes posts is rolled back and its rows handed back, to be
+        committed once the posts are out."""
         if method.startswith("_"):
             raise AccessError(self.profile.private_method_refusal(model, method))
         target = self.registry.model(model)
@@ -170,12 +234,73 @@ class Database:
                 if self.serialization_failures > 0:
                     self.serialization_failures -= 1
                     raise SerializationFailure()
-                return result
+                posts = due_posts(env, self.store.changes()) if self.profile.webhook_rules else []
+                if posts and hold:
+                    # Odoo 17 and 18 post inside the transaction: until the commit,
+                    # other connections still see the rows as they were.
+                    raise _Held(Outcome(result, posts, self.store.changes()))
+                return Outcome(result, posts)
+        except _Held as held:
+            return held.outcome
         finally:
             if model == "ir.model.fields":
                 self.registry.sync_custom_fields(self.store)
 
+    async def call(
+        self,
+        uid: int,
+        model: str,
+        method: str,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        *,
+        ids_given: bool = False,
+    ) -> Any:
+        """`execute` for a client over the wire, with the automation rules' posts: sent
+        before the commit on 17 and 18 (the call's changes stay invisible to other
+        calls until `commit_delay` seconds after the posts), after it on 19. Calls that
+        write wait for one whose commit is held."""
+        if method in READ_ONLY:
+            return self.execute(uid, model, method, args, kwargs, ids_given=ids_given)
+        async with self._writing:
+            outcome = self.run(
+                uid, model, method, args, kwargs,
+                ids_given=ids_given, hold=self.profile.posts_before_commit,
+            )  # fmt: skip
+            await self.poster.send(outcome.posts)
+            if outcome.held is not None:
+                await asyncio.sleep(self.commit_delay)
+                with self.store.transaction():
+                    self.store.restore({key: now for key, (_, now) in outcome.held.items()})
+            return outcome.result
+
     # -- a new database
+
+    def _add_what_older_sandboxes_lacked(self) -> None:
+        env = self.env()
+        with self.store.transaction():
+            if not self.store.table("res.lang"):
+                self._add_languages(env)
+            known = {row["model"] for row in self.store.table("ir.model").values()}
+            for name in self.registry.names():
+                if name not in known:
+                    env["ir.model"].create_one(env, {"model": name, "name": env[name].description})
+            fields = self.store.table("ir.model.fields").values()
+            if not any(row.get("state") == "base" for row in fields):
+                base_field_rows(env)
+            if not self.store.table("ir.module.module"):
+                self._add_modules(env)
+            for row in list(self.store.table("ir.module.module").values()):
+                if row["name"] in self.profile.modules and row["state"] != "installed":
+                    self.store.update("ir.module.module", row["id"], {"state": "installed"})
+
+    def _add_modules(self, env: Env) -> None:
+        for name in ("base", *sorted(KNOWN_MODULES)):
+            installed = name == "base" or name in self.profile.modules
+            self.store.insert(
+                "ir.module.module",
+                {"name": name, "state": "installed" if installed else "uninstalled"},
+            )
 
     def _add_languages(self, env: Env) -> None:
         for code, name, active in refdata.LANGUAGES:
@@ -225,3 +350,5 @@ class Database:
             for name in self.registry.names():
                 model = self.registry.model(name)
                 env["ir.model"].create_one(env, {"model": name, "name": model.description})
+            base_field_rows(env)
+            self._add_modules(env)

@@ -417,7 +417,7 @@ class Model:
 
     def touch(self, env: Env, rid: int) -> None:
         """Bump `write_date` as a write of a stored computed field would."""
-        env.store.update(self.name, rid, {"write_date": env.now, "write_uid": env.uid})
+        env.store.recompute(self.name, rid, {"write_date": env.now, "write_uid": env.uid})
 
     def _required_message(self, name: str) -> str:
         declared = self.fields[name]

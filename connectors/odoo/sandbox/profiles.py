@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 SUPPORTED_VERSIONS = (14, 16, 17, 18, 19)
 # Optional Odoo modules whose fields the product cares about (odoo-api.md pitfall 6).
-KNOWN_MODULES = frozenset({"sale_stock", "account"})
+KNOWN_MODULES = frozenset({"sale_stock", "account", "base_automation"})
 DEFAULT_MODULES = frozenset({"account"})
 
 
@@ -105,6 +105,24 @@ class Profile:
     @property
     def account(self) -> bool:
         return "account" in self.modules
+
+    # -- automation rules (odoo-api.md section 10)
+
+    @property
+    def webhook_rules(self) -> bool:
+        """Automation rules that post webhooks: base_automation installed, on 17+ (the
+        "Send Webhook Notification" action came with 17)."""
+        return self.version >= 17 and "base_automation" in self.modules
+
+    @property
+    def posts_before_commit(self) -> bool:
+        """17 and 18 post inside the transaction, before its commit; 19 after it."""
+        return self.version <= 18
+
+    @property
+    def renames_inline_webhook_action(self) -> bool:
+        """17 and 18 name an action created inline "Send Webhook Notification"."""
+        return self.version <= 18
 
     # -- res.partner
 

@@ -44,7 +44,7 @@ def _arguments(args: list[Any], count: int, signature: str) -> list[Any]:
     return args
 
 
-def call_service(database: Database, service: str, method: str, args: list[Any]) -> Any:
+async def call_service(database: Database, service: str, method: str, args: list[Any]) -> Any:
     """The `common`, `object` and `db` services, as `/xmlrpc/2/<service>` and `/jsonrpc`."""
     if service == "common":
         if method == "version":
@@ -63,14 +63,14 @@ def call_service(database: Database, service: str, method: str, args: list[Any])
                 raise TypeError("execute_kw: args must be a list and kw a dict")
             database.check_db(db)
             database.check_key(key, uid)
-            return database.execute(uid, model, name, positional, keywords or {})
+            return await database.call(uid, model, name, positional, keywords or {})
         if method == "execute":
             db, uid, key, model, name, *positional = _arguments(
                 args, 5, "execute(db, uid, password, model, method, *args)"
             )
             database.check_db(db)
             database.check_key(key, uid)
-            return database.execute(uid, model, name, positional, {})
+            return await database.call(uid, model, name, positional, {})
     elif service == "db":
         if method == "list":
             return [database.credentials.db]
@@ -109,7 +109,7 @@ def xmlrpc_handler(database: Database, service: str, warned: set[str]) -> Any:
         body = await request.read()
         try:
             params, method = xmlrpc.client.loads(body, use_builtin_types=True)
-            result = call_service(database, service, str(method), list(params))
+            result = await call_service(database, service, str(method), list(params))
             # allow_none=False, as Odoo's marshaller: a None result becomes Fault 1.
             payload = xmlrpc.client.dumps((result,), methodresponse=True, allow_none=False)
         except Exception as exc:  # noqa: BLE001 - every error becomes a fault, as in Odoo
@@ -157,7 +157,7 @@ def jsonrpc_handler(database: Database, warned: set[str]) -> Any:
             args = params.get("args") or []
             if not isinstance(args, list):
                 raise BadArguments("params.args must be a list")
-            result = call_service(
+            result = await call_service(
                 database, str(params.get("service")), str(params.get("method")), args
             )
             reply: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "result": result}
@@ -240,7 +240,7 @@ def json2_handler(database: Database) -> Any:
             )  # fmt: skip
         ids = body.pop("ids", None)
         try:
-            result = database.execute(
+            result = await database.call(
                 2, model, method, [] if ids is None else [ids], body, ids_given=ids is not None
             )
         except UnknownMethod as exc:

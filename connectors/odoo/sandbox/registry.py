@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 from connectors.odoo.sandbox.errors import UserError
+from connectors.odoo.sandbox.models.automation import (
+    BaseAutomation,
+    IrActionsServer,
+    IrModuleModule,
+)
 from connectors.odoo.sandbox.models.base import (
     Country,
     CountryState,
@@ -27,7 +32,9 @@ from connectors.odoo.sandbox.store import Store
 MODEL_CLASSES: tuple[type[Model], ...] = (
     Currency, Country, CountryState, Lang, LanguageInstall, Users, PartnerTitle, Uom, Tax,
     IrModel, IrModelFields, Partner, ProductTemplate, ProductProduct, SaleOrder, SaleOrderLine,
+    IrModuleModule, IrActionsServer, BaseAutomation,
 )  # fmt: skip
+AUTOMATION = (IrActionsServer, BaseAutomation)  # with base_automation, on 17+
 
 
 class Registry:
@@ -38,6 +45,8 @@ class Registry:
         for cls in MODEL_CLASSES:
             if cls is PartnerTitle and not profile.partner_has_mobile_and_title:
                 continue  # res.partner.title went away with the `title` field in 19
+            if cls in AUTOMATION and not profile.webhook_rules:
+                continue
             self._models[cls.name] = cls(self, cls.declare(profile))
 
     def model(self, name: str) -> Model:
@@ -60,6 +69,8 @@ class Registry:
                 self._models[model].fields.pop(name, None)
         self._custom = {}
         for row in store.table("ir.model.fields").values():
+            if row.get("state") != "manual":
+                continue
             model = str(row["model"])
             if model in self._models:
                 self._models[model].fields[str(row["name"])] = custom_field(row)

@@ -54,6 +54,7 @@ class Store:
         self._tables: dict[str, dict[int, Row]] = {}
         self._sequences: dict[str, int] = {}
         self._undo: dict[tuple[str, int], Row | None] | None = None
+        self._recomputed: set[tuple[str, int]] = set()
         # Like PostgreSQL sequences, ids are never handed out twice, even when the
         # transaction that took them rolls back.
         self._sequences_used: set[str] = set()
@@ -119,6 +120,17 @@ class Store:
         row.update(changes)
         self._reindex(model, rid, before, row)
 
+    def recompute(self, model: str, rid: int, changes: Row) -> None:
+        """`update` for a stored field Odoo recomputes (a `write_date` bumped by a change
+        elsewhere): an automation rule watching it fires, as in Odoo, where a recompute
+        is a write of that field."""
+        self.update(model, rid, changes)
+        self._recomputed.add((model, rid))
+
+    def recomputed(self, model: str, rid: int) -> bool:
+        """Inside a transaction: whether it recomputed a field of that row."""
+        return (model, rid) in self._recomputed
+
     def delete(self, model: str, rid: int) -> None:
         self._remember(model, rid)
         self._reindex(model, rid, self.table(model).pop(rid, None), None)
@@ -136,11 +148,33 @@ class Store:
             if after:
                 bisect.insort(index.setdefault(after, []), rid)
 
+    def changes(self) -> dict[tuple[str, int], tuple[Row | None, Row | None]]:
+        """Inside a transaction: each row it touched, as (before, now); None where the
+        row did not (or does no longer) exist."""
+        self._require_transaction()
+        assert self._undo is not None
+        return {
+            key: (before, None if (now := self.get(*key)) is None else dict(now))
+            for key, before in self._undo.items()
+        }
+
+    def restore(self, rows: dict[tuple[str, int], Row | None]) -> None:
+        """Inside a transaction: put `rows` back as they are given (None: absent), as a
+        transaction rolled back to be committed later leaves them (their ids were taken
+        from the sequences then, and stay taken)."""
+        for (model, rid), row in rows.items():
+            self._remember(model, rid)
+            old = self.table(model).pop(rid, None)
+            if row is not None:
+                self.table(model)[rid] = dict(row)
+            self._reindex(model, rid, old, row)
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         if self._undo is not None:
             raise RuntimeError("transactions do not nest")
         self._undo = {}
+        self._recomputed = set()
         self._sequences_used = set()
         try:
             yield

@@ -219,10 +219,13 @@ CUSTOM_FIELD_TYPES = (
     "char", "text", "integer", "float", "monetary", "boolean", "date", "datetime",
     "selection", "many2one",
 )  # fmt: skip
+FIELD_TYPES = (*CUSTOM_FIELD_TYPES, "html", "one2many", "many2many")
 
 
 class IrModelFields(Model):
-    """Custom `x_` fields created over RPC become real fields of their model."""
+    """A row per field of every model, as in Odoo: the declared ones (`state` "base",
+    made with the database) and custom `x_` fields created over RPC, which become real
+    fields of their model."""
 
     name = "ir.model.fields"
     description = "Fields"
@@ -236,11 +239,12 @@ class IrModelFields(Model):
             Field("field_description", "char", "Field Label", required=True),
             Field(
                 "ttype", "selection", "Field Type", required=True,
-                selection=tuple((kind, kind) for kind in CUSTOM_FIELD_TYPES),
+                selection=tuple((kind, kind) for kind in FIELD_TYPES),
             ),
             Field("relation", "char", "Related Model"),
             Field("selection", "char", "Selection Options"),
             Field("required", "boolean", "Required"),
+            Field("store", "boolean", "Stored"),
             Field(
                 "state", "selection", "Type",
                 selection=(("manual", "Custom Field"), ("base", "Base Field")),
@@ -248,7 +252,7 @@ class IrModelFields(Model):
         ]  # fmt: skip
 
     def defaults(self, env: Env) -> Vals:
-        return {"state": "manual"}
+        return {"state": "manual", "store": True}
 
     def prepare(self, env: Env, vals: Vals, rid: int | None) -> Vals:
         if rid is not None:
@@ -256,6 +260,8 @@ class IrModelFields(Model):
                 raise ValidationError("Changing the name, model or type of a field is not allowed.")
             return vals
         name = vals.get("name")
+        if vals.get("ttype") not in CUSTOM_FIELD_TYPES:
+            raise ValidationError(f"A custom field cannot be of type {vals.get('ttype')!r}")
         if not isinstance(name, str) or not name.startswith("x_"):
             raise ValidationError("Custom fields must have a name that starts with 'x_' !")
         model_row = env.store.get("ir.model", vals.get("model_id") or 0)
@@ -284,6 +290,24 @@ def selection_options(text: Any) -> tuple[tuple[str, str], ...]:
         raise ValidationError(
             f"The Selection Options expression is not a valid list of pairs: {text!r}"
         ) from None
+
+
+def base_field_rows(env: Env) -> None:
+    """The rows of the declared fields (a new database, or one made before the sandbox
+    listed them): stored unless computed on the fly or kept on a delegated parent."""
+    models = {row["model"]: rid for rid, row in env.store.table("ir.model").items()}
+    for name in env.registry.names():
+        for declared in env[name].fields.values():
+            env.store.insert(
+                "ir.model.fields",
+                {
+                    "name": declared.name, "model": name, "model_id": models[name],
+                    "field_description": declared.string, "ttype": declared.type,
+                    "relation": declared.relation, "state": "base",
+                    "required": declared.required,
+                    "store": declared.store and declared.delegate is None,
+                },
+            )  # fmt: skip
 
 
 def custom_field(row: Record) -> Field:
