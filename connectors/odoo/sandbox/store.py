@@ -4,7 +4,9 @@ The server is one asyncio loop and model code never awaits, so a call runs alone
 mutates the in-memory tables directly and keeps an undo log; `commit` writes every
 touched row to SQLite in one SQLite transaction, `rollback` restores the originals. A
 failed call therefore leaves no trace, as in Odoo where each call is its own
-transaction (odoo-api.md 1.1).
+transaction (odoo-api.md 1.1). A call whose commit must wait (Odoo 17 and 18 post
+webhooks before committing) is rolled back and its rows `restore`d in a later
+transaction, so that other calls meanwhile see the rows as they were.
 """
 
 from __future__ import annotations
