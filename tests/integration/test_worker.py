@@ -25,11 +25,13 @@ from clientify_odoo.stack.broker import LocalBroker, free_port_pair
 from clientify_odoo.status.kafka_state import inspect_kafka
 from connectors.kafka.admin import committed_offsets, partitions_of
 from connectors.kafka.clients import admin as admin_client
+from connectors.kafka.clients import consumer as kafka_consumer
+from connectors.kafka.clients import producer as kafka_producer
 from connectors.kafka.publisher import Outgoing, Publisher
 from connectors.kafka.reader import read_to_end
 from processors.app import WorkerConfig, create_app
 from processors.replay_tables import Tables, changelog
-from schemas import AnyEnvelope, Command, Fact, Result, ResultStatus, Skip, System
+from schemas import AnyEnvelope, Command, Fact, Result, ResultStatus, Skip, System, encode
 from schemas.mapping import load_mapping
 from schemas.topics import TopicSpec
 from tests.support.kafka import Reader
@@ -268,6 +270,47 @@ async def test_a_record_kafka_refuses_stops_the_worker_before_it_commits_past_it
         committed = await committed_offsets(admin, f"{topic_prefix}clientify-odoo-sync")
     source = TopicPartition(topic_prefix + "odoo.partner", 0)
     assert committed.get(source, OffsetAndMetadata(0, "")).offset == 0, committed
+
+
+async def test_a_partition_that_begins_with_an_aborted_transaction_is_committed(
+    kafka_bootstrap: str, topics: tuple[TopicSpec, ...], topic_prefix: str, tmp_path: Path
+) -> None:
+    """The first records of odoo.partner are an aborted transaction (a poller whose
+    broker went away mid-publish): the worker is never given them, nor the marker, so
+    its first record comes after offsets it never sees. Its commits must still go past
+    them (a commit held there would have every restart read the partition again)."""
+    source = TopicPartition(topic_prefix + "odoo.partner", 0)
+    aborted = kafka_producer(kafka_bootstrap, transactional_id=f"{topic_prefix}aborting")
+    await aborted.start()
+    try:
+        await aborted.begin_transaction()
+        for _ in range(3):
+            await aborted.send_and_wait(source.topic, encode(partner_fact(ACME, 0)), key=b"7")
+        await aborted.abort_transaction()
+    finally:
+        await aborted.stop()
+    async with Publisher(kafka_bootstrap) as publisher:
+        await publisher.publish(acme(topic_prefix))
+    ends = kafka_consumer(kafka_bootstrap)
+    await ends.start()
+    try:
+        end = (await ends.end_offsets([source]))[source]
+    finally:
+        await ends.stop()
+    with Worker(kafka_bootstrap, topic_prefix, tmp_path).running() as worker:
+        async with Reader(kafka_bootstrap, topic_prefix + "sync.commands.clientify") as commands:
+            await commands.until(2)  # the fact after the aborted ones was routed and decided
+        group = f"{topic_prefix}clientify-odoo-sync"
+        committed: dict[TopicPartition, OffsetAndMetadata] = {}
+        for _ in range(60):
+            async with admin_client(kafka_bootstrap) as admin:
+                committed = await committed_offsets(admin, group)
+            if source in committed and committed[source].offset >= end - 1:
+                break
+            await asyncio.sleep(1)
+        assert source in committed and committed[source].offset >= end - 1, (
+            f"committed {committed.get(source)} of {end}\n{worker.tail()}"
+        )
 
 
 async def rewind(bootstrap: str, group: str, topic: str) -> None:
