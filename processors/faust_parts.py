@@ -28,7 +28,13 @@ Faust's offset commits needed three fixes, found by killing two copies at random
   offsets already acked twice, and a run stops at a repeated offset, so commits
   advanced one transaction per commit interval (hundreds of messages behind after a
   burst, all read again after any restart). The offsets are now counted once.
-`HeadHoldingConsumer` does all three.
+`HeadHoldingConsumer` does all three, and one more: a partition whose commit has waited
+`STALLED_AFTER` seconds on an offset never processed while later ones were is read
+again from that offset. The two-copies chaos runs in CI ended so: blocks of 4 to 19
+facts of a partition never delivered to the agent while later ones were, the commit
+rightly held before them, and with no rebalance after the kills stopped, nothing read
+them again. Why they were skipped is still to find (an injected skip did not reproduce
+it); reading again heals it whatever the cause.
 
 A record the producer fails to send (the broker refused it, or the delivery timed out
 through a long outage) is only a warning to Faust, which had acked the input that made
@@ -69,6 +75,7 @@ from schemas.envelope import AnyEnvelope, EnvelopeError, decode, encode
 log = logging.getLogger(__name__)
 
 WAIT_LOGGED_AFTER = 5.0  # seconds a flush waits before saying so
+STALLED_AFTER = 15.0  # seconds a commit waits on an unprocessed offset before reading again
 KEY_PARTITIONED = "rocksdb-by-key"  # the store URL scheme of `KeyPartitionedStore`
 
 
@@ -140,10 +147,12 @@ class HeadHoldingConsumer(aiokafka_transport.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._start: dict[TP, int] = {}  # where reading began, for partitions never committed
+        self._held_since: dict[TP, float] = {}  # commits waiting on an unprocessed offset
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         for tp in revoked:
             self._start.pop(tp, None)
+            self._held_since.pop(tp, None)
         await super().on_partitions_revoked(revoked)
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
@@ -158,6 +167,30 @@ class HeadHoldingConsumer(aiokafka_transport.Consumer):
             self._start.update({TP(tp.topic, tp.partition): o for tp, o in beginnings.items()})
         return committed
 
+    async def _commit_tps(self, tps: Iterable[TP], start_new_transaction: bool) -> bool:
+        tps = list(tps)
+        now = asyncio.get_running_loop().time()
+        for tp in tps:
+            start, end = self._run(tp)
+            if start is None or end != start or not self._acked[tp]:
+                self._held_since.pop(tp, None)  # nothing held, or the run goes on
+            elif now - self._held_since.setdefault(tp, now) > STALLED_AFTER:
+                await self._read_again(tp, start)
+        committed: bool = await super()._commit_tps(tps, start_new_transaction)
+        return committed
+
+    async def _read_again(self, tp: TP, start: int) -> None:
+        log.warning(
+            "%s: offset %d was not processed in %.0f s while %d later ones were; reading "
+            "the partition again from there", tp, start, STALLED_AFTER, len(self._acked[tp]),
+        )  # fmt: skip
+        self._held_since.pop(tp, None)
+        await self.seek(tp, start)
+        # As read just before `start`: the offsets before the first record the fetcher
+        # gives from there hold none (markers, aborted records), and Faust counts them
+        # done as a gap. -1 for 0 and 1: Faust takes a read offset of 0 as none.
+        self._read_offset[tp] = start - 1 if start >= 2 else -1
+
     async def _commit(self, offsets: Mapping[TP, int]) -> bool:
         lost = cast(SyncApp, self.app).send_failures.first
         if lost is not None:
@@ -166,24 +199,30 @@ class HeadHoldingConsumer(aiokafka_transport.Consumer):
         committed: bool = await super()._commit(offsets)
         return committed
 
-    def _new_offset(self, tp: TP) -> int | None:
-        acked = self._acked[tp]
+    def _run(self, tp: TP) -> tuple[int | None, int | None]:
+        """Where the run of done offsets of `tp` must start, and the offset after it
+        (equal when nothing after the start is done); None when reading has no start."""
         # Faust keeps a committed 0 as None, hence `or`.
         start = self._committed_offset[tp] or self._start.get(tp)
-        if not acked or start is None:
-            return None
-        done = set(acked)
+        if start is None:
+            return None, None
+        done = set(self._acked[tp])
         for gap in self._gap[tp]:
             # A gap runs from after the message read before it to the message that
             # ended it: the offsets before that message hold none (transaction markers,
             # aborted records); the message itself is done once it is acked.
             done.update(range(gap.begin, gap.end - 1))
-        if start not in done:
+        if start not in done and start + 1 in done:
             start += 1  # a committed offset may point at a marker, which is never read
         offset = start
         while offset in done:
             offset += 1
-        if offset == start:
+        return start, offset
+
+    def _new_offset(self, tp: TP) -> int | None:
+        acked = self._acked[tp]
+        start, offset = self._run(tp)
+        if not acked or offset is None or offset == start:
             return None
         acked[:] = [o for o in acked if o >= offset]
         self._acked_index[tp].intersection_update(acked)
