@@ -15,7 +15,7 @@ import ast
 import json
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
@@ -79,7 +79,7 @@ def _watched_change(
 def _matches(env: Env, model: str, rid: int, domain_text: Any) -> bool:
     domain = ast.literal_eval(domain_text) if domain_text else []
     found = env[model].search_count(
-        Env(env.registry, env.store, env.profile, env.uid, env.now, {"active_test": False}),
+        replace(env, context={"active_test": False}),
         [("id", "=", rid), *domain],
     )
     return bool(found)
